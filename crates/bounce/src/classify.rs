@@ -1,0 +1,278 @@
+//! Stage 4: from raw findings to classified recipients.
+//!
+//! The reason comes from, in order of trust:
+//!
+//! 1. a vendor detector's own verdict (its structure said so),
+//! 2. the phrase tables of [`crate::phrases`] interleaved with the specific
+//!    RFC 3463 codes (`5.2.2` is mailbox full whatever the words say, but
+//!    "mailbox full" beats a generic `5.1.1` sent by a sloppy MTA),
+//! 3. the status class/subject alone (`5.7.x` security, `4.4.x` network),
+//! 4. the action (`delayed` is expired), then `on_hold` when there is text
+//!    we could not read and `undefined` when there is none.
+//!
+//! A missing status is inferred from the text, then from the reason.
+
+use crate::finding::Finding;
+use crate::headers::find_addresses;
+use crate::model::{Action, BouncedRecipient};
+use crate::phrases;
+use crate::reason::Reason;
+use crate::status::Status;
+
+/// Classifies one finding.
+pub fn classify(f: Finding) -> BouncedRecipient {
+    let text = clean(&f.diagnostic);
+    let wide = f.fallback_text.as_deref().map(clean).unwrap_or_default();
+    let text_status = Status::find_in(&f.diagnostic);
+    let status = match (f.status, text_status) {
+        (Some(s), Some(t)) if s.is_generic() && t.class() == s.class() => Some(t),
+        (Some(s), _) => Some(s),
+        (None, t) => t,
+    };
+    let reply_code = f.reply_code.or_else(|| reply_code_in(&f.diagnostic));
+    let command = command_in(&text);
+    let command = command.or_else(|| f.context.as_deref().map(clean).and_then(|c| command_in(&c)));
+    let mut reason = f
+        .hint
+        .or_else(|| decide(&text, status, command))
+        .or_else(|| decide(&wide, None, command.or_else(|| command_in(&wide))))
+        .or_else(|| (f.action == Some(Action::Delayed)).then_some(Reason::Expired))
+        .unwrap_or(if text.is_empty() && wide.is_empty() {
+            Reason::Undefined
+        } else {
+            Reason::OnHold
+        });
+    if f.diagnostic_type.as_deref() == Some("x-unix") && f.hint.is_none() {
+        reason = match reason {
+            Reason::MailboxFull | Reason::UserUnknown => reason,
+            _ => Reason::MailerError,
+        };
+    }
+    let permanent = match (status, f.action, reply_code) {
+        (Some(s), _, _) => s.is_permanent(),
+        (None, Some(Action::Delayed), _) => false,
+        (None, _, Some(c)) => c >= 500,
+        _ => true,
+    };
+    let status = status.unwrap_or_else(|| reason.default_status(permanent));
+    let action = f.action.unwrap_or(if status.class() == 4 {
+        Action::Delayed
+    } else {
+        Action::Failed
+    });
+    BouncedRecipient {
+        bounce_type: reason.bounce_type(&status),
+        email: f.email,
+        status,
+        reason,
+        diagnostic: f.diagnostic.trim().chars().take(2000).collect(),
+        remote_mta: f.remote_mta,
+        action,
+        smtp_reply_code: reply_code,
+    }
+}
+
+/// The SMTP stage a failure happened at, when the text says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Command {
+    Connect,
+    Helo,
+    MailFrom,
+    RcptTo,
+    Data,
+}
+
+fn command_in(text: &str) -> Option<Command> {
+    const TABLE: &[(&str, Command)] = &[
+        ("end of data", Command::Data),
+        ("after data", Command::Data),
+        ("in reply to data", Command::Data),
+        ("in reply to end of data", Command::Data),
+        (">>> data", Command::Data),
+        ("(data)", Command::Data),
+        ("smtp command data", Command::Data),
+        ("rcpt to", Command::RcptTo),
+        ("after rcpt", Command::RcptTo),
+        ("rcpt command", Command::RcptTo),
+        ("[rcpt_to]", Command::RcptTo),
+        ("rcpt:", Command::RcptTo),
+        ("smtp:rcpt", Command::RcptTo),
+        ("rcpt_to", Command::RcptTo),
+        ("does not like recipient", Command::RcptTo),
+        ("mail from", Command::MailFrom),
+        ("after mail", Command::MailFrom),
+        ("in reply to helo", Command::Helo),
+        ("in reply to ehlo", Command::Helo),
+        ("after helo", Command::Helo),
+        ("after ehlo", Command::Helo),
+        ("after initial connection", Command::Connect),
+        ("greeting", Command::Connect),
+    ];
+    TABLE.iter().find(|(p, _)| text.contains(p)).map(|(_, c)| *c)
+}
+
+/// Decides the reason from the cleaned diagnostic, the status and the
+/// SMTP command, in the stages described in the module doc.
+fn decide(text: &str, status: Option<Status>, command: Option<Command>) -> Option<Reason> {
+    let code = status.and_then(status_reason);
+    let has = |r: Reason| phrases::matches(r, text);
+    for &r in phrases::FIRST {
+        let hit = match r {
+            // Only trusted with the code, or at RCPT: an "unknown user"
+            // answer to DATA is a content filter speaking.
+            Reason::UserUnknown => {
+                (code == Some(Reason::UserUnknown)
+                    && !phrases::CONTRADICT_USER.iter().any(|&c| has(c)))
+                    || command == Some(Command::RcptTo) && has(Reason::UserUnknown)
+                    || command != Some(Command::Data)
+                        && phrases::USER_UNKNOWN_STRONG.iter().any(|p| text.contains(p))
+            }
+            Reason::Filtered => {
+                let before_data = matches!(
+                    command,
+                    Some(Command::Connect | Command::Helo | Command::MailFrom | Command::RcptTo)
+                );
+                (code == Some(Reason::Filtered) || !before_data)
+                    && (has(Reason::Filtered) || has(Reason::UserUnknown))
+            }
+            Reason::MessageTooLarge => has(r) && code != Some(Reason::ExceedLimit) || code == Some(r),
+            // Temporary DNS trouble is a network error, not a bad domain.
+            Reason::HostUnknown => {
+                (has(r) || code == Some(r) && specific(r))
+                    && status.is_none_or(|s| s.class() != 4)
+                    && !text.contains("try again")
+            }
+            Reason::Rejected => has(r) || code == Some(r) || command == Some(Command::MailFrom),
+            Reason::Blocked => has(r) || matches!(command, Some(Command::Helo | Command::Connect)),
+            Reason::PolicyViolation => phrases::POLICY_FIRST.iter().any(|p| text.contains(p)),
+            _ => has(r) || code == Some(r) && specific(r),
+        };
+        if hit {
+            return Some(adjust(r, command));
+        }
+    }
+    if let Some(c) = code.filter(|c| !weak(*c)) {
+        return Some(c);
+    }
+    // x.4.7 names the outcome itself.
+    if status.is_some_and(|s| s.subject() == 4 && s.detail() == 7) {
+        return Some(Reason::Expired);
+    }
+    if let Some(r) = phrases::SECOND.iter().copied().find(|&r| has(r)) {
+        return Some(r);
+    }
+    code.or(match command {
+        Some(Command::MailFrom) => Some(Reason::Rejected),
+        Some(Command::Helo | Command::Connect) => Some(Reason::Blocked),
+        _ => None,
+    })
+}
+
+/// Reasons the code alone may decide in the first stage.
+fn specific(r: Reason) -> bool {
+    !weak(r) && r != Reason::Filtered
+}
+
+/// Codes too vague to beat a phrase.
+fn weak(r: Reason) -> bool {
+    matches!(
+        r,
+        Reason::Undefined
+            | Reason::OnHold
+            | Reason::SystemError
+            | Reason::SecurityError
+            | Reason::Expired
+            | Reason::NetworkError
+            | Reason::HostUnknown
+            | Reason::UserUnknown
+    )
+}
+
+/// Context adjustments.
+fn adjust(r: Reason, command: Option<Command>) -> Reason {
+    match (r, command) {
+        (Reason::UserUnknown | Reason::HostUnknown, Some(Command::MailFrom)) => Reason::Rejected,
+        _ => r,
+    }
+}
+
+/// RFC 3463 code to reason.
+fn status_reason(s: Status) -> Option<Reason> {
+    let temp = s.class() == 4;
+    // Temporary x.N.0 codes say only "something, later".
+    if temp && s.detail() == 0 {
+        return None;
+    }
+    Some(match (s.subject(), s.detail()) {
+        (1, 0 | 1 | 3) => Reason::UserUnknown,
+        (1, 2) => Reason::HostUnknown,
+        (1, 4) => Reason::Filtered,
+        (1, 6) => Reason::HasMoved,
+        (1, 7 | 8) => Reason::Rejected,
+        (1, 9) => Reason::SystemError,
+        (1, 10) => Reason::NotAccept,
+        (2, 1) if temp => Reason::Suspended,
+        (2, 0 | 1 | 4) => Reason::Filtered,
+        (2, 2) => Reason::MailboxFull,
+        (2, 3) => Reason::ExceedLimit,
+        (3, 1) => Reason::SystemFull,
+        (3, 2) => Reason::NotAccept,
+        (3, 4) => Reason::MessageTooLarge,
+        (3, _) => Reason::SystemError,
+        (4, 1) if temp => Reason::Expired,
+        (4, 4) if !temp => Reason::HostUnknown,
+        (4, 3) => Reason::SystemError,
+        (4, 5) => Reason::SystemFull,
+        (4, 7) => Reason::Expired,
+        (4, _) => Reason::NetworkError,
+        (5, 3) => Reason::TooManyConnections,
+        (5, 4 | 5) => Reason::SystemError,
+        (5, 6) => Reason::SecurityError,
+        (5, _) => Reason::SyntaxError,
+        (6, _) => Reason::ContentError,
+        (7, 1 | 2) if temp => Reason::Blocked,
+        (7, 13) => Reason::Suspended,
+        (7, 16) => Reason::MessageTooLarge,
+        (7, 23 | 24 | 26 | 27) => Reason::AuthFailure,
+        (7, 25) => Reason::RequirePtr,
+        (7, 28) => Reason::RateLimited,
+        (7, _) => Reason::SecurityError,
+        (0, 0) => return None,
+        _ => return None,
+    })
+}
+
+/// Lowercase, addresses blanked, whitespace collapsed.
+pub fn clean(s: &str) -> String {
+    let mut t = s.to_lowercase();
+    let addrs = find_addresses(&t);
+    for (a, b, _) in addrs.into_iter().rev() {
+        if a <= b && b <= t.len() && t.is_char_boundary(a) && t.is_char_boundary(b) {
+            t.replace_range(a..b, "<addr>");
+        }
+    }
+    t.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The first SMTP reply code (`550`, `452`, ...) standing as a word.
+pub fn reply_code_in(s: &str) -> Option<u16> {
+    let b = s.as_bytes();
+    for i in 0..b.len().saturating_sub(2) {
+        let w = &b[i..i + 3];
+        if !(matches!(w[0], b'4' | b'5') && w[1].is_ascii_digit() && w[2].is_ascii_digit()) {
+            continue;
+        }
+        let before_ok = i == 0 || matches!(b[i - 1], b' ' | b'(' | b':' | b'#' | b'[' | b'<' | b'"' | b';');
+        let after_ok = b
+            .get(i + 3)
+            .is_none_or(|c| matches!(c, b' ' | b'-' | b')' | b']' | b'.' | b','));
+        let not_status = b.get(i + 3) != Some(&b'.') || b.get(i + 4).is_none_or(|c| !c.is_ascii_digit());
+        if before_ok && after_ok && not_status {
+            let code: u16 = std::str::from_utf8(w).ok()?.parse().ok()?;
+            if (421..=554).contains(&code) {
+                return Some(code);
+            }
+        }
+    }
+    None
+}

@@ -1,0 +1,222 @@
+//! Inbound report parser and classifier: raw email bytes in, one [`Report`]
+//! out — a bounce with every failed recipient, a feedback-loop complaint,
+//! an auto-reply, a positive DSN, or "unrecognised".
+//!
+//! # Design
+//!
+//! [`parse`] is a pipeline of pure stages, each with one concern:
+//!
+//! 1. **Normalise** ([`normalise`]): LF, CRLF and CR-only line endings
+//!    become LF, an mbox `From ` line is dropped, and the input is capped.
+//!    Every later stage sees one canonical form and a bounded size.
+//! 2. **MIME walk** (`mime`): `mail-parser` decodes the structure; the walk
+//!    flattens it into the report's headers, its human-readable text, its
+//!    machine-readable parts (`message/delivery-status`,
+//!    `message/feedback-report`) and the enclosed original's headers, with
+//!    caps on depth, part count and text size.
+//! 3. **Detectors**, in order, the first that recognises the message wins:
+//!    ARF complaints (`arf`, including the non-RFC variants of Hotmail,
+//!    Yahoo, AOL and Apple); RFC 3464 DSNs (`dsn`, enriched from the text
+//!    when `Diagnostic-Code` is missing); vendor formats (`vendors`, SES
+//!    JSON); strong auto-reply evidence (`autoreply`); then plain-text
+//!    heuristics (`text`): cut the returned message off, take the addresses
+//!    left that are not the sender's, and the text around each as its
+//!    diagnostic. This one generic scanner, not one parser per MTA, covers
+//!    qmail, Exim, Sendmail, Postfix, Courier, Exchange, Domino and the
+//!    webmail providers, because they all share that shape. Weak auto-reply
+//!    evidence labels what is left.
+//! 4. **Classification** (`classify`, `phrases`): the reason comes from a
+//!    vendor's verdict, else per-reason phrase tables over the diagnostic
+//!    (the way Sisimai's reason detectors work) interleaved with the RFC 3463
+//!    codes specific enough to decide, else the status class, else the
+//!    action. The status is inferred from the text, then from the reason,
+//!    when the report has none.
+//! 5. **Hard or soft** ([`Reason::bounce_type`]): hard only when the address
+//!    itself is bad (`user_unknown`, `host_unknown`, `has_moved`, permanent
+//!    `not_accept`); a full mailbox or a block is soft whatever its class,
+//!    because suppressing on it would lose good addresses.
+//!
+//! Nothing here does I/O, allocates without a cap, or panics on any input
+//! (property tests and a fuzz target check that). The scoring and bench
+//! binaries in `src/bin` are the only I/O.
+
+mod arf;
+mod autoreply;
+mod classify;
+mod dsn;
+mod finding;
+mod headers;
+mod mime;
+mod model;
+pub mod normalise;
+mod original;
+mod phrases;
+mod reason;
+pub mod scoring;
+mod status;
+mod text;
+mod vendors;
+
+use std::collections::HashSet;
+
+pub use headers::is_valid_address;
+pub use model::{
+    Action, AutoReply, Bounce, BounceType, BouncedRecipient, Complaint, DeliverySuccess, Format,
+    OriginalMessage, Reason, Report, Status,
+};
+
+use crate::autoreply::Evidence;
+use crate::finding::Finding;
+use crate::headers::find_addresses;
+use crate::mime::Walked;
+
+/// Parses and classifies one inbound message. Never panics; work and memory
+/// are bounded by [`normalise::MAX_INPUT`] and the walk's caps.
+pub fn parse(raw: &[u8]) -> Report {
+    let norm = normalise::normalise(raw);
+    let w = mime::walk(&norm);
+    let all_text = w.text();
+    let (error_text, quoted) = text::split_original(&all_text);
+    let original = match &w.original {
+        Some(h) => original::from_headers(h, w.original_subject.clone()),
+        None => quoted
+            .as_ref()
+            .map(|(h, _)| original::from_headers(h, None))
+            .unwrap_or_default(),
+    };
+
+    if let Some(c) = arf::detect(&w, &original) {
+        return Report::Complaint(c);
+    }
+    if let Some(r) = from_dsn(&w, error_text, &original) {
+        return r;
+    }
+    if let Some(r) = vendors::json(&all_text, &original) {
+        return match r {
+            vendors::JsonReport::Bounce(f, mta) => bounce(f, mta, Format::Json, original),
+            vendors::JsonReport::Complaint(c) => Report::Complaint(c),
+            vendors::JsonReport::Delivery(recipients) => {
+                Report::DeliverySuccess(DeliverySuccess { recipients, original })
+            }
+        };
+    }
+    let evidence = autoreply::evidence(&w.top);
+    if evidence == Evidence::Strong {
+        return Report::AutoReply(autoreply::report(&w.top, None));
+    }
+    if text::looks_like_bounce(&w.top, error_text) {
+        let exclude = exclusions(&w, &original);
+        let failed: Vec<String> = w
+            .top
+            .all("x-failed-recipients")
+            .flat_map(|v| find_addresses(v).into_iter().map(|a| a.2))
+            .take(500)
+            .collect();
+        let mut findings = text::scan(error_text, &exclude, &failed);
+        if findings.is_empty() {
+            // No address in the text (or only the sender's): the report is
+            // about the original's recipients.
+            let to: Vec<String> = original.to.iter().filter(|a| !exclude.contains(*a)).cloned().collect();
+            findings = text::scan(error_text, &exclude, &to);
+        }
+        vendors::hint_text(&w.top, error_text, &mut findings);
+        if !findings.is_empty() {
+            return bounce(findings, None, Format::Text, original);
+        }
+    }
+    if evidence == Evidence::Weak {
+        return Report::AutoReply(autoreply::report(&w.top, None));
+    }
+    Report::Unrecognised
+}
+
+fn from_dsn(w: &Walked, error_text: &str, original: &OriginalMessage) -> Option<Report> {
+    let mut parsed = w
+        .delivery_status
+        .iter()
+        .map(|b| dsn::parse_fields(b))
+        .find(|d| !d.recipients.is_empty());
+    if parsed.is_none() && dsn::has_inline_fields(error_text) {
+        parsed = Some(dsn::parse_fields(error_text)).filter(|d| !d.recipients.is_empty());
+    }
+    let mut d = match parsed {
+        Some(d) => d,
+        // A delivery report without recipient groups: the original's
+        // recipients, with whatever the text says.
+        None if w.report_type.as_deref() == Some("delivery-status") && !original.to.is_empty() => {
+            let exclude = exclusions(w, original);
+            let to: Vec<String> = original.to.iter().filter(|a| !exclude.contains(*a)).cloned().collect();
+            let findings = text::scan(error_text, &exclude, &to);
+            if findings.is_empty() {
+                return None;
+            }
+            return Some(bounce(findings, None, Format::Dsn, original.clone()));
+        }
+        None => return None,
+    };
+    let (ok, failed): (Vec<Finding>, Vec<Finding>) = std::mem::take(&mut d.recipients)
+        .into_iter()
+        .partition(|f| f.action.is_some_and(|a| a.is_success()));
+    if failed.is_empty() {
+        return Some(Report::DeliverySuccess(DeliverySuccess {
+            recipients: ok.into_iter().map(|f| f.email).collect(),
+            original: original.clone(),
+        }));
+    }
+    d.recipients = failed;
+    dsn::enrich(&mut d, error_text);
+    Some(bounce(d.recipients, d.reporting_mta, Format::Dsn, original.clone()))
+}
+
+fn bounce(findings: Vec<Finding>, reporting_mta: Option<String>, format: Format, original: OriginalMessage) -> Report {
+    Report::Bounce(Bounce {
+        recipients: findings.into_iter().map(classify::classify).collect(),
+        reporting_mta,
+        format,
+        original,
+    })
+}
+
+/// Addresses that are never the failed recipient of a plain-text bounce:
+/// the report's own sender and recipients (our VERP address) and the
+/// original message's sender.
+fn exclusions(w: &Walked, original: &OriginalMessage) -> HashSet<String> {
+    let mut set = HashSet::new();
+    for name in [
+        "from",
+        "to",
+        "cc",
+        "reply-to",
+        "sender",
+        "return-path",
+        "errors-to",
+    ] {
+        for v in w.top.all(name) {
+            set.extend(find_addresses(v).into_iter().map(|a| a.2));
+        }
+    }
+    set.extend(original.from.clone());
+    set.extend(original.return_path.clone());
+    set
+}
+
+/// Development aid: the intermediate stages of [`parse`], as text.
+#[doc(hidden)]
+pub fn debug_stages(raw: &[u8]) -> String {
+    let norm = normalise::normalise(raw);
+    let w = mime::walk(&norm);
+    let all_text = w.text();
+    let (error_text, quoted) = text::split_original(&all_text);
+    format!(
+        "top: {:?}\nreport_type: {:?}\ntexts: {}\ndsn: {:?}\nfeedback: {:?}\noriginal: {:?}\nerror_text:\n{}\nquoted: {:?}\nlooks_like_bounce: {}\n",
+        w.top,
+        w.report_type,
+        w.texts.len(),
+        w.delivery_status,
+        w.feedback,
+        w.original,
+        error_text,
+        quoted,
+        text::looks_like_bounce(&w.top, error_text)
+    )
+}

@@ -1,0 +1,137 @@
+//! Detector 3: vendor formats that are not RFC 3464.
+//!
+//! Only what the generic text scanner cannot get right lives here:
+//!
+//! - JSON notifications (Amazon SES, directly or wrapped in an SNS
+//!   envelope) carry bounces, complaints and deliveries as data;
+//! - a few providers state the reason in words the phrase tables would
+//!   misread (hints keyed on the provider's own markers, not on files).
+
+use serde_json::Value;
+
+use crate::finding::Finding;
+use crate::headers::{first_address, is_valid_address, Headers};
+use crate::model::{Action, Complaint, OriginalMessage};
+use crate::reason::Reason;
+use crate::status::Status;
+
+/// What a JSON notification turned out to be.
+pub enum JsonReport {
+    /// Failed recipients.
+    Bounce(Vec<Finding>, Option<String>),
+    /// A complaint.
+    Complaint(Complaint),
+    /// Delivered recipients.
+    Delivery(Vec<String>),
+}
+
+/// Reads an SES-style JSON notification from the text, if there is one.
+pub fn json(text: &str, original: &OriginalMessage) -> Option<JsonReport> {
+    let start = text.find('{')?;
+    let end = text.rfind('}')?;
+    if end <= start || !text[start..end].contains("otificationType") && !text[start..end].contains("eventType") {
+        return None;
+    }
+    let body = &text[start..=end];
+    let v: Value = serde_json::from_str(body)
+        .or_else(|_| serde_json::from_str(&body.replace("!\n ", "").replace("\n ", "")))
+        .ok()?;
+    // An SNS envelope carries the notification as a string.
+    let v = match v.get("Message").and_then(Value::as_str) {
+        Some(inner) => serde_json::from_str(inner).ok()?,
+        None => v,
+    };
+    let kind = v
+        .get("notificationType")
+        .or_else(|| v.get("eventType"))
+        .and_then(Value::as_str)?;
+    match kind {
+        "Bounce" => {
+            let b = v.get("bounce")?;
+            let permanent = b.get("bounceType").and_then(Value::as_str) == Some("Permanent");
+            let sub = b.get("bounceSubType").and_then(Value::as_str).unwrap_or("");
+            let mta = b
+                .get("reportingMTA")
+                .and_then(Value::as_str)
+                .map(|m| m.split_once(';').map_or(m, |x| x.1).trim().to_string());
+            let mut out = Vec::new();
+            for r in b.get("bouncedRecipients")?.as_array()?.iter().take(500) {
+                let Some(addr) = r.get("emailAddress").and_then(Value::as_str).and_then(first_address) else {
+                    continue;
+                };
+                let mut f = Finding::new(addr);
+                f.action = r.get("action").and_then(Value::as_str).and_then(Action::parse);
+                f.status = r.get("status").and_then(Value::as_str).and_then(Status::parse);
+                if let Some(d) = r.get("diagnosticCode").and_then(Value::as_str) {
+                    let (ty, text) = d.split_once(';').unwrap_or(("smtp", d));
+                    f.diagnostic_type = Some(ty.trim().to_ascii_lowercase());
+                    f.diagnostic = text.trim().to_string();
+                }
+                f.hint = match sub {
+                    "Suppressed" | "OnAccountSuppressionList" => Some(Reason::Suppressed),
+                    "MailboxFull" => Some(Reason::MailboxFull),
+                    "MessageTooLarge" => Some(Reason::MessageTooLarge),
+                    "ContentRejected" | "AttachmentRejected" => Some(Reason::ContentError),
+                    "NoEmail" if f.diagnostic.is_empty() => Some(Reason::UserUnknown),
+                    _ => None,
+                };
+                if f.status.is_none() && f.diagnostic.is_empty() {
+                    f.action = Some(if permanent { Action::Failed } else { Action::Delayed });
+                }
+                out.push(f);
+            }
+            (!out.is_empty()).then_some(JsonReport::Bounce(out, mta))
+        }
+        "Complaint" => {
+            let c = v.get("complaint")?;
+            let recipients: Vec<String> = c
+                .get("complainedRecipients")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|r| r.get("emailAddress").and_then(Value::as_str))
+                        .filter_map(first_address)
+                        .collect()
+                })
+                .unwrap_or_default();
+            let s = |k: &str| c.get(k).and_then(Value::as_str).map(str::to_string);
+            Some(JsonReport::Complaint(Complaint {
+                feedback_type: s("complaintFeedbackType").unwrap_or_else(|| "abuse".into()),
+                reporter: s("userAgent"),
+                email: recipients.first().cloned(),
+                recipients,
+                source_ip: None,
+                arrival_date: s("arrivalDate"),
+                original: original.clone(),
+            }))
+        }
+        "Delivery" => {
+            let d = v.get("delivery")?;
+            let r = d
+                .get("recipients")?
+                .as_array()?
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_ascii_lowercase)
+                .filter(|a| is_valid_address(a))
+                .collect();
+            Some(JsonReport::Delivery(r))
+        }
+        _ => None,
+    }
+}
+
+/// Reasons stated by a provider's own markers in a plain-text bounce.
+pub fn hint_text(top: &Headers, error_text: &str, findings: &mut [Finding]) {
+    let lower = error_text.to_lowercase();
+    let from = top.get("from").unwrap_or("").to_ascii_lowercase();
+    let failed = top.get("x-failed-recipients").unwrap_or("").to_ascii_lowercase();
+    // Google Groups: the group refused the poster (not a member, no such group).
+    let google_groups = failed.contains("googlegroups.com")
+        || (from.contains("google") && (lower.contains("groups.google.com") || lower.contains("google groups")));
+    if google_groups {
+        for f in findings.iter_mut() {
+            f.hint = f.hint.or(Some(Reason::Rejected));
+        }
+    }
+}

@@ -1,0 +1,78 @@
+use tidings_store::StoreError;
+use tidings_types::fields::FieldError;
+
+/// Stable, documented error codes. The HTTP layer maps each to a status;
+/// clients match on the code, never on the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    InvalidRequest,
+    InvalidUrl,
+    BlockedUrl,
+    UnknownField,
+    InvalidEventType,
+    NotFound,
+    Unauthorized,
+    Internal,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidRequest => "invalid_request",
+            ErrorCode::InvalidUrl => "invalid_url",
+            ErrorCode::BlockedUrl => "blocked_url",
+            ErrorCode::UnknownField => "unknown_field",
+            ErrorCode::InvalidEventType => "invalid_event_type",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Internal => "internal",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    #[error("{message}")]
+    Invalid { code: ErrorCode, message: String },
+    #[error("not found")]
+    NotFound,
+    #[error("invalid or missing API key")]
+    Unauthorized,
+    #[error("storage failure")]
+    Store(#[source] StoreError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl CoreError {
+    pub fn invalid(code: ErrorCode, message: impl Into<String>) -> Self {
+        CoreError::Invalid {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            CoreError::Invalid { code, .. } => *code,
+            CoreError::NotFound => ErrorCode::NotFound,
+            CoreError::Unauthorized => ErrorCode::Unauthorized,
+            CoreError::Store(_) | CoreError::Internal(_) => ErrorCode::Internal,
+        }
+    }
+}
+
+impl From<StoreError> for CoreError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => CoreError::NotFound,
+            other => CoreError::Store(other),
+        }
+    }
+}
+
+impl From<FieldError> for CoreError {
+    fn from(e: FieldError) -> Self {
+        CoreError::invalid(ErrorCode::UnknownField, e.to_string())
+    }
+}

@@ -1,0 +1,134 @@
+//! The use cases of tidings, independent of how they are reached.
+//!
+//! The HTTP API, the CLI, and (later) the SMTP and tracking front ends all
+//! call [`Tidings`]; none of them talks to the store directly. This is where
+//! input is validated against the rules of the product (a webhook's URL must
+//! not point into private networks, a field selection must name catalogue
+//! fields, an event's data must fit its type), and where a use case becomes
+//! exactly one store transaction — so an event and the deliveries it causes
+//! are always committed together.
+
+pub mod accounts;
+mod error;
+pub mod samples;
+pub mod webhooks;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tidings_delivery::guard::AddressPolicy;
+use tidings_delivery::metrics::Metrics;
+use tidings_store::Store;
+use tidings_types::{AccountId, Clock, Event, EventData, EventType, NewEvent};
+
+pub use error::{CoreError, ErrorCode};
+
+/// Rules the operator sets.
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    /// How far back a new webhook is backfilled (zero disables).
+    pub backfill: Duration,
+    /// Which webhook targets are allowed.
+    pub address_policy: AddressPolicy,
+    /// How long the old secret keeps signing after a rotation, by default.
+    pub secret_overlap: Duration,
+    /// Consecutive failed attempts of one type on one webhook that pause it.
+    pub pause_after: u32,
+    /// How long events and attempts are kept.
+    pub retention: Duration,
+}
+
+impl Default for CoreConfig {
+    fn default() -> Self {
+        Self {
+            backfill: Duration::from_secs(7 * 24 * 3600),
+            address_policy: AddressPolicy::default(),
+            secret_overlap: Duration::from_secs(24 * 3600),
+            pause_after: 100,
+            retention: Duration::from_secs(30 * 24 * 3600),
+        }
+    }
+}
+
+/// The application: cheap to clone, shared by every front end.
+#[derive(Clone)]
+pub struct Tidings {
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    pub config: Arc<CoreConfig>,
+    metrics: Option<Arc<Metrics>>,
+}
+
+impl Tidings {
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, config: CoreConfig) -> Self {
+        Self {
+            store,
+            clock,
+            config: Arc::new(config),
+            metrics: None,
+        }
+    }
+
+    /// Count recorded events in these metrics.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    fn count_recorded(&self, n: usize) {
+        if let Some(m) = &self.metrics {
+            m.events_recorded.inc_by(n as u64);
+        }
+    }
+
+    /// Record one event for an account: the entry point every producer of
+    /// events (sending, tracking, inbound) calls. The event is durable, and
+    /// its webhook deliveries are enqueued, when this returns.
+    pub async fn record_event(
+        &self,
+        account: AccountId,
+        event_type: EventType,
+        data: EventData,
+    ) -> Result<Event, CoreError> {
+        let ev = NewEvent::new(account, event_type, self.clock.now(), data)?;
+        let mut out = self.store.record_events(vec![ev]).await?;
+        self.count_recorded(out.len());
+        out.pop()
+            .ok_or_else(|| CoreError::Internal("no event recorded".into()))
+    }
+
+    /// Record several events in one transaction.
+    pub async fn record_events(
+        &self,
+        events: Vec<(AccountId, EventType, EventData)>,
+    ) -> Result<Vec<Event>, CoreError> {
+        let now = self.clock.now();
+        let evs = events
+            .into_iter()
+            .map(|(a, t, d)| NewEvent::new(a, t, now, d))
+            .collect::<Result<Vec<_>, _>>()?;
+        let out = self.store.record_events(evs).await?;
+        self.count_recorded(out.len());
+        Ok(out)
+    }
+
+    /// Events after a polling cursor, in log order.
+    pub async fn events_after(
+        &self,
+        account: AccountId,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<Event>, CoreError> {
+        Ok(self
+            .store
+            .events_after(account, after, limit.clamp(1, 1000))
+            .await?)
+    }
+
+    /// Delete events and attempts past the retention period.
+    pub async fn prune(&self) -> Result<tidings_store::PruneSummary, CoreError> {
+        let before = self.clock.now()
+            - chrono::Duration::from_std(self.config.retention).unwrap_or(chrono::Duration::MAX);
+        Ok(self.store.prune(before).await?)
+    }
+}

@@ -1,0 +1,480 @@
+//! The dispatcher: the loop that turns due jobs into HTTP requests.
+//!
+//! Three kinds of task cooperate, connected by channels:
+//!
+//! - the **leaser** (the `run` loop itself) leases due jobs from the store
+//!   in batches and routes each to its webhook's lane. It sleeps until the
+//!   next job is due or the store says new jobs exist — never on a fixed
+//!   poll interval. It holds at most `max_held` jobs in memory, and skips
+//!   webhooks whose lane is already full, so one slow receiver cannot
+//!   starve the others or fill memory.
+//! - one **lane** per webhook applies the receiver's limits (requests in
+//!   flight, requests per second), groups events into batches where the
+//!   webhook asks for it, and spawns the sends.
+//! - the **completer** gathers attempt outcomes and commits them in batches:
+//!   call log rows, job retries, failure counts and pauses, all in one
+//!   transaction per batch.
+//!
+//! A job is delivered at least once: if the process dies between the HTTP
+//! request and the completer's commit, the job's lease expires and it is
+//! sent again with the same `webhook-id`, which receivers use to dedupe.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use tidings_store::{
+    AttemptOutcome, AttemptRecord, JobKind, JobOutcome, LeasedJob, Next, Store, StoreError,
+};
+use tidings_types::{AttemptId, Clock, Timestamp, Webhook, WebhookId};
+use tokio::sync::{mpsc, Notify};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::client::{AttemptResult, ErrorClass, OutgoingRequest, WebhookClient};
+use crate::limits::{LimitPermit, Limiter};
+use crate::metrics::Metrics;
+use crate::payload;
+use crate::retry::{self, RetryPolicy, Verdict};
+use crate::sign::SignatureHeaders;
+
+/// Tuning of the dispatcher.
+#[derive(Debug, Clone)]
+pub struct DispatcherConfig {
+    /// Most jobs leased in one store call.
+    pub lease_batch: u32,
+    /// Most jobs held in memory (queued in lanes or in flight) at once.
+    pub max_held: usize,
+    /// Most jobs queued in one webhook's lane.
+    pub lane_capacity: usize,
+    /// How long a lease lasts; must exceed the request timeout comfortably.
+    pub lease_duration: Duration,
+    /// Consecutive failures of one type on one webhook that pause it.
+    pub pause_after: u32,
+    pub retry: RetryPolicy,
+    /// Make every leased job due again at start. Only correct when this
+    /// process is the store's only user (embedded SQLite).
+    pub release_leases_on_start: bool,
+    /// Seed for retry jitter; random when `None`.
+    pub seed: Option<u64>,
+}
+
+impl Default for DispatcherConfig {
+    fn default() -> Self {
+        Self {
+            lease_batch: 1000,
+            max_held: 8192,
+            lane_capacity: 2048,
+            lease_duration: Duration::from_secs(120),
+            pause_after: 100,
+            retry: RetryPolicy::default(),
+            release_leases_on_start: false,
+            seed: None,
+        }
+    }
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    client: WebhookClient,
+    config: DispatcherConfig,
+    metrics: Arc<Metrics>,
+    /// Jobs leased and not yet completed.
+    held: AtomicUsize,
+    /// Signalled when completions free room.
+    progress: Notify,
+    rng: Mutex<StdRng>,
+}
+
+/// What a lane shares with the sends it spawns.
+struct LaneShared {
+    webhook: RwLock<Arc<Webhook>>,
+    limiter: RwLock<Arc<Limiter>>,
+}
+
+struct Lane {
+    tx: mpsc::UnboundedSender<LeasedJob>,
+    queued: Arc<AtomicUsize>,
+    shared: Arc<LaneShared>,
+}
+
+pub struct Dispatcher {
+    inner: Arc<Inner>,
+}
+
+impl Dispatcher {
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        client: WebhookClient,
+        config: DispatcherConfig,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let rng = match config.seed {
+            Some(s) => StdRng::seed_from_u64(s),
+            None => StdRng::from_entropy(),
+        };
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                clock,
+                client,
+                config,
+                metrics,
+                held: AtomicUsize::new(0),
+                progress: Notify::new(),
+                rng: Mutex::new(rng),
+            }),
+        }
+    }
+
+    /// Deliver until `shutdown` is cancelled; then stop leasing, let
+    /// requests in flight finish (bounded by the request timeout), and
+    /// commit their outcomes. Jobs still queued are left leased and come
+    /// back when their lease expires (or at the next start, for SQLite).
+    pub async fn run(self, shutdown: CancellationToken) {
+        let inner = self.inner;
+        if inner.config.release_leases_on_start {
+            match inner.store.release_leases(inner.clock.now()).await {
+                Ok(n) if n > 0 => tracing::info!(jobs = n, "released leases of a previous run"),
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "cannot release old leases"),
+            }
+        }
+        let (done_tx, done_rx) = mpsc::unbounded_channel();
+        let completer = tokio::spawn(complete_loop(inner.clone(), done_rx));
+        let sends = TaskTracker::new();
+        let mut lanes: HashMap<WebhookId, Lane> = HashMap::new();
+        let notify = inner.store.jobs_notify();
+
+        while !shutdown.is_cancelled() {
+            let room = inner
+                .config
+                .max_held
+                .saturating_sub(inner.held.load(Ordering::Acquire));
+            if room == 0 {
+                tokio::select! {
+                    _ = inner.progress.notified() => {}
+                    _ = shutdown.cancelled() => {}
+                }
+                continue;
+            }
+            let skip: Vec<WebhookId> = lanes
+                .iter()
+                .filter(|(_, l)| l.queued.load(Ordering::Acquire) >= inner.config.lane_capacity)
+                .map(|(id, _)| *id)
+                .collect();
+            let now = inner.clock.now();
+            let until = now + chrono::Duration::from_std(inner.config.lease_duration).unwrap_or_default();
+            let limit = room.min(inner.config.lease_batch as usize) as u32;
+            let jobs = match inner.store.lease_jobs(now, until, limit, &skip).await {
+                Ok(j) => j,
+                Err(e) => {
+                    tracing::error!(error = %e, "leasing jobs failed");
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        _ = shutdown.cancelled() => {}
+                    }
+                    continue;
+                }
+            };
+            if jobs.is_empty() {
+                let next = if skip.is_empty() {
+                    inner.store.next_due().await.ok().flatten()
+                } else {
+                    None
+                };
+                if next.is_some_and(|t| t <= now) {
+                    continue;
+                }
+                let fallback = if skip.is_empty() {
+                    Duration::from_secs(60)
+                } else {
+                    Duration::from_millis(100)
+                };
+                let wake = next.map(|t| inner.clock.sleep_until(t));
+                tokio::select! {
+                    _ = notify.notified() => {}
+                    _ = inner.progress.notified(), if !skip.is_empty() => {}
+                    _ = async { match wake { Some(w) => w.await, None => std::future::pending().await } } => {}
+                    _ = tokio::time::sleep(fallback) => {}
+                    _ = shutdown.cancelled() => {}
+                }
+                continue;
+            }
+            inner.held.fetch_add(jobs.len(), Ordering::AcqRel);
+            for job in jobs {
+                route(&inner, &mut lanes, job, &sends, &done_tx, &shutdown).await;
+            }
+        }
+
+        // Shutdown: lanes stop taking jobs, sends finish, outcomes commit.
+        drop(lanes);
+        sends.close();
+        sends.wait().await;
+        drop(done_tx);
+        let _ = completer.await;
+    }
+}
+
+/// Hand a job to its webhook's lane, creating or refreshing the lane when
+/// the webhook is new to us or has changed since we loaded it.
+async fn route(
+    inner: &Arc<Inner>,
+    lanes: &mut HashMap<WebhookId, Lane>,
+    job: LeasedJob,
+    sends: &TaskTracker,
+    done: &mpsc::UnboundedSender<JobOutcome>,
+    shutdown: &CancellationToken,
+) {
+    let stale = match lanes.get(&job.webhook_id) {
+        Some(l) => l.shared.webhook.read().expect("lane lock").updated_at != job.webhook_version,
+        None => true,
+    };
+    if stale {
+        let webhook = match inner.store.load_webhook(job.webhook_id).await {
+            Ok(w) => Arc::new(w),
+            Err(StoreError::NotFound) => {
+                // Deleted meanwhile; its jobs went with it.
+                release_held(inner, 1);
+                return;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, webhook = %job.webhook_id, "cannot load webhook");
+                release_held(inner, 1);
+                return;
+            }
+        };
+        let limiter = Arc::new(Limiter::for_webhook(&webhook.settings));
+        match lanes.get(&job.webhook_id) {
+            Some(l) => {
+                *l.shared.webhook.write().expect("lane lock") = webhook;
+                *l.shared.limiter.write().expect("lane lock") = limiter;
+            }
+            None => {
+                let shared = Arc::new(LaneShared {
+                    webhook: RwLock::new(webhook),
+                    limiter: RwLock::new(limiter),
+                });
+                let (tx, rx) = mpsc::unbounded_channel();
+                let queued = Arc::new(AtomicUsize::new(0));
+                tokio::spawn(lane_loop(
+                    inner.clone(),
+                    shared.clone(),
+                    rx,
+                    queued.clone(),
+                    sends.clone(),
+                    done.clone(),
+                    shutdown.clone(),
+                ));
+                lanes.insert(job.webhook_id, Lane { tx, queued, shared });
+            }
+        }
+    }
+    let lane = lanes.get(&job.webhook_id).expect("lane just ensured");
+    lane.queued.fetch_add(1, Ordering::AcqRel);
+    if lane.tx.send(job).is_err() {
+        lane.queued.fetch_sub(1, Ordering::AcqRel);
+        release_held(inner, 1);
+    }
+}
+
+fn release_held(inner: &Inner, n: usize) {
+    inner.held.fetch_sub(n, Ordering::AcqRel);
+    inner.progress.notify_one();
+}
+
+async fn lane_loop(
+    inner: Arc<Inner>,
+    shared: Arc<LaneShared>,
+    mut rx: mpsc::UnboundedReceiver<LeasedJob>,
+    queued: Arc<AtomicUsize>,
+    sends: TaskTracker,
+    done: mpsc::UnboundedSender<JobOutcome>,
+    shutdown: CancellationToken,
+) {
+    while let Some(first) = rx.recv().await {
+        let mut jobs = vec![first];
+        let batch = shared.webhook.read().expect("lane lock").settings.batch;
+        if let Some(b) = batch.filter(|b| b.max_events > 1) {
+            let deadline = tokio::time::Instant::now() + Duration::from_millis(b.max_wait_ms.into());
+            while jobs.len() < b.max_events as usize {
+                tokio::select! {
+                    j = rx.recv() => match j { Some(j) => jobs.push(j), None => break },
+                    _ = tokio::time::sleep_until(deadline) => break,
+                }
+            }
+        }
+        let limiter = shared.limiter.read().expect("lane lock").clone();
+        let permit = tokio::select! {
+            p = limiter.acquire() => p,
+            _ = shutdown.cancelled() => {
+                // Left leased; they come back when the lease ends.
+                release_held(&inner, jobs.len());
+                break;
+            }
+        };
+        queued.fetch_sub(jobs.len(), Ordering::AcqRel);
+        let webhook = shared.webhook.read().expect("lane lock").clone();
+        sends.spawn(send(inner.clone(), webhook, jobs, permit, done.clone()));
+    }
+    // Anything still queued at shutdown stays leased.
+    let mut left = 0;
+    while rx.try_recv().is_ok() {
+        left += 1;
+    }
+    if left > 0 {
+        release_held(&inner, left);
+    }
+}
+
+async fn send(
+    inner: Arc<Inner>,
+    webhook: Arc<Webhook>,
+    jobs: Vec<LeasedJob>,
+    permit: LimitPermit,
+    done: mpsc::UnboundedSender<JobOutcome>,
+) {
+    let started = inner.clock.now();
+    let events: Vec<_> = jobs.iter().map(|j| &j.event).collect();
+    let result = match payload::build(&events, &webhook.settings) {
+        Ok(payload) => {
+            let msg_id = match jobs.as_slice() {
+                [one] => one.event.id.to_string(),
+                _ => format!("batch_{}", ulid::Ulid::new().to_string().to_ascii_lowercase()),
+            };
+            let headers = SignatureHeaders::new(
+                &msg_id,
+                started.timestamp(),
+                &payload.signed,
+                &webhook.signing_secrets(started),
+            );
+            let req = OutgoingRequest {
+                payload,
+                signature: headers,
+                headers: webhook.settings.headers.clone(),
+            };
+            inner.client.send(req).await
+        }
+        Err(e) => AttemptResult {
+            status: None,
+            error: Some(ErrorClass::Other),
+            detail: Some(e.to_string()),
+            duration: Duration::ZERO,
+            response_snippet: String::new(),
+            retry_after: None,
+        },
+    };
+    drop(permit);
+    let finished = inner.clock.now();
+    let verdict = retry::classify(result.status, result.retry_after, finished);
+    let delivered = verdict == Verdict::Delivered;
+    for job in jobs {
+        inner.metrics.record_attempt(delivered);
+        let attempt_no = job.attempts + 1;
+        let next = match verdict {
+            Verdict::Delivered => Next::Done,
+            Verdict::Gone => Next::Gone,
+            Verdict::Retry { after } => {
+                let delay = {
+                    let mut rng = inner.rng.lock().expect("rng lock");
+                    inner.config.retry.next_delay(attempt_no, after, &mut *rng)
+                };
+                match delay {
+                    Some(d) => Next::RetryAt(finished + chrono::Duration::from_std(d).unwrap_or_default()),
+                    None => Next::Exhausted,
+                }
+            }
+        };
+        if delivered && job.kind == JobKind::Live && job.attempts == 0 {
+            let latency = (finished - job.event.timestamp).to_std().unwrap_or_default();
+            inner.metrics.delivery_latency.observe(latency.as_secs_f64());
+        }
+        let outcome = JobOutcome {
+            job_id: job.job_id,
+            account_id: job.event.account_id,
+            counts: job.kind != JobKind::Test,
+            next,
+            attempt: AttemptRecord {
+                id: AttemptId::new(),
+                webhook_id: webhook.id,
+                event_id: job.event.id,
+                event_type: job.event.event_type,
+                at: started,
+                url: webhook.settings.url.to_string(),
+                outcome: if delivered {
+                    AttemptOutcome::Delivered
+                } else {
+                    AttemptOutcome::Failed
+                },
+                status_code: result.status,
+                error: result.error.map(|e| e.as_str().to_string()),
+                duration_ms: result.duration.as_millis().min(u32::MAX as u128) as u32,
+                response: match (&result.status, &result.detail) {
+                    (None, Some(detail)) => detail.clone(),
+                    _ => result.response_snippet.clone(),
+                },
+                attempt: attempt_no,
+                next_attempt_at: match next {
+                    Next::RetryAt(t) => Some(t),
+                    _ => None,
+                },
+            },
+        };
+        if done.send(outcome).is_err() {
+            release_held(&inner, 1);
+        }
+    }
+}
+
+async fn complete_loop(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<JobOutcome>) {
+    const MAX_BATCH: usize = 4096;
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = rx.recv().await {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(o) => batch.push(o),
+                Err(_) => break,
+            }
+        }
+        let n = batch.len();
+        let mut tries = 0;
+        loop {
+            match inner
+                .store
+                .complete_jobs(batch.clone(), inner.config.pause_after)
+                .await
+            {
+                Ok(summary) => {
+                    for (webhook, event_type, reason) in summary.paused {
+                        tracing::warn!(%webhook, %event_type, reason = reason.as_str(),
+                            "paused delivery of an event type");
+                    }
+                    break;
+                }
+                Err(e) if tries < 5 && !matches!(e, StoreError::Closed) => {
+                    tries += 1;
+                    tracing::error!(error = %e, "recording delivery outcomes failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(200 * tries)).await;
+                }
+                Err(e) => {
+                    // The jobs stay leased and will be delivered again.
+                    tracing::error!(error = %e, jobs = n, "giving up recording delivery outcomes");
+                    break;
+                }
+            }
+        }
+        batch.clear();
+        release_held(&inner, n);
+    }
+}
+
+/// The moment a retry is due, for callers that want to show it.
+pub fn retry_time(now: Timestamp, delay: Duration) -> Timestamp {
+    now + chrono::Duration::from_std(delay).unwrap_or_default()
+}

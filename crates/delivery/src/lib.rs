@@ -1,0 +1,55 @@
+//! Webhook delivery primitives: everything needed to make one delivery
+//! attempt well, and to decide what happens after it, but not the loop that
+//! runs deliveries.
+//!
+//! The crate owns five concerns, one module each, split along the line
+//! between pure policy and I/O:
+//!
+//! - Pure, deterministic, no clock or RNG of their own (time and randomness
+//!   are arguments, so tests pin them):
+//!   - [`payload`]: the HTTP request for an event or a batch in the
+//!     webhook's format (`json`, `form`, `get`) and field selection, and
+//!     the exact bytes the signature covers.
+//!   - [`sign`]: Standard Webhooks signatures, verified in tests with the
+//!     official `standardwebhooks` library, including during rotation.
+//!   - [`retry`]: the outcome of an attempt ([`Verdict`]), the retry
+//!     schedule with jitter, and `Retry-After`.
+//!   - [`guard`]: which destinations are allowed (SSRF protection), as a
+//!     pure classifier plus the DNS resolver that applies it.
+//! - I/O, each behind a small type:
+//!   - [`client`]: one shared, SSRF-guarded HTTP client that turns every
+//!     attempt, success or failure, into an [`AttemptResult`] for the call
+//!     log; it never follows redirects and never reads an unbounded body.
+//!   - [`limits`]: per-webhook in-flight and per-second limits, on tokio's
+//!     clock.
+//!
+//! No database code lives here. The dispatcher composes the pieces for
+//! each due delivery: [`Limiter::acquire`] → [`payload::build`] →
+//! [`OutgoingRequest::new`] (signs with [`Webhook::signing_secrets`]) →
+//! [`WebhookClient::send`] → [`AttemptResult::verdict`] →
+//! [`RetryPolicy::next_delay`], and records the attempt and the next due
+//! time in the store.
+//!
+//! [`Webhook::signing_secrets`]: tidings_types::Webhook::signing_secrets
+
+pub mod client;
+pub mod dispatch;
+pub mod guard;
+pub mod limits;
+pub mod metrics;
+pub mod payload;
+pub mod retry;
+pub mod sign;
+
+pub use client::{
+    check_custom_headers, AttemptResult, ClientConfig, ClientError, ErrorClass, HeaderError,
+    OutgoingRequest, WebhookClient,
+};
+pub use guard::{
+    check_url, classify_ip, AddressClass, AddressPolicy, BlockedAddress, GuardedResolver,
+    ResolveError, UrlError,
+};
+pub use limits::{LimitPermit, Limiter};
+pub use payload::{build, Payload, PayloadError};
+pub use retry::{classify, RetryAfter, RetryPolicy, Verdict, MAX_ATTEMPTS, SCHEDULE};
+pub use sign::{signature_header, SignatureHeaders};

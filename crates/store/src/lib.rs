@@ -1,0 +1,118 @@
+//! Persistence for tidings: the only crate that speaks SQL.
+//!
+//! The domain talks to a [`Store`], an async trait whose methods are whole
+//! use-case-sized transactions ("record these events and enqueue their
+//! deliveries", "lease due jobs", "complete these attempts"), never
+//! individual statements. That is what lets every state change commit
+//! together with the work it causes (no dual writes), and what lets a
+//! PostgreSQL backend sit behind the same trait without the domain noticing.
+//!
+//! Delivery jobs are leased, not locked: leasing moves a job's `due_at` to
+//! the lease's expiry, so a job whose worker died simply becomes due again.
+//! A paused (webhook, event type) pair *holds* its jobs instead of dropping
+//! them; resuming releases them in log order.
+//!
+//! The SQLite backend ([`sqlite::SqliteStore`]) funnels every write through
+//! one writer thread that commits whatever has queued up in a single
+//! transaction (group commit), so many small writes share one fsync while
+//! each caller still gets its answer only after its data is durable.
+
+pub mod model;
+pub mod sqlite;
+
+use async_trait::async_trait;
+use tidings_types::{
+    AccountId, ApiKeyId, Event, EventType, NewEvent, Timestamp, Webhook, WebhookId,
+};
+
+pub use model::*;
+
+/// A store failure. `NotFound` and `Conflict` are expected outcomes the API
+/// maps to 404/409; the rest are operational failures.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("database error")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("io error")]
+    Io(#[from] std::io::Error),
+    #[error("the store is shutting down")]
+    Closed,
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Everything tidings persists. Each method is one transaction.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    // ---- accounts and keys ----
+    async fn create_account(&self, account: &Account) -> Result<()>;
+    async fn get_account(&self, id: AccountId) -> Result<Account>;
+    async fn list_accounts(&self) -> Result<Vec<Account>>;
+    async fn create_api_key(&self, key: &ApiKeyRecord, hash: [u8; 32]) -> Result<()>;
+    /// The key whose SHA-256 hash is `hash`, if it exists and is not revoked.
+    async fn find_api_key(&self, hash: [u8; 32]) -> Result<Option<ApiKeyRecord>>;
+    async fn list_api_keys(&self, account: AccountId) -> Result<Vec<ApiKeyRecord>>;
+    async fn revoke_api_key(&self, account: AccountId, id: ApiKeyId) -> Result<()>;
+
+    // ---- the event log ----
+    /// Append events and, in the same transaction, enqueue a delivery job
+    /// for every webhook of the event's account subscribed to its type.
+    async fn record_events(&self, events: Vec<NewEvent>) -> Result<Vec<Event>>;
+    /// Events of an account with `seq > after`, in log order.
+    async fn events_after(&self, account: AccountId, after: i64, limit: u32) -> Result<Vec<Event>>;
+    async fn get_event(&self, account: AccountId, id: tidings_types::EventId) -> Result<Event>;
+
+    // ---- webhooks ----
+    /// Insert a webhook, its per-type state, and backfill jobs for the
+    /// account's matching events at or after `backfill_since`. Returns the
+    /// number of backfilled events.
+    async fn create_webhook(&self, webhook: &Webhook, backfill_since: Option<Timestamp>) -> Result<u64>;
+    /// Replace a webhook's settings and secrets. When `resume` is set, every
+    /// paused event type resumes and its held jobs become due at `now`.
+    async fn update_webhook(&self, webhook: &Webhook, resume: bool, now: Timestamp) -> Result<()>;
+    async fn delete_webhook(&self, account: AccountId, id: WebhookId) -> Result<()>;
+    async fn get_webhook(&self, account: AccountId, id: WebhookId) -> Result<Webhook>;
+    /// A webhook by id alone, for the dispatcher.
+    async fn load_webhook(&self, id: WebhookId) -> Result<Webhook>;
+    async fn list_webhooks(&self, account: AccountId) -> Result<Vec<Webhook>>;
+    async fn webhook_status(&self, account: AccountId, id: WebhookId) -> Result<Vec<TypeState>>;
+    /// Resume the given (or all, when empty) event types of a webhook.
+    async fn resume_webhook(&self, account: AccountId, id: WebhookId, types: &[EventType], now: Timestamp) -> Result<Vec<EventType>>;
+    /// Enqueue the account's events in `[from, to)` for one webhook, whatever
+    /// its current subscriptions say about the past. Returns how many.
+    async fn replay(&self, account: AccountId, id: WebhookId, from: Timestamp, to: Timestamp, types: &[EventType], now: Timestamp) -> Result<u64>;
+    /// Record a test event outside the account's log and enqueue it for one
+    /// webhook only.
+    async fn enqueue_test_event(&self, webhook: WebhookId, event: NewEvent) -> Result<Event>;
+
+    // ---- delivery jobs ----
+    /// Lease up to `limit` due jobs (oldest due first, then log order),
+    /// skipping webhooks in `skip`; each leased job becomes due again at
+    /// `lease_until` unless completed first.
+    async fn lease_jobs(&self, now: Timestamp, lease_until: Timestamp, limit: u32, skip: &[WebhookId]) -> Result<Vec<LeasedJob>>;
+    /// Record attempts and move each job on (done, retry, held or dead),
+    /// updating per-type failure state and pausing where the rules say.
+    async fn complete_jobs(&self, outcomes: Vec<JobOutcome>, pause_after: u32) -> Result<CompletionSummary>;
+    /// The earliest `due_at` of any job that is not held.
+    async fn next_due(&self) -> Result<Option<Timestamp>>;
+    /// Make every leased job due now (single-process startup after a crash).
+    async fn release_leases(&self, now: Timestamp) -> Result<u64>;
+    async fn queue_stats(&self, now: Timestamp) -> Result<QueueStats>;
+
+    // ---- call log ----
+    async fn list_attempts(&self, account: AccountId, filter: &AttemptFilter) -> Result<Vec<AttemptRecord>>;
+
+    // ---- operations ----
+    /// Delete events and attempts older than `before`. Events that still
+    /// have pending jobs are kept.
+    async fn prune(&self, before: Timestamp) -> Result<PruneSummary>;
+    /// Resolves after jobs may have become due (new events, resumes,
+    /// replays). Spurious wakes are allowed.
+    fn jobs_notify(&self) -> std::sync::Arc<tokio::sync::Notify>;
+}

@@ -1,0 +1,215 @@
+//! Records the store reads and writes that are not already domain types.
+
+use serde::{Deserialize, Serialize};
+use tidings_types::{
+    AccountId, ApiKeyId, AttemptId, Event, EventId, EventType, Timestamp, WebhookId,
+};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Account {
+    pub id: AccountId,
+    pub name: String,
+    pub contact_email: Option<String>,
+    pub created_at: Timestamp,
+}
+
+/// An API key as stored: never the key itself, only its hash (kept apart)
+/// and a short prefix so people can tell their keys apart.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApiKeyRecord {
+    pub id: ApiKeyId,
+    pub account_id: AccountId,
+    pub name: String,
+    pub prefix: String,
+    pub created_at: Timestamp,
+}
+
+/// Why an event type stopped being posted to a webhook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PauseReason {
+    /// The failure threshold of consecutive failed attempts was reached.
+    ConsecutiveFailures,
+    /// The receiver answered `410 Gone`.
+    Gone,
+}
+
+impl PauseReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PauseReason::ConsecutiveFailures => "consecutive_failures",
+            PauseReason::Gone => "gone",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "consecutive_failures" => Some(Self::ConsecutiveFailures),
+            "gone" => Some(Self::Gone),
+            _ => None,
+        }
+    }
+}
+
+/// The state of one event type on one webhook.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TypeState {
+    pub event_type: EventType,
+    pub paused: bool,
+    pub pause_reason: Option<PauseReason>,
+    pub paused_at: Option<Timestamp>,
+    pub consecutive_failures: u32,
+    pub last_success_at: Option<Timestamp>,
+    pub last_error: Option<String>,
+    pub last_error_at: Option<Timestamp>,
+    /// Jobs waiting (held while paused, or scheduled).
+    pub pending: u64,
+}
+
+/// Why a job exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobKind {
+    Live,
+    Backfill,
+    Replay,
+    Test,
+}
+
+impl JobKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::Live => "live",
+            JobKind::Backfill => "backfill",
+            JobKind::Replay => "replay",
+            JobKind::Test => "test",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "live" => Some(Self::Live),
+            "backfill" => Some(Self::Backfill),
+            "replay" => Some(Self::Replay),
+            "test" => Some(Self::Test),
+            _ => None,
+        }
+    }
+}
+
+/// A job handed to a dispatcher until its lease runs out.
+#[derive(Debug, Clone)]
+pub struct LeasedJob {
+    pub job_id: i64,
+    pub webhook_id: WebhookId,
+    /// The webhook's `updated_at`, so a dispatcher can tell its cached copy
+    /// of the webhook is stale.
+    pub webhook_version: Timestamp,
+    /// Attempts made before this one.
+    pub attempts: u32,
+    pub kind: JobKind,
+    pub event: Event,
+}
+
+/// Whether an attempt reached the receiver successfully.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttemptOutcome {
+    Delivered,
+    Failed,
+}
+
+impl AttemptOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttemptOutcome::Delivered => "delivered",
+            AttemptOutcome::Failed => "failed",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "delivered" => Some(Self::Delivered),
+            "failed" => Some(Self::Failed),
+            _ => None,
+        }
+    }
+}
+
+/// One row of the call log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AttemptRecord {
+    pub id: AttemptId,
+    pub webhook_id: WebhookId,
+    pub event_id: EventId,
+    pub event_type: EventType,
+    pub at: Timestamp,
+    pub url: String,
+    pub outcome: AttemptOutcome,
+    pub status_code: Option<u16>,
+    /// Error class when no HTTP status was received (timeout, connect, …).
+    pub error: Option<String>,
+    pub duration_ms: u32,
+    /// The first bytes of the response body.
+    pub response: String,
+    /// 1-based attempt number for this job.
+    pub attempt: u32,
+    pub next_attempt_at: Option<Timestamp>,
+}
+
+/// What happens to a job after an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// Delivered: the job is finished.
+    Done,
+    /// Failed; try again at the given time.
+    RetryAt(Timestamp),
+    /// The receiver said `410 Gone`: pause the type now, keep the job.
+    Gone,
+    /// Failed and the schedule is exhausted: the job is dead.
+    Exhausted,
+}
+
+/// The result of one attempt of one job (a batch request yields one per job).
+#[derive(Debug, Clone)]
+pub struct JobOutcome {
+    pub job_id: i64,
+    pub account_id: AccountId,
+    pub attempt: AttemptRecord,
+    pub next: Next,
+    /// Whether this attempt counts toward the type's failure state (test
+    /// events do not).
+    pub counts: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CompletionSummary {
+    /// (webhook, type) pairs paused by this batch.
+    pub paused: Vec<(WebhookId, EventType, PauseReason)>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct QueueStats {
+    /// Jobs not yet delivered, including held ones.
+    pub pending: u64,
+    pub held: u64,
+    /// The oldest event among jobs that are due now, if any.
+    pub oldest_due_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PruneSummary {
+    pub events: u64,
+    pub attempts: u64,
+}
+
+/// Filters for the call log. Results are newest first; `before` is the
+/// cursor (an attempt's `seq`-ordered position, exclusive).
+#[derive(Debug, Clone, Default)]
+pub struct AttemptFilter {
+    pub webhook_id: Option<WebhookId>,
+    pub event_type: Option<EventType>,
+    pub event_id: Option<EventId>,
+    pub outcome: Option<AttemptOutcome>,
+    pub from: Option<Timestamp>,
+    pub to: Option<Timestamp>,
+    pub before: Option<AttemptId>,
+    pub limit: u32,
+}

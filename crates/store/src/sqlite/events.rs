@@ -1,0 +1,103 @@
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use tidings_types::{AccountId, Event, EventId, NewEvent, WebhookId};
+
+use super::{ms, parse_col, ts};
+use crate::{Result, StoreError};
+
+pub(super) const EVENT_COLS: &str = "e.seq, e.id, e.account_id, e.type, e.ts, e.data";
+
+/// Read an event from columns `at..at+6` laid out as [`EVENT_COLS`].
+pub(super) fn event_at(r: &Row, at: usize) -> rusqlite::Result<Event> {
+    let data: String = r.get(at + 5)?;
+    let data = serde_json::from_str(&data).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(at + 5, rusqlite::types::Type::Text, Box::new(e))
+    })?;
+    Ok(Event {
+        seq: r.get(at)?,
+        id: parse_col(r.get(at + 1)?)?,
+        account_id: parse_col(r.get(at + 2)?)?,
+        event_type: parse_col(r.get(at + 3)?)?,
+        timestamp: ts(r.get(at + 4)?),
+        data,
+    })
+}
+
+fn insert(c: &Connection, e: &NewEvent, test: bool) -> Result<Event> {
+    let data = serde_json::Value::Object(e.data.clone()).to_string();
+    c.prepare_cached(
+        "INSERT INTO events (id, account_id, type, ts, data, test) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        e.id.to_string(),
+        e.account_id.to_string(),
+        e.event_type.as_str(),
+        ms(e.timestamp),
+        data,
+        test
+    ])?;
+    Ok(Event {
+        seq: c.last_insert_rowid(),
+        id: e.id,
+        account_id: e.account_id,
+        event_type: e.event_type,
+        timestamp: e.timestamp,
+        data: e.data.clone(),
+    })
+}
+
+pub fn record(c: &Connection, events: Vec<NewEvent>) -> Result<Vec<Event>> {
+    let mut out = Vec::with_capacity(events.len());
+    for e in &events {
+        let ev = insert(c, e, false)?;
+        c.prepare_cached(
+            "INSERT INTO jobs (webhook_id, event_seq, event_type, kind, due_at, held)
+             SELECT webhook_id, ?1, event_type, 'live', ?2, paused FROM webhook_types
+             WHERE account_id = ?3 AND event_type = ?4",
+        )?
+        .execute(params![
+            ev.seq,
+            ms(ev.timestamp),
+            ev.account_id.to_string(),
+            ev.event_type.as_str()
+        ])?;
+        out.push(ev);
+    }
+    Ok(out)
+}
+
+pub fn record_test(c: &Connection, webhook: WebhookId, e: NewEvent) -> Result<Event> {
+    let ev = insert(c, &e, true)?;
+    c.prepare_cached(
+        "INSERT INTO jobs (webhook_id, event_seq, event_type, kind, due_at, held)
+         VALUES (?1, ?2, ?3, 'test', ?4, 0)",
+    )?
+    .execute(params![
+        webhook.to_string(),
+        ev.seq,
+        ev.event_type.as_str(),
+        ms(ev.timestamp)
+    ])?;
+    Ok(ev)
+}
+
+pub fn after(c: &Connection, account: AccountId, after: i64, limit: u32) -> Result<Vec<Event>> {
+    let mut st = c.prepare_cached(&format!(
+        "SELECT {EVENT_COLS} FROM events e
+         WHERE e.account_id = ?1 AND e.seq > ?2 AND e.test = 0 ORDER BY e.seq LIMIT ?3"
+    ))?;
+    let rows = st.query_map(params![account.to_string(), after, limit], |r| {
+        event_at(r, 0)
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub fn get(c: &Connection, account: AccountId, id: EventId) -> Result<Event> {
+    c.prepare_cached(&format!(
+        "SELECT {EVENT_COLS} FROM events e WHERE e.id = ?1 AND e.account_id = ?2"
+    ))?
+    .query_row(params![id.to_string(), account.to_string()], |r| {
+        event_at(r, 0)
+    })
+    .optional()?
+    .ok_or(StoreError::NotFound)
+}

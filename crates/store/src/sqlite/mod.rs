@@ -1,0 +1,389 @@
+//! The embedded SQLite backend.
+//!
+//! One writer thread owns the only write connection and commits every
+//! write that has queued up in one transaction (group commit, one fsync per
+//! batch). Each write runs inside its own savepoint, so one failing write
+//! rolls back alone, and its caller hears back only after the commit.
+//! Reads go to a small pool of read connections; WAL lets them run while
+//! the writer commits. Because `seq` is assigned by the single writer in
+//! commit order, a reader always sees a gap-free prefix of the log — the
+//! property the polling cursor relies on.
+
+mod accounts;
+mod events;
+mod jobs;
+mod schema;
+mod webhooks;
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OpenFlags};
+use tidings_types::{
+    AccountId, ApiKeyId, Event, EventId, EventType, NewEvent, Timestamp, Webhook, WebhookId,
+};
+use tokio::sync::{mpsc, oneshot, Notify};
+
+use crate::model::*;
+use crate::{Result, Store, StoreError};
+
+type Finish = Box<dyn FnOnce(bool) + Send>;
+type WriteOp = Box<dyn FnOnce(&Connection) -> Finish + Send>;
+
+/// How durable a commit is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// fsync on every commit (`synchronous=FULL`): a commit survives power loss.
+    Full,
+    /// fsync at checkpoints only (`synchronous=NORMAL`): survives a process
+    /// crash, may lose the last commits on power loss.
+    Normal,
+}
+
+/// Options for [`SqliteStore::open`].
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    pub path: PathBuf,
+    pub durability: Durability,
+    /// Most writes folded into one transaction.
+    pub max_batch: usize,
+}
+
+impl SqliteOptions {
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            durability: Durability::Full,
+            max_batch: 2048,
+        }
+    }
+}
+
+pub struct SqliteStore {
+    writer: mpsc::Sender<WriteOp>,
+    readers: Arc<Mutex<Vec<Connection>>>,
+    path: PathBuf,
+    notify: Arc<Notify>,
+}
+
+fn open_conn(path: &Path, durability: Durability) -> Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(
+        None,
+        "synchronous",
+        match durability {
+            Durability::Full => "FULL",
+            Durability::Normal => "NORMAL",
+        },
+    )?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.pragma_update(None, "cache_size", -16000)?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+fn migrate(conn: &mut Connection) -> Result<()> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    for (i, sql) in schema::MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Open (creating if needed) the database at `opts.path` and start the
+    /// writer thread.
+    pub fn open(opts: SqliteOptions) -> Result<Self> {
+        if let Some(dir) = opts.path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let mut conn = open_conn(&opts.path, opts.durability)?;
+        migrate(&mut conn)?;
+        let (tx, rx) = mpsc::channel::<WriteOp>(16 * 1024);
+        let max_batch = opts.max_batch.max(1);
+        // The writer ends, after committing what is queued, once the store
+        // (the only sender) is dropped.
+        std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || writer_loop(conn, rx, max_batch))?;
+        Ok(Self {
+            writer: tx,
+            readers: Arc::new(Mutex::new(Vec::new())),
+            path: opts.path,
+            notify: Arc::new(Notify::new()),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Run `f` in the writer's next transaction; resolve after the commit.
+    async fn write<T, F>(&self, wakes_jobs: bool, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let notify = wakes_jobs.then(|| self.notify.clone());
+        let op: WriteOp = Box::new(move |conn| {
+            let result = in_savepoint(conn, f);
+            Box::new(move |committed| {
+                let result = match (committed, result) {
+                    (true, r) => r,
+                    (false, Ok(_)) => Err(StoreError::Corrupt("commit failed".into())),
+                    (false, Err(e)) => Err(e),
+                };
+                if result.is_ok() {
+                    if let Some(n) = notify {
+                        n.notify_waiters();
+                        n.notify_one();
+                    }
+                }
+                let _ = tx.send(result);
+            })
+        });
+        self.writer.send(op).await.map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Run `f` on a pooled read connection.
+    async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let pool = self.readers.clone();
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = pool.lock().expect("pool lock").pop();
+            let conn = match conn {
+                Some(c) => c,
+                None => open_conn(&path, Durability::Normal)?,
+            };
+            let r = f(&conn);
+            let mut pool = pool.lock().expect("pool lock");
+            if pool.len() < 8 {
+                pool.push(conn);
+            }
+            r
+        })
+        .await
+        .map_err(|_| StoreError::Closed)?
+    }
+}
+
+fn in_savepoint<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+    conn.execute_batch("SAVEPOINT op")?;
+    match f(conn) {
+        Ok(v) => {
+            conn.execute_batch("RELEASE op")?;
+            Ok(v)
+        }
+        Err(e) => {
+            conn.execute_batch("ROLLBACK TO op; RELEASE op")?;
+            Err(e)
+        }
+    }
+}
+
+fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<WriteOp>, max_batch: usize) {
+    let mut batch: Vec<WriteOp> = Vec::with_capacity(max_batch);
+    while let Some(first) = rx.blocking_recv() {
+        batch.push(first);
+        while batch.len() < max_batch {
+            match rx.try_recv() {
+                Ok(op) => batch.push(op),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            tracing::error!(error = %e, "cannot begin a write transaction");
+            // Dropping an op drops its reply channel: its caller sees `Closed`.
+            batch.clear();
+            continue;
+        }
+        let finishers: Vec<Finish> = batch.drain(..).map(|op| op(&conn)).collect();
+        let committed = match conn.execute_batch("COMMIT") {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!(error = %e, "commit failed");
+                let _ = conn.execute_batch("ROLLBACK");
+                false
+            }
+        };
+        for f in finishers {
+            f(committed);
+        }
+    }
+}
+
+/// Map a TEXT column to a parsed value, reporting corruption as a
+/// conversion failure.
+pub(crate) fn parse_col<T>(s: String) -> rusqlite::Result<T>
+where
+    T: FromStr,
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    s.parse::<T>().map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+pub(crate) fn ms(t: Timestamp) -> i64 {
+    tidings_types::time::to_millis(t)
+}
+
+pub(crate) fn ts(v: i64) -> Timestamp {
+    tidings_types::time::from_millis(v)
+}
+
+pub(crate) fn opt_ts(v: Option<i64>) -> Option<Timestamp> {
+    v.map(ts)
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn create_account(&self, account: &Account) -> Result<()> {
+        let a = account.clone();
+        self.write(false, move |c| accounts::create_account(c, &a)).await
+    }
+    async fn get_account(&self, id: AccountId) -> Result<Account> {
+        self.read(move |c| accounts::get_account(c, id)).await
+    }
+    async fn list_accounts(&self) -> Result<Vec<Account>> {
+        self.read(accounts::list_accounts).await
+    }
+    async fn create_api_key(&self, key: &ApiKeyRecord, hash: [u8; 32]) -> Result<()> {
+        let k = key.clone();
+        self.write(false, move |c| accounts::create_api_key(c, &k, hash))
+            .await
+    }
+    async fn find_api_key(&self, hash: [u8; 32]) -> Result<Option<ApiKeyRecord>> {
+        self.read(move |c| accounts::find_api_key(c, hash)).await
+    }
+    async fn list_api_keys(&self, account: AccountId) -> Result<Vec<ApiKeyRecord>> {
+        self.read(move |c| accounts::list_api_keys(c, account)).await
+    }
+    async fn revoke_api_key(&self, account: AccountId, id: ApiKeyId) -> Result<()> {
+        self.write(false, move |c| accounts::revoke_api_key(c, account, id))
+            .await
+    }
+
+    async fn record_events(&self, evs: Vec<NewEvent>) -> Result<Vec<Event>> {
+        self.write(true, move |c| events::record(c, evs)).await
+    }
+    async fn events_after(&self, account: AccountId, after: i64, limit: u32) -> Result<Vec<Event>> {
+        self.read(move |c| events::after(c, account, after, limit))
+            .await
+    }
+    async fn get_event(&self, account: AccountId, id: EventId) -> Result<Event> {
+        self.read(move |c| events::get(c, account, id)).await
+    }
+
+    async fn create_webhook(&self, webhook: &Webhook, since: Option<Timestamp>) -> Result<u64> {
+        let w = webhook.clone();
+        self.write(true, move |c| webhooks::create(c, &w, since)).await
+    }
+    async fn update_webhook(&self, webhook: &Webhook, resume: bool, now: Timestamp) -> Result<()> {
+        let w = webhook.clone();
+        self.write(true, move |c| webhooks::update(c, &w, resume, now))
+            .await
+    }
+    async fn delete_webhook(&self, account: AccountId, id: WebhookId) -> Result<()> {
+        self.write(false, move |c| webhooks::delete(c, account, id))
+            .await
+    }
+    async fn get_webhook(&self, account: AccountId, id: WebhookId) -> Result<Webhook> {
+        self.read(move |c| webhooks::get(c, Some(account), id)).await
+    }
+    async fn load_webhook(&self, id: WebhookId) -> Result<Webhook> {
+        self.read(move |c| webhooks::get(c, None, id)).await
+    }
+    async fn list_webhooks(&self, account: AccountId) -> Result<Vec<Webhook>> {
+        self.read(move |c| webhooks::list(c, account)).await
+    }
+    async fn webhook_status(&self, account: AccountId, id: WebhookId) -> Result<Vec<TypeState>> {
+        self.read(move |c| webhooks::status(c, account, id)).await
+    }
+    async fn resume_webhook(
+        &self,
+        account: AccountId,
+        id: WebhookId,
+        types: &[EventType],
+        now: Timestamp,
+    ) -> Result<Vec<EventType>> {
+        let types = types.to_vec();
+        self.write(true, move |c| webhooks::resume(c, account, id, &types, now))
+            .await
+    }
+    async fn replay(
+        &self,
+        account: AccountId,
+        id: WebhookId,
+        from: Timestamp,
+        to: Timestamp,
+        types: &[EventType],
+        now: Timestamp,
+    ) -> Result<u64> {
+        let types = types.to_vec();
+        self.write(true, move |c| {
+            webhooks::replay(c, account, id, from, to, &types, now)
+        })
+        .await
+    }
+    async fn enqueue_test_event(&self, webhook: WebhookId, event: NewEvent) -> Result<Event> {
+        self.write(true, move |c| events::record_test(c, webhook, event))
+            .await
+    }
+
+    async fn lease_jobs(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+        skip: &[WebhookId],
+    ) -> Result<Vec<LeasedJob>> {
+        let skip = skip.to_vec();
+        self.write(false, move |c| jobs::lease(c, now, lease_until, limit, &skip))
+            .await
+    }
+    async fn complete_jobs(&self, outcomes: Vec<JobOutcome>, pause_after: u32) -> Result<CompletionSummary> {
+        self.write(true, move |c| jobs::complete(c, outcomes, pause_after))
+            .await
+    }
+    async fn next_due(&self) -> Result<Option<Timestamp>> {
+        self.read(jobs::next_due).await
+    }
+    async fn release_leases(&self, now: Timestamp) -> Result<u64> {
+        self.write(true, move |c| jobs::release_leases(c, now)).await
+    }
+    async fn queue_stats(&self, now: Timestamp) -> Result<QueueStats> {
+        self.read(move |c| jobs::stats(c, now)).await
+    }
+
+    async fn list_attempts(&self, account: AccountId, filter: &AttemptFilter) -> Result<Vec<AttemptRecord>> {
+        let f = filter.clone();
+        self.read(move |c| jobs::list_attempts(c, account, &f)).await
+    }
+
+    async fn prune(&self, before: Timestamp) -> Result<PruneSummary> {
+        self.write(false, move |c| jobs::prune(c, before)).await
+    }
+
+    fn jobs_notify(&self) -> Arc<Notify> {
+        self.notify.clone()
+    }
+}

@@ -1,0 +1,102 @@
+//! Schema migrations, applied in order on open; `PRAGMA user_version`
+//! records how far a database has come.
+
+pub const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE accounts (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    contact_email TEXT,
+    created_at INTEGER NOT NULL
+);
+
+CREATE TABLE api_keys (
+    id TEXT PRIMARY KEY,
+    account_id TEXT NOT NULL REFERENCES accounts(id),
+    name TEXT NOT NULL,
+    prefix TEXT NOT NULL,
+    hash BLOB NOT NULL UNIQUE,
+    created_at INTEGER NOT NULL,
+    revoked_at INTEGER
+);
+
+-- The event log. `seq` is the polling cursor; AUTOINCREMENT so a pruned
+-- seq is never handed out again.
+CREATE TABLE events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    account_id TEXT NOT NULL,
+    type TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    data TEXT NOT NULL,
+    test INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX events_account_seq ON events(account_id, seq) WHERE test = 0;
+CREATE INDEX events_account_ts ON events(account_id, ts) WHERE test = 0;
+
+CREATE TABLE webhooks (
+    id TEXT PRIMARY KEY,
+    account_id TEXT NOT NULL,
+    url TEXT NOT NULL,
+    settings TEXT NOT NULL,
+    secret TEXT NOT NULL,
+    previous_secret TEXT,
+    previous_until INTEGER,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+CREATE INDEX webhooks_account ON webhooks(account_id);
+
+-- One row per (webhook, subscribed event type): the subscription used to
+-- fan events out, and the failure state that pauses it.
+CREATE TABLE webhook_types (
+    webhook_id TEXT NOT NULL,
+    event_type TEXT NOT NULL,
+    account_id TEXT NOT NULL,
+    paused INTEGER NOT NULL DEFAULT 0,
+    pause_reason TEXT,
+    paused_at INTEGER,
+    consecutive_failures INTEGER NOT NULL DEFAULT 0,
+    last_success_at INTEGER,
+    last_error TEXT,
+    last_error_at INTEGER,
+    PRIMARY KEY (webhook_id, event_type)
+);
+CREATE INDEX webhook_types_fanout ON webhook_types(account_id, event_type);
+
+-- Delivery jobs. A leased job's due_at is its lease expiry; a held job
+-- (its type is paused) is invisible to leasing until resumed.
+CREATE TABLE jobs (
+    id INTEGER PRIMARY KEY,
+    webhook_id TEXT NOT NULL,
+    event_seq INTEGER NOT NULL,
+    event_type TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    due_at INTEGER NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    leased INTEGER NOT NULL DEFAULT 0,
+    held INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX jobs_due ON jobs(due_at, event_seq) WHERE held = 0;
+CREATE INDEX jobs_webhook ON jobs(webhook_id, event_type);
+CREATE INDEX jobs_event ON jobs(event_seq);
+
+-- The call log.
+CREATE TABLE attempts (
+    id TEXT PRIMARY KEY,
+    account_id TEXT NOT NULL,
+    webhook_id TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    event_type TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    url TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    status_code INTEGER,
+    error TEXT,
+    duration_ms INTEGER NOT NULL,
+    response TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    next_attempt_at INTEGER
+) WITHOUT ROWID;
+CREATE INDEX attempts_account ON attempts(account_id, id);
+CREATE INDEX attempts_at ON attempts(at);
+"#];

@@ -1,0 +1,196 @@
+//! Configuration: built-in defaults, then a TOML file, then `TIDINGS_*`
+//! environment variables (nested keys joined by `__`, e.g.
+//! `TIDINGS_HTTP__LISTEN=0.0.0.0:8080`), merged by figment into a raw
+//! struct that refuses unknown keys, then turned once into the validated
+//! settings the parts are built from.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where the SQLite database lives.
+    pub data_dir: PathBuf,
+    pub http: HttpConfig,
+    pub webhooks: WebhookConfig,
+    pub storage: StorageConfig,
+    pub retention: RetentionConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Address of the HTTP API, health and metrics.
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhookConfig {
+    /// Seconds before a delivery attempt times out.
+    pub timeout_secs: u64,
+    /// Days of past events a new webhook receives; 0 disables backfill.
+    pub backfill_days: u32,
+    /// Consecutive failures of one event type that pause it on a webhook.
+    pub pause_after: u32,
+    /// Hours the old secret keeps signing after a rotation (default overlap).
+    pub secret_overlap_hours: u32,
+    /// Allow targets on loopback addresses (development and tests).
+    pub allow_loopback: bool,
+    /// Allow targets on private and link-local addresses.
+    pub allow_private: bool,
+    /// Most deliveries held in memory at once (queued or in flight).
+    pub max_held: usize,
+    /// Longest `Retry-After` honoured, in seconds.
+    pub max_retry_after_secs: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// fsync every commit.
+    Full,
+    /// fsync at checkpoints; a power loss may lose the last commits.
+    Normal,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    pub durability: Durability,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    /// Days events and attempts are kept.
+    pub days: u32,
+    /// Seconds between pruning runs.
+    pub prune_interval_secs: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A `tracing` filter such as `info` or `tidings=debug,info`.
+    pub level: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./tidings-data"),
+            http: HttpConfig::default(),
+            webhooks: WebhookConfig::default(),
+            storage: StorageConfig::default(),
+            retention: RetentionConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".parse().expect("valid address"),
+        }
+    }
+}
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        Self {
+            timeout_secs: 15,
+            backfill_days: 7,
+            pause_after: 100,
+            secret_overlap_hours: 24,
+            allow_loopback: false,
+            allow_private: false,
+            max_held: 8192,
+            max_retry_after_secs: 3600,
+        }
+    }
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            durability: Durability::Full,
+        }
+    }
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        Self {
+            days: 30,
+            prune_interval_secs: 3600,
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            level: "info".into(),
+        }
+    }
+}
+
+impl Config {
+    /// Defaults, then the file (if given; it must exist), then the environment.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(f) = file {
+            if !f.exists() {
+                bail!("configuration file {} does not exist", f.display());
+            }
+            fig = fig.merge(Toml::file(f));
+        }
+        fig = fig.merge(Env::prefixed("TIDINGS_").split("__").ignore(&["config"]));
+        let cfg: Config = fig.extract().context("invalid configuration")?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if self.webhooks.timeout_secs == 0 || self.webhooks.timeout_secs > 300 {
+            bail!("webhooks.timeout_secs must be between 1 and 300");
+        }
+        if self.webhooks.pause_after == 0 {
+            bail!("webhooks.pause_after must be at least 1");
+        }
+        if self.webhooks.max_held < 16 {
+            bail!("webhooks.max_held must be at least 16");
+        }
+        if self.retention.days == 0 {
+            bail!("retention.days must be at least 1");
+        }
+        Ok(())
+    }
+
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join("tidings.db")
+    }
+
+    pub fn webhook_timeout(&self) -> Duration {
+        Duration::from_secs(self.webhooks.timeout_secs)
+    }
+}

@@ -1,0 +1,173 @@
+//! The `tidings` binary's library half: configuration, wiring and
+//! lifecycle. `main.rs` only parses the command line.
+//!
+//! [`App::start`] builds the parts from a [`Config`] — store, use cases,
+//! dispatcher, HTTP server, pruner — starts them on the current tokio
+//! runtime, and returns a handle whose [`RunningApp::shutdown`] stops them
+//! in order: stop accepting HTTP, stop leasing, let requests in flight
+//! finish, commit their outcomes. Tests and benchmarks start the same
+//! `App` in-process (optionally with a manual clock) or run the binary.
+
+pub mod config;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tidings_core::{CoreConfig, Tidings};
+use tidings_delivery::client::{ClientConfig, WebhookClient};
+use tidings_delivery::dispatch::{Dispatcher, DispatcherConfig};
+use tidings_delivery::guard::AddressPolicy;
+use tidings_delivery::metrics::Metrics;
+use tidings_delivery::retry::RetryPolicy;
+use tidings_store::sqlite::{SqliteOptions, SqliteStore};
+use tidings_store::Store;
+use tidings_types::{Clock, SystemClock};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use config::Config;
+
+/// A started tidings.
+pub struct RunningApp {
+    pub app: Tidings,
+    pub addr: SocketAddr,
+    pub metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl RunningApp {
+    /// Stop gracefully and wait until every part has stopped.
+    pub async fn shutdown(self) {
+        self.shutdown.cancel();
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+
+    pub fn token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+}
+
+/// Builder of a running tidings.
+pub struct App;
+
+impl App {
+    /// Start with the wall clock.
+    pub async fn start(config: &Config) -> anyhow::Result<RunningApp> {
+        Self::start_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    /// Start with a given clock (tests pass a manual one).
+    pub async fn start_with_clock(
+        config: &Config,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<RunningApp> {
+        let store = open_store(config)?;
+        let policy = AddressPolicy {
+            allow_loopback: config.webhooks.allow_loopback,
+            allow_private: config.webhooks.allow_private,
+        };
+        let core_cfg = CoreConfig {
+            backfill: Duration::from_secs(u64::from(config.webhooks.backfill_days) * 86_400),
+            address_policy: policy,
+            secret_overlap: Duration::from_secs(
+                u64::from(config.webhooks.secret_overlap_hours) * 3600,
+            ),
+            pause_after: config.webhooks.pause_after,
+            retention: Duration::from_secs(u64::from(config.retention.days) * 86_400),
+        };
+        let metrics = Arc::new(Metrics::new());
+        let app = Tidings::new(store.clone(), clock.clone(), core_cfg).with_metrics(metrics.clone());
+        let client = WebhookClient::new(ClientConfig {
+            timeout: config.webhook_timeout(),
+            policy,
+            ..ClientConfig::default()
+        })
+        .context("building the webhook HTTP client")?;
+        let dispatcher = Dispatcher::new(
+            store.clone(),
+            clock.clone(),
+            client,
+            DispatcherConfig {
+                max_held: config.webhooks.max_held,
+                pause_after: config.webhooks.pause_after,
+                lease_duration: config.webhook_timeout() * 4 + Duration::from_secs(60),
+                retry: RetryPolicy {
+                    max_retry_after: Duration::from_secs(config.webhooks.max_retry_after_secs),
+                    ..RetryPolicy::default()
+                },
+                // The embedded store has exactly one user: this process.
+                release_leases_on_start: true,
+                ..DispatcherConfig::default()
+            },
+            metrics.clone(),
+        );
+
+        let shutdown = CancellationToken::new();
+        let listener = tokio::net::TcpListener::bind(config.http.listen)
+            .await
+            .with_context(|| format!("binding the HTTP listener on {}", config.http.listen))?;
+        let addr = listener.local_addr()?;
+        let router = tidings_web::router(tidings_web::AppState {
+            app: app.clone(),
+            metrics: metrics.clone(),
+        });
+
+        let mut tasks = Vec::new();
+        let token = shutdown.clone();
+        tasks.push(tokio::spawn(async move {
+            let serve = axum::serve(listener, router)
+                .with_graceful_shutdown(async move { token.cancelled().await });
+            if let Err(e) = serve.await {
+                tracing::error!(error = %e, "HTTP server failed");
+            }
+        }));
+        tasks.push(tokio::spawn(dispatcher.run(shutdown.clone())));
+        tasks.push(tokio::spawn(prune_loop(
+            app.clone(),
+            Duration::from_secs(config.retention.prune_interval_secs),
+            shutdown.clone(),
+        )));
+
+        Ok(RunningApp {
+            app,
+            addr,
+            metrics,
+            shutdown,
+            tasks,
+        })
+    }
+}
+
+/// Open the configured store.
+pub fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    let path = config.database_path();
+    let mut opts = SqliteOptions::new(&path);
+    opts.durability = match config.storage.durability {
+        config::Durability::Full => tidings_store::sqlite::Durability::Full,
+        config::Durability::Normal => tidings_store::sqlite::Durability::Normal,
+    };
+    let store = SqliteStore::open(opts)
+        .with_context(|| format!("opening the database at {}", path.display()))?;
+    Ok(Arc::new(store))
+}
+
+async fn prune_loop(app: Tidings, every: Duration, shutdown: CancellationToken) {
+    loop {
+        match app.prune().await {
+            Ok(s) if s.events + s.attempts > 0 => {
+                tracing::info!(events = s.events, attempts = s.attempts, "pruned old records")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "pruning failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = shutdown.cancelled() => return,
+        }
+    }
+}

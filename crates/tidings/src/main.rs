@@ -1,0 +1,182 @@
+//! `tidings` — run the service, or administer it.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tidings::{App, Config};
+use tidings_core::{CoreConfig, Tidings};
+use tidings_types::{AccountId, ApiKeyId, SystemClock};
+
+#[derive(Parser)]
+#[command(name = "tidings", version, about = "Transactional email with a real-time event API")]
+struct Cli {
+    /// TOML configuration file (settings also come from TIDINGS_* variables).
+    #[arg(long, short, global = true, env = "TIDINGS_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP API and webhook delivery.
+    Serve,
+    /// Manage accounts.
+    #[command(subcommand)]
+    Account(AccountCmd),
+    /// Manage API keys.
+    #[command(subcommand)]
+    Key(KeyCmd),
+    /// Validate the configuration and print it with defaults filled in.
+    CheckConfig,
+}
+
+#[derive(Subcommand)]
+enum AccountCmd {
+    /// Create an account and print its first API key (shown once).
+    Create {
+        #[arg(long)]
+        name: String,
+        /// Where notices about the account (paused webhooks) go.
+        #[arg(long)]
+        contact: Option<String>,
+    },
+    /// List accounts.
+    List,
+}
+
+#[derive(Subcommand)]
+enum KeyCmd {
+    /// Create an API key for an account (shown once).
+    Create {
+        #[arg(long)]
+        account: AccountId,
+        #[arg(long, default_value = "cli")]
+        name: String,
+    },
+    /// List an account's keys (prefixes only).
+    List {
+        #[arg(long)]
+        account: AccountId,
+    },
+    /// Revoke a key.
+    Revoke {
+        #[arg(long)]
+        account: AccountId,
+        #[arg(long)]
+        key: ApiKeyId,
+    },
+}
+
+fn init_logging(cfg: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&cfg.log.level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cfg.log.format {
+        tidings::config::LogFormat::Json => builder.json().init(),
+        tidings::config::LogFormat::Text => builder.init(),
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let cfg = Config::load(cli.config.as_deref())?;
+    match cli.command {
+        Command::Serve => serve(cfg).await,
+        Command::CheckConfig => {
+            println!("{}", serde_json::to_string_pretty(&cfg)?);
+            Ok(())
+        }
+        Command::Account(cmd) => {
+            let app = admin(&cfg)?;
+            match cmd {
+                AccountCmd::Create { name, contact } => {
+                    let acc = app.create_account(&name, contact).await?;
+                    let key = app.create_api_key(acc.id, "default").await?;
+                    println!("account: {}", acc.id);
+                    println!("api key: {}", key.key.expose());
+                }
+                AccountCmd::List => {
+                    for a in app.store.list_accounts().await? {
+                        println!("{}\t{}\t{}", a.id, a.name, a.contact_email.unwrap_or_default());
+                    }
+                }
+            }
+            Ok(())
+        }
+        Command::Key(cmd) => {
+            let app = admin(&cfg)?;
+            match cmd {
+                KeyCmd::Create { account, name } => {
+                    let key = app.create_api_key(account, &name).await?;
+                    println!("key id: {}", key.record.id);
+                    println!("api key: {}", key.key.expose());
+                }
+                KeyCmd::List { account } => {
+                    for k in app.store.list_api_keys(account).await? {
+                        println!("{}\t{}…\t{}", k.id, k.prefix, k.name);
+                    }
+                }
+                KeyCmd::Revoke { account, key } => {
+                    app.store.revoke_api_key(account, key).await?;
+                    println!("revoked {key}");
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The use cases over the configured store, for one-shot admin commands.
+fn admin(cfg: &Config) -> anyhow::Result<Tidings> {
+    let store = tidings::open_store(cfg)?;
+    Ok(Tidings::new(
+        store,
+        std::sync::Arc::new(SystemClock),
+        CoreConfig::default(),
+    ))
+}
+
+async fn serve(cfg: Config) -> anyhow::Result<()> {
+    init_logging(&cfg);
+    let running = App::start(&cfg).await?;
+    if let Some((account, key)) = running
+        .app
+        .bootstrap()
+        .await
+        .context("creating the default account")?
+    {
+        println!("created the default account {}", account.id);
+        println!("api key (shown once): {}", key.key.expose());
+    }
+    println!("listening on http://{}", running.addr);
+    tracing::info!(addr = %running.addr, data_dir = %cfg.data_dir.display(), "tidings is running");
+
+    let token = running.token();
+    tokio::select! {
+        _ = shutdown_signal() => tracing::info!("shutting down"),
+        _ = token.cancelled() => {}
+    }
+    running.shutdown().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("installing the SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
