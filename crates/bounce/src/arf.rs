@@ -29,25 +29,35 @@ pub fn detect(w: &Walked, original: &OriginalMessage) -> Option<Complaint> {
         }
     }
     // Apple Mail's one-click unsubscribe is an opt-out report.
-    if w
-        .top
+    if w.top
         .get("x-apple-unsubscribe")
         .is_some_and(|v| v.eq_ignore_ascii_case("true"))
     {
         let mut c = empty(original);
         c.feedback_type = "opt-out".into();
-        c.recipients = w.top.get("from").and_then(first_address).into_iter().collect();
+        c.recipients = w
+            .top
+            .get("from")
+            .and_then(first_address)
+            .into_iter()
+            .collect();
         c.reporter = domain_of(w.top.get("from"));
         return Some(finish(c, original));
     }
     // Old AOL / provider reports: an abuse subject with the message attached.
     let subject = w.top.get("subject").unwrap_or("").to_ascii_lowercase();
     let from = w.top.get("from").unwrap_or("").to_ascii_lowercase();
-    let fbl_sender = ["scomp@aol.net", "feedback@arf.mail.yahoo.com", "staff@hotmail.com"]
-        .iter()
-        .any(|s| from.contains(s));
+    let fbl_sender = [
+        "scomp@aol.net",
+        "feedback@arf.mail.yahoo.com",
+        "staff@hotmail.com",
+    ]
+    .iter()
+    .any(|s| from.contains(s));
     if w.original.is_some()
-        && (fbl_sender || subject.contains("client tos notification") || subject.contains("abuse report"))
+        && (fbl_sender
+            || subject.contains("client tos notification")
+            || subject.contains("abuse report"))
     {
         return Some(finish(empty(original), original));
     }
@@ -56,12 +66,8 @@ pub fn detect(w: &Walked, original: &OriginalMessage) -> Option<Complaint> {
 
 /// The feedback fields, wherever they were put.
 fn feedback_fields(w: &Walked) -> Option<Headers> {
-    for body in &w.feedback {
-        let (h, _) = Headers::parse(body.trim_start());
-        if !h.is_empty() {
-            return Some(h);
-        }
-        return Some(Headers::default());
+    if let Some(body) = w.feedback.first() {
+        return Some(Headers::parse(body.trim_start()).0);
     }
     let is_report = w.report_type.as_deref() == Some("feedback-report");
     for t in &w.texts {
@@ -98,7 +104,10 @@ fn from_fields(w: &Walked, f: &Headers, original: &OriginalMessage) -> Complaint
     }
     c.reporter = f
         .get("user-agent")
-        .or_else(|| f.get("reporting-mta").map(|v| v.split_once(';').map_or(v, |x| x.1).trim()))
+        .or_else(|| {
+            f.get("reporting-mta")
+                .map(|v| v.split_once(';').map_or(v, |x| x.1).trim())
+        })
         .map(str::to_string)
         .or_else(|| domain_of(w.top.get("from")));
     c.recipients = f

@@ -61,7 +61,8 @@ pub fn evidence(top: &Headers) -> Evidence {
         || has("x-autoresponder")
         || val("x-apple-action") == "vacation"
         || val("precedence").contains("auto_reply")
-        || val("x-auto-response-suppress").contains("oof") && val("auto-submitted").starts_with("auto-replied")
+        || val("x-auto-response-suppress").contains("oof")
+            && val("auto-submitted").starts_with("auto-replied")
         || val("x-vacation").starts_with("yes")
     {
         return Evidence::Strong;

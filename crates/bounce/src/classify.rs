@@ -16,6 +16,7 @@ use crate::finding::Finding;
 use crate::headers::find_addresses;
 use crate::model::{Action, BouncedRecipient};
 use crate::phrases;
+use crate::providers;
 use crate::reason::Reason;
 use crate::status::Status;
 
@@ -25,7 +26,13 @@ pub fn classify(f: Finding) -> BouncedRecipient {
     let wide = f.fallback_text.as_deref().map(clean).unwrap_or_default();
     let text_status = Status::find_in(&f.diagnostic);
     let status = match (f.status, text_status) {
-        (Some(s), Some(t)) if s.is_generic() && t.class() == s.class() => Some(t),
+        // A DSN's vague x.0.0 / x.N.0 gives way to a precise code in its text.
+        (Some(s), Some(t))
+            if t.class() == s.class()
+                && (s.is_generic() && t != s || s.detail() == 0 && t.detail() != 0) =>
+        {
+            Some(t)
+        }
         (Some(s), _) => Some(s),
         (None, t) => t,
     };
@@ -97,6 +104,10 @@ fn command_in(text: &str) -> Option<Command> {
         ("[rcpt_to]", Command::RcptTo),
         ("rcpt:", Command::RcptTo),
         ("smtp:rcpt", Command::RcptTo),
+        ("recipient address rejected", Command::RcptTo),
+        // "550 <a@b>: User unknown": the server quoting the RCPT argument.
+        ("0 <<addr>>: ", Command::RcptTo),
+        ("0: <<addr>>: ", Command::RcptTo),
         ("rcpt_to", Command::RcptTo),
         ("does not like recipient", Command::RcptTo),
         ("mail from", Command::MailFrom),
@@ -108,12 +119,18 @@ fn command_in(text: &str) -> Option<Command> {
         ("after initial connection", Command::Connect),
         ("greeting", Command::Connect),
     ];
-    TABLE.iter().find(|(p, _)| text.contains(p)).map(|(_, c)| *c)
+    TABLE
+        .iter()
+        .find(|(p, _)| text.contains(p))
+        .map(|(_, c)| *c)
 }
 
 /// Decides the reason from the cleaned diagnostic, the status and the
 /// SMTP command, in the stages described in the module doc.
 fn decide(text: &str, status: Option<Status>, command: Option<Command>) -> Option<Reason> {
+    if let Some(r) = providers::reason(text) {
+        return Some(r);
+    }
     let code = status.and_then(status_reason);
     let has = |r: Reason| phrases::matches(r, text);
     for &r in phrases::FIRST {
@@ -124,8 +141,9 @@ fn decide(text: &str, status: Option<Status>, command: Option<Command>) -> Optio
                 (code == Some(Reason::UserUnknown)
                     && !phrases::CONTRADICT_USER.iter().any(|&c| has(c)))
                     || command == Some(Command::RcptTo) && has(Reason::UserUnknown)
-                    || command != Some(Command::Data)
-                        && phrases::USER_UNKNOWN_STRONG.iter().any(|p| text.contains(p))
+                    || phrases::USER_UNKNOWN_STRONG
+                        .iter()
+                        .any(|p| text.contains(p))
             }
             Reason::Filtered => {
                 let before_data = matches!(
@@ -135,21 +153,35 @@ fn decide(text: &str, status: Option<Status>, command: Option<Command>) -> Optio
                 (code == Some(Reason::Filtered) || !before_data)
                     && (has(Reason::Filtered) || has(Reason::UserUnknown))
             }
-            Reason::MessageTooLarge => has(r) && code != Some(Reason::ExceedLimit) || code == Some(r),
+            Reason::MessageTooLarge => {
+                has(r) && code != Some(Reason::ExceedLimit) || code == Some(r)
+            }
             // Temporary DNS trouble is a network error, not a bad domain.
             Reason::HostUnknown => {
-                (has(r) || code == Some(r) && specific(r))
+                (has(r) || code == Some(r) && specific(r) || names_missing_host(text))
                     && status.is_none_or(|s| s.class() != 4)
-                    && !text.contains("try again")
+                    && !text.contains("not found, try again")
             }
-            Reason::Rejected => has(r) || code == Some(r) || command == Some(Command::MailFrom),
-            Reason::Blocked => has(r) || matches!(command, Some(Command::Helo | Command::Connect)),
+            Reason::Suspended => {
+                has(r)
+                    || code == Some(r)
+                        && !(command == Some(Command::RcptTo) && has(Reason::UserUnknown))
+            }
+            // "spam" inside a blocklist's name is a block, not a verdict.
+            Reason::SpamDetected => {
+                phrases::matches(r, &text.replace("spamhaus", "").replace("spamcop", ""))
+            }
             Reason::PolicyViolation => phrases::POLICY_FIRST.iter().any(|p| text.contains(p)),
             _ => has(r) || code == Some(r) && specific(r),
         };
         if hit {
             return Some(adjust(r, command));
         }
+    }
+    match command {
+        Some(Command::MailFrom) => return Some(Reason::Rejected),
+        Some(Command::Helo | Command::Connect) => return Some(Reason::Blocked),
+        _ => {}
     }
     if let Some(c) = code.filter(|c| !weak(*c)) {
         return Some(c);
@@ -161,10 +193,14 @@ fn decide(text: &str, status: Option<Status>, command: Option<Command>) -> Optio
     if let Some(r) = phrases::SECOND.iter().copied().find(|&r| has(r)) {
         return Some(r);
     }
-    code.or(match command {
-        Some(Command::MailFrom) => Some(Reason::Rejected),
-        Some(Command::Helo | Command::Connect) => Some(Reason::Blocked),
-        _ => None,
+    code
+}
+
+/// "mx.example.org does not exist": a host name, not an address, missing.
+fn names_missing_host(text: &str) -> bool {
+    text.match_indices(" does not exist").any(|(i, _)| {
+        let word = text[..i].rsplit(' ').next().unwrap_or("");
+        word.contains('.') && !word.contains('<') && !word.contains('@') && word.len() > 3
     })
 }
 
@@ -211,8 +247,8 @@ fn status_reason(s: Status) -> Option<Reason> {
         (1, 7 | 8) => Reason::Rejected,
         (1, 9) => Reason::SystemError,
         (1, 10) => Reason::NotAccept,
-        (2, 1) if temp => Reason::Suspended,
-        (2, 0 | 1 | 4) => Reason::Filtered,
+        (2, 1) => Reason::Suspended,
+        (2, 0 | 4) => Reason::Filtered,
         (2, 2) => Reason::MailboxFull,
         (2, 3) => Reason::ExceedLimit,
         (3, 1) => Reason::SystemFull,
@@ -262,11 +298,16 @@ pub fn reply_code_in(s: &str) -> Option<u16> {
         if !(matches!(w[0], b'4' | b'5') && w[1].is_ascii_digit() && w[2].is_ascii_digit()) {
             continue;
         }
-        let before_ok = i == 0 || matches!(b[i - 1], b' ' | b'(' | b':' | b'#' | b'[' | b'<' | b'"' | b';');
+        let before_ok = i == 0
+            || matches!(
+                b[i - 1],
+                b' ' | b'(' | b':' | b'#' | b'[' | b'<' | b'"' | b';'
+            );
         let after_ok = b
             .get(i + 3)
             .is_none_or(|c| matches!(c, b' ' | b'-' | b')' | b']' | b'.' | b','));
-        let not_status = b.get(i + 3) != Some(&b'.') || b.get(i + 4).is_none_or(|c| !c.is_ascii_digit());
+        let not_status =
+            b.get(i + 3) != Some(&b'.') || b.get(i + 4).is_none_or(|c| !c.is_ascii_digit());
         if before_ok && after_ok && not_status {
             let code: u16 = std::str::from_utf8(w).ok()?.parse().ok()?;
             if (421..=554).contains(&code) {

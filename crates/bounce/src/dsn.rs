@@ -11,7 +11,7 @@
 //! names the recipient.
 
 use crate::finding::Finding;
-use crate::headers::{field_name, first_address, Headers};
+use crate::headers::{field_name, first_address};
 use crate::model::Action;
 use crate::status::Status;
 use crate::text;
@@ -94,13 +94,15 @@ pub fn parse_fields(body: &str) -> Dsn {
         if !g.iter().any(|(k, _)| PER_RECIPIENT.contains(&k.as_str())) {
             continue;
         }
-        let addr = get("final-recipient")
+        // Original-Recipient is the address as we sent it (before alias
+        // expansion), the one the caller knows; Final-Recipient otherwise.
+        let addr = get("original-recipient")
             .and_then(first_address)
-            .or_else(|| get("original-recipient").and_then(first_address))
+            .or_else(|| get("final-recipient").and_then(first_address))
             .or_else(|| get("x-actual-recipient").and_then(first_address));
         let Some(email) = addr else { continue };
         let mut f = Finding::new(email);
-        f.original_recipient = get("original-recipient").and_then(first_address);
+        f.final_recipient = get("final-recipient").and_then(first_address);
         f.action = get("action").and_then(Action::parse);
         f.status = get("status").and_then(|s| {
             Status::parse(s.split_whitespace().next().unwrap_or("")).or_else(|| Status::find_in(s))
@@ -156,11 +158,6 @@ pub fn enrich(dsn: &mut Dsn, error_text: &str) {
             f.fallback_text = Some(text::summary(error_text));
         }
     }
-}
-
-/// Headers of a top-level message that is itself shaped like a DSN group.
-pub fn reporting_mta_from(h: &Headers) -> Option<String> {
-    h.get("reporting-mta").map(|v| after_type(v).to_ascii_lowercase())
 }
 
 #[cfg(test)]

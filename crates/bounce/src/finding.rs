@@ -10,8 +10,8 @@ use crate::status::Status;
 pub struct Finding {
     /// Lowercased address.
     pub email: String,
-    /// `Original-Recipient`, when it differs.
-    pub original_recipient: Option<String>,
+    /// `Final-Recipient` of a DSN (the address after alias expansion).
+    pub final_recipient: Option<String>,
     /// `Action`, or what the text implies.
     pub action: Option<Action>,
     /// `Status`, or a code found in the text.

@@ -46,7 +46,8 @@ impl Headers {
                     if h.fields.len() < MAX_HEADERS {
                         let mut v = value.trim().to_string();
                         truncate(&mut v, MAX_VALUE);
-                        h.fields.push((name.to_ascii_lowercase(), name.to_string(), v));
+                        h.fields
+                            .push((name.to_ascii_lowercase(), name.to_string(), v));
                     }
                 }
                 None => break,
@@ -157,6 +158,13 @@ pub fn find_addresses(text: &str) -> Vec<(usize, usize, String)> {
                 }
             }
         }
+        // Exchange's "SMTP=a@b" and similar routing prefixes.
+        if let Some(eq) = local.find('=') {
+            let prefix = local[..eq].to_ascii_lowercase();
+            if prefix == "smtp" || prefix == "rfc822" {
+                local = &local[eq + 1..];
+            }
+        }
         let s = at - local.len();
         let domain = text[at + 1..e].trim_end_matches(['.', '-']);
         let e = at + 1 + domain.len();
@@ -185,15 +193,23 @@ pub fn is_valid_address(addr: &str) -> bool {
         return false;
     };
     let quoted = local.len() > 2 && local.starts_with('"') && local.ends_with('"');
-    if local.is_empty() || local.len() > 128 || !quoted && (local.starts_with('.') || local.ends_with('.')) {
+    if local.is_empty()
+        || local.len() > 128
+        || !quoted && (local.starts_with('.') || local.ends_with('.'))
+    {
         return false;
     }
     if !domain.contains('.') || domain.len() > 255 {
         return false;
     }
     domain.split('.').all(|l| {
-        !l.is_empty() && !l.starts_with('-') && l.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-')
-    }) && domain.rsplit('.').next().is_some_and(|tld| tld.bytes().any(|c| c.is_ascii_alphabetic()))
+        !l.is_empty()
+            && !l.starts_with('-')
+            && l.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-')
+    }) && domain
+        .rsplit('.')
+        .next()
+        .is_some_and(|tld| tld.bytes().any(|c| c.is_ascii_alphabetic()))
 }
 
 #[cfg(test)]
@@ -212,6 +228,9 @@ mod tests {
         let a = find_addresses("550 5.1.1 <Kijitora@Example.JP>... User unknown; x@y");
         assert_eq!(a.len(), 1);
         assert_eq!(a[0].2, "kijitora@example.jp");
-        assert_eq!(first_address("rfc822; 'a.b@c.example'").unwrap(), "a.b@c.example");
+        assert_eq!(
+            first_address("rfc822; 'a.b@c.example'").unwrap(),
+            "a.b@c.example"
+        );
     }
 }

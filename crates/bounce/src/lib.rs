@@ -51,6 +51,7 @@ mod model;
 pub mod normalise;
 mod original;
 mod phrases;
+mod providers;
 mod reason;
 pub mod scoring;
 mod status;
@@ -73,6 +74,10 @@ use crate::mime::Walked;
 /// Parses and classifies one inbound message. Never panics; work and memory
 /// are bounded by [`normalise::MAX_INPUT`] and the walk's caps.
 pub fn parse(raw: &[u8]) -> Report {
+    parse_at(raw, 0)
+}
+
+fn parse_at(raw: &[u8], depth: usize) -> Report {
     let norm = normalise::normalise(raw);
     let w = mime::walk(&norm);
     let all_text = w.text();
@@ -94,11 +99,16 @@ pub fn parse(raw: &[u8]) -> Report {
     if let Some(r) = vendors::json(&all_text, &original) {
         return match r {
             vendors::JsonReport::Bounce(f, mta) => bounce(f, mta, Format::Json, original),
-            vendors::JsonReport::Complaint(c) => Report::Complaint(c),
-            vendors::JsonReport::Delivery(recipients) => {
-                Report::DeliverySuccess(DeliverySuccess { recipients, original })
-            }
+            vendors::JsonReport::Complaint(c) => Report::Complaint(*c),
+            vendors::JsonReport::Delivery(recipients) => Report::DeliverySuccess(DeliverySuccess {
+                recipients,
+                original,
+            }),
         };
+    }
+    if let Some(findings) = vendors::list_rejection(&w.top, error_text, &exclusions(&w, &original))
+    {
+        return bounce(findings, None, Format::Text, original);
     }
     let evidence = autoreply::evidence(&w.top);
     if evidence == Evidence::Strong {
@@ -116,12 +126,25 @@ pub fn parse(raw: &[u8]) -> Report {
         if findings.is_empty() {
             // No address in the text (or only the sender's): the report is
             // about the original's recipients.
-            let to: Vec<String> = original.to.iter().filter(|a| !exclude.contains(*a)).cloned().collect();
+            let to: Vec<String> = original
+                .to
+                .iter()
+                .filter(|a| !exclude.contains(*a))
+                .cloned()
+                .collect();
             findings = text::scan(error_text, &exclude, &to);
         }
         vendors::hint_text(&w.top, error_text, &mut findings);
+        text::set_action(&w.top, error_text, &mut findings);
         if !findings.is_empty() {
             return bounce(findings, None, Format::Text, original);
+        }
+        // A bounce of a bounce: the report is in the returned message.
+        if depth == 0 {
+            let rest = all_text[error_text.len()..].trim_start_matches(|c: char| c != '\n');
+            if let r @ Report::Bounce(_) = parse_at(rest.trim_start().as_bytes(), depth + 1) {
+                return r;
+            }
         }
     }
     if evidence == Evidence::Weak {
@@ -131,11 +154,19 @@ pub fn parse(raw: &[u8]) -> Report {
 }
 
 fn from_dsn(w: &Walked, error_text: &str, original: &OriginalMessage) -> Option<Report> {
-    let mut parsed = w
-        .delivery_status
-        .iter()
-        .map(|b| dsn::parse_fields(b))
-        .find(|d| !d.recipients.is_empty());
+    // Every delivery-status part counts (some MTAs send one per attempt).
+    let mut parsed: Option<dsn::Dsn> = None;
+    for body in &w.delivery_status {
+        let d = dsn::parse_fields(body);
+        match &mut parsed {
+            Some(p) => {
+                p.recipients.extend(d.recipients);
+                p.recipients.truncate(1000);
+            }
+            None if !d.recipients.is_empty() => parsed = Some(d),
+            None => {}
+        }
+    }
     if parsed.is_none() && dsn::has_inline_fields(error_text) {
         parsed = Some(dsn::parse_fields(error_text)).filter(|d| !d.recipients.is_empty());
     }
@@ -145,7 +176,12 @@ fn from_dsn(w: &Walked, error_text: &str, original: &OriginalMessage) -> Option<
         // recipients, with whatever the text says.
         None if w.report_type.as_deref() == Some("delivery-status") && !original.to.is_empty() => {
             let exclude = exclusions(w, original);
-            let to: Vec<String> = original.to.iter().filter(|a| !exclude.contains(*a)).cloned().collect();
+            let to: Vec<String> = original
+                .to
+                .iter()
+                .filter(|a| !exclude.contains(*a))
+                .cloned()
+                .collect();
             let findings = text::scan(error_text, &exclude, &to);
             if findings.is_empty() {
                 return None;
@@ -165,10 +201,20 @@ fn from_dsn(w: &Walked, error_text: &str, original: &OriginalMessage) -> Option<
     }
     d.recipients = failed;
     dsn::enrich(&mut d, error_text);
-    Some(bounce(d.recipients, d.reporting_mta, Format::Dsn, original.clone()))
+    Some(bounce(
+        d.recipients,
+        d.reporting_mta,
+        Format::Dsn,
+        original.clone(),
+    ))
 }
 
-fn bounce(findings: Vec<Finding>, reporting_mta: Option<String>, format: Format, original: OriginalMessage) -> Report {
+fn bounce(
+    findings: Vec<Finding>,
+    reporting_mta: Option<String>,
+    format: Format,
+    original: OriginalMessage,
+) -> Report {
     Report::Bounce(Bounce {
         recipients: findings.into_iter().map(classify::classify).collect(),
         reporting_mta,
@@ -195,8 +241,7 @@ fn exclusions(w: &Walked, original: &OriginalMessage) -> HashSet<String> {
             set.extend(find_addresses(v).into_iter().map(|a| a.2));
         }
     }
-    set.extend(original.from.clone());
-    set.extend(original.return_path.clone());
+    let _ = original;
     set
 }
 

@@ -63,11 +63,20 @@ fn repair_boundary(raw: &[u8]) -> Option<Vec<u8>> {
     if !body.contains("\nContent-Type:") && !body.contains("\nContent-type:") {
         return None;
     }
-    let boundary = body.lines().take(50).find_map(|l| {
-        let t = l.strip_prefix("--")?.trim_end();
-        let ok = t.len() >= 6 && !t.contains(' ') && !t.starts_with('-') && t.bytes().all(|c| c.is_ascii_graphic());
-        (ok && body.matches(l.trim_end()).count() >= 2).then_some(t)
-    })?;
+    // The first boundary must open the body (after at most a preamble
+    // line), or the "--" lines are the quoted original's own parts.
+    let boundary = body
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .take(3)
+        .find_map(|l| {
+            let t = l.strip_prefix("--")?.trim_end();
+            let ok = t.len() >= 6
+                && !t.contains(' ')
+                && !t.starts_with('-')
+                && t.bytes().all(|c| c.is_ascii_graphic());
+            (ok && body.matches(l.trim_end()).count() >= 2).then_some(t)
+        })?;
     let mut out = String::with_capacity(raw.len() + 80);
     for (name, value) in h.iter() {
         if !name.eq_ignore_ascii_case("content-type") {
@@ -95,7 +104,9 @@ fn walk_inner(raw: &[u8]) -> Walked {
             w.top = Headers::parse(&head).0;
             if let Some(ct) = msg.parts[0].content_type() {
                 if ct.ctype().eq_ignore_ascii_case("multipart")
-                    && ct.subtype().is_some_and(|s| s.eq_ignore_ascii_case("report"))
+                    && ct
+                        .subtype()
+                        .is_some_and(|s| s.eq_ignore_ascii_case("report"))
                 {
                     w.report_type = ct.attribute("report-type").map(|s| s.to_ascii_lowercase());
                 }
@@ -163,7 +174,8 @@ fn walk_part(w: &mut Walked, msg: &mail_parser::Message<'_>, id: usize, depth: u
                     .and_then(|p| p.content_type())
                     .is_some_and(|c| {
                         c.attribute("report-type").is_some()
-                            || c.subtype().is_some_and(|s| s.eq_ignore_ascii_case("report"))
+                            || c.subtype()
+                                .is_some_and(|s| s.eq_ignore_ascii_case("report"))
                     });
                 if inner && depth < MAX_DEPTH {
                     walk_part(w, nested, 0, depth + 1);
@@ -213,9 +225,11 @@ fn classify_leaf(w: &mut Walked, ctype: &str, subtype: &str, text: &str, html: b
 /// Some MTAs label plain text as `text/html`; only real markup is converted.
 fn looks_like_html(s: &str) -> bool {
     let head = &s[..floor_char(s, 4096)].to_ascii_lowercase();
-    ["<html", "<body", "<br", "<p>", "<p ", "<div", "<table", "<span", "<head"]
-        .iter()
-        .any(|t| head.contains(t))
+    [
+        "<html", "<body", "<br", "<p>", "<p ", "<div", "<table", "<span", "<head",
+    ]
+    .iter()
+    .any(|t| head.contains(t))
 }
 
 fn floor_char(s: &str, max: usize) -> usize {
@@ -237,7 +251,8 @@ impl Walked {
         }
         let t = &t[..floor_char(t, room.min(MAX_TEXT))];
         self.total_text += t.len();
-        self.texts.push(t.to_string());
+        // HTML conversions leave non-breaking spaces where layout had them.
+        self.texts.push(t.replace('\u{a0}', " "));
     }
 
     /// All human-readable text joined with blank lines.

@@ -62,7 +62,9 @@ pub struct Bounce {
 /// One failed (or delayed) recipient of a bounce.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BouncedRecipient {
-    /// The recipient address, lowercased.
+    /// The recipient address, lowercased: a DSN's `Original-Recipient`
+    /// (the address as it was sent) when given, else `Final-Recipient`,
+    /// else the address the text names.
     pub email: String,
     /// Hard: the address itself is bad (suppress it). Soft: anything else.
     pub bounce_type: BounceType,

@@ -56,7 +56,10 @@ mod tests {
 
     #[test]
     fn all_line_endings_become_lf() {
-        assert_eq!(normalise(b"a\r\nb\rc\nd\r\r\ne\r\rf"), b"a\nb\nc\nd\ne\n\nf");
+        assert_eq!(
+            normalise(b"a\r\nb\rc\nd\r\r\ne\r\rf"),
+            b"a\nb\nc\nd\ne\n\nf"
+        );
     }
 
     #[test]

@@ -21,7 +21,7 @@ pub fn from_headers(h: &Headers, subject: Option<String>) -> OriginalMessage {
             .trim()
             .to_string()
     });
-    let subject = subject.or_else(|| h.get("subject").map(|s| decode_words(s)));
+    let subject = subject.or_else(|| h.get("subject").map(decode_words));
     OriginalMessage {
         message_id: message_id.filter(|m| !m.is_empty()),
         from: h.get("from").and_then(first_address),

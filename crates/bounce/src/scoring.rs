@@ -11,14 +11,15 @@
 //!   the number labelled, and every bounced address is a valid `local@domain`.
 //!   Hard/soft, status and reason are compared per labelled recipient, the
 //!   i-th label with the i-th recipient found (a missing recipient counts as
-//!   a disagreement). A Sisimai pseudo-status (`x.0.9xx`, Sisimai's own
+//!   a disagreement). For complaints, auto-replies and deliveries hard/soft
+//!   agrees when the kind is right (they are never hard bounces). A Sisimai pseudo-status (`x.0.9xx`, Sisimai's own
 //!   "inferred" codes, not RFC 3463) agrees when the class agrees.
 //! - **flufl** labels the set of bounced addresses and whether the failure is
 //!   temporary. *Recipients correct* means the set of bounced addresses
 //!   found equals the labelled set exactly (an empty set for non-bounces).
 //!   Hard/soft is checked as far as flufl's label allows: a temporary
-//!   failure must be reported as delayed/4.x.x and soft; a permanent one as
-//!   failed/5.x.x. flufl has no reason labels.
+//!   failure must be reported with action `delayed` and soft; a permanent
+//!   one with action `failed`. flufl has no reason labels.
 //!
 //! Both tidings and Sisimai 4 are turned into a [`Prediction`] and scored by
 //! the same code.
@@ -57,7 +58,9 @@ pub struct FluflLabel {
 }
 
 /// Parses sisimai-dev.json.
-pub fn sisimai_labels(json: &str) -> serde_json::Result<std::collections::BTreeMap<String, Vec<SisimaiLabel>>> {
+pub fn sisimai_labels(
+    json: &str,
+) -> serde_json::Result<std::collections::BTreeMap<String, Vec<SisimaiLabel>>> {
     serde_json::from_str(json)
 }
 
@@ -88,7 +91,7 @@ pub struct Row {
     pub status: String,
     /// Hard bounce.
     pub hard: bool,
-    /// Delayed / 4.x.x.
+    /// Reported as delayed (the MTA keeps trying).
     pub temporary: bool,
     /// Feedback type of a complaint.
     pub feedback_type: String,
@@ -113,7 +116,7 @@ impl Prediction {
                         reason: x.reason.as_str().into(),
                         status: x.status.to_string(),
                         hard: x.bounce_type == BounceType::Hard,
-                        temporary: x.status.class() == 4 || x.action == Action::Delayed,
+                        temporary: x.action == Action::Delayed,
                         feedback_type: String::new(),
                     })
                     .collect(),
@@ -242,7 +245,8 @@ pub fn score_sisimai(file: &str, labels: &[SisimaiLabel], p: &Prediction) -> Fil
         found: p.rows.len(),
         ..FileScore::default()
     };
-    let want_kind = Prediction::kind_of_reasons(labels.iter().map(|l| map_sisimai_reason(&l.reason)));
+    let want_kind =
+        Prediction::kind_of_reasons(labels.iter().map(|l| map_sisimai_reason(&l.reason)));
     let valid = p.kind != "bounce" || p.rows.iter().all(|r| crate::is_valid_address(&r.email));
     s.recipients_ok = want_kind == p.kind && s.expected == s.found && valid;
     if !s.recipients_ok {
@@ -256,7 +260,10 @@ pub fn score_sisimai(file: &str, labels: &[SisimaiLabel], p: &Prediction) -> Fil
             None => (false, "-", "-"),
         };
         s.hard.1 += 1;
-        if row.is_some() && hard == l.hardbounce {
+        // Complaints, auto-replies and deliveries are never hard bounces:
+        // recognising the kind is the agreement.
+        let not_a_bounce = matches!(want_reason, "complaint" | "auto_reply" | "delivered");
+        if not_a_bounce && p.kind == want_kind || row.is_some() && hard == l.hardbounce {
             s.hard.0 += 1;
         } else {
             s.notes.push(format!("hard {hard} want {}", l.hardbounce));
@@ -279,7 +286,8 @@ pub fn score_sisimai(file: &str, labels: &[SisimaiLabel], p: &Prediction) -> Fil
             if got == l.feedbacktype {
                 s.feedback.0 += 1;
             } else {
-                s.notes.push(format!("feedback {got} want {}", l.feedbacktype));
+                s.notes
+                    .push(format!("feedback {got} want {}", l.feedbacktype));
             }
         }
     }
@@ -297,7 +305,11 @@ fn status_agrees(want: &str, got: &str) -> bool {
 
 /// Scores a prediction against a flufl label.
 pub fn score_flufl(label: &FluflLabel, p: &Prediction) -> FileScore {
-    let mut want: Vec<String> = label.addresses.iter().map(|a| a.to_ascii_lowercase()).collect();
+    let mut want: Vec<String> = label
+        .addresses
+        .iter()
+        .map(|a| a.to_ascii_lowercase())
+        .collect();
     want.sort();
     want.dedup();
     let mut got: Vec<String> = if p.kind == "bounce" {
@@ -322,7 +334,8 @@ pub fn score_flufl(label: &FluflLabel, p: &Prediction) -> FileScore {
     for a in &want {
         s.hard.1 += 1;
         let row = p.rows.iter().find(|r| &r.email == a);
-        let ok = row.is_some_and(|r| r.temporary == label.temporary && (!label.temporary || !r.hard));
+        let ok =
+            row.is_some_and(|r| r.temporary == label.temporary && (!label.temporary || !r.hard));
         if ok {
             s.hard.0 += 1;
         } else if let Some(r) = row {

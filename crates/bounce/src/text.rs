@@ -17,6 +17,7 @@ use std::collections::HashSet;
 
 use crate::finding::Finding;
 use crate::headers::{field_name, find_addresses, Headers};
+use crate::model::Action;
 use crate::status::Status;
 
 /// Lines that start the returned original message (lowercased, `contains`).
@@ -47,6 +48,8 @@ const ORIGINAL_MARKERS: &[&str] = &[
     "content-type: text/rfc822-headers",
     "--- message non-delivered ---",
     "undelivered message headers",
+    "original message details",
+    "original message as received",
 ];
 
 /// Original-message header names that identify a quoted header block.
@@ -109,7 +112,13 @@ fn quoted_header_block(text: &str, strict: bool) -> bool {
     let strong = h.iter().any(|(n, _)| {
         matches!(
             n.to_ascii_lowercase().as_str(),
-            "received" | "message-id" | "return-path" | "mime-version" | "content-type" | "dkim-signature" | "x-mailer"
+            "received"
+                | "message-id"
+                | "return-path"
+                | "mime-version"
+                | "content-type"
+                | "dkim-signature"
+                | "x-mailer"
         )
     });
     if strict {
@@ -170,31 +179,55 @@ const NOT_RECIPIENT_BEFORE: &[&str] = &[
 /// Local parts that are never the failed recipient.
 fn is_system_address(addr: &str) -> bool {
     let local = addr.split('@').next().unwrap_or("");
-    matches!(
-        local,
-        "mailer-daemon" | "mail-daemon" | "mailerdaemon"
-    ) || local.starts_with("mailer-daemon")
+    matches!(local, "mailer-daemon" | "mail-daemon" | "mailerdaemon")
+        || local.starts_with("mailer-daemon")
 }
 
 /// Candidate failed recipients in an error text, in order, deduplicated.
 pub fn candidates(error: &str, exclude: &HashSet<String>) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
+    let mut aliases: Vec<String> = Vec::new();
+    let mut skipped: Vec<String> = Vec::new();
     for (s, e, addr) in find_addresses(error) {
-        if exclude.contains(&addr) || is_system_address(&addr) || out.contains(&addr) {
+        if exclude.contains(&addr)
+            || is_system_address(&addr)
+            || out.contains(&addr)
+            || skipped.contains(&addr)
+        {
             continue;
         }
         let line_start = error[..s].rfind('\n').map_or(0, |p| p + 1);
         let before = error[line_start..s].to_ascii_lowercase();
         let before = before.trim_end_matches(['<', '"', '\'', ' ']);
+        if before.ends_with("generated from") {
+            aliases.push(addr);
+            continue;
+        }
+        // "  To: x" / "* Cc: x" quoted from the original ("Your message
+        // To: ... Subject: ... did not reach the following recipient(s)").
+        let quoted = error[line_start..].starts_with([' ', '\t']);
+        let field = before.trim_start().trim_start_matches(['*', '-', ' ']);
+        if quoted
+            && ["to:", "cc:", "bcc:", "from:", "sender:"]
+                .iter()
+                .any(|f| field.starts_with(f))
+        {
+            skipped.push(addr);
+            continue;
+        }
         if NOT_RECIPIENT_BEFORE
             .iter()
             .any(|w| before.ends_with(w.trim_end_matches(['<', ' '])))
         {
+            // A sender or contact address stays one wherever it recurs.
+            skipped.push(addr);
             continue;
         }
         // Message-ID-looking tokens: "<digits.digits@host>".
         let local = addr.split('@').next().unwrap_or("");
-        if local.len() > 24 && local.bytes().filter(|c| c.is_ascii_digit()).count() * 2 > local.len() {
+        if local.len() > 24
+            && local.bytes().filter(|c| c.is_ascii_digit()).count() * 2 > local.len()
+        {
             continue;
         }
         let _ = e;
@@ -202,6 +235,11 @@ pub fn candidates(error: &str, exclude: &HashSet<String>) -> Vec<String> {
         if out.len() >= 200 {
             break;
         }
+    }
+    // Only an alias was named ("an undisclosed address (generated from x)").
+    if out.is_empty() {
+        aliases.dedup();
+        return aliases;
     }
     out
 }
@@ -372,11 +410,14 @@ const BOUNCE_BODY: &[&str] = &[
 pub fn looks_like_bounce(top: &Headers, error_text: &str) -> bool {
     let subject = top.get("subject").unwrap_or("").to_lowercase();
     let from = top.get("from").unwrap_or("").to_lowercase();
-    if BOUNCE_SUBJECT.iter().any(|w| subject.contains(w)) || BOUNCE_FROM.iter().any(|w| from.contains(w)) {
+    if BOUNCE_SUBJECT.iter().any(|w| subject.contains(w))
+        || BOUNCE_FROM.iter().any(|w| from.contains(w))
+    {
         return true;
     }
     let body = error_text.to_lowercase();
-    BOUNCE_BODY.iter().any(|w| body.contains(w)) || Status::find_in(&body).is_some_and(|s| s.class() != 2)
+    BOUNCE_BODY.iter().any(|w| body.contains(w))
+        || Status::find_in(&body).is_some_and(|s| s.class() != 2)
 }
 
 /// Scans a plain-text error part for failed recipients.
@@ -402,6 +443,73 @@ pub fn scan(error: &str, exclude: &HashSet<String>, failed: &[String]) -> Vec<Fi
         .collect()
 }
 
+/// Phrases of a delay warning (the MTA keeps trying).
+const DELAY: &[&str] = &[
+    "delayed",
+    "has not yet been delivered",
+    "not yet been delivered",
+    "warning message only",
+    "this is just a warning",
+    "still trying",
+    "no action is required on your part",
+];
+
+/// Phrases that promise more attempts: a delay even if the text also says
+/// "could not be delivered".
+const RETRYING: &[&str] = &[
+    "delivery attempts will continue",
+    "will continue to attempt",
+    "will continue trying",
+    "will keep trying",
+    "will be retried",
+    "will retry",
+    "continue to try",
+    "has been postponed",
+    "advisory-only",
+];
+
+/// Phrases that rule out more attempts.
+const NO_RETRY: &[&str] = &[
+    "not going to try again",
+    "giving up",
+    "gave up",
+    "permanent error",
+    "permanent fatal",
+    "failed permanently",
+    "will not be retried",
+];
+
+/// Phrases of a failure (weaker than [`RETRYING`]).
+const FAILED: &[&str] = &[
+    "could not be delivered",
+    "was not delivered",
+    "will not be delivered",
+    "unable to deliver",
+    "delivery has failed",
+    "delivery failed",
+];
+
+/// Sets the action of plain-text findings: a delay warning (subject or
+/// text) gives `delayed`, anything else `failed`.
+pub fn set_action(top: &Headers, error: &str, findings: &mut [Finding]) {
+    let subject = top.get("subject").unwrap_or("").to_lowercase();
+    let body = error.to_lowercase();
+    let any = |list: &[&str]| list.iter().any(|p| body.contains(p) || subject.contains(p));
+    let no_retry = NO_RETRY.iter().any(|p| body.contains(p));
+    let delayed = !no_retry
+        && (RETRYING.iter().any(|p| body.contains(p))
+            || (subject.contains("delay") || any(DELAY)) && !any(FAILED));
+    for f in findings.iter_mut() {
+        if f.action.is_none() {
+            f.action = Some(if delayed {
+                Action::Delayed
+            } else {
+                Action::Failed
+            });
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -411,7 +519,7 @@ mod tests {
         let t = "Hi. This is the qmail-send program.\n\n<a@x.example>:\n192.0.2.1 does not like recipient.\nRemote host said: 550 5.1.1 unknown user\n\n--- Below this line is a copy of the message.\n\nReturn-Path: <s@y.example>\nFrom: s@y.example\nTo: a@x.example\nSubject: hi\n\nbody\n";
         let (err, orig) = split_original(t);
         assert!(orig.is_some());
-        let f = scan(err, &HashSet::new());
+        let f = scan(err, &HashSet::new(), &[]);
         assert_eq!(f.len(), 1);
         assert!(f[0].diagnostic.contains("unknown user"));
     }

@@ -7,6 +7,8 @@
 //! - a few providers state the reason in words the phrase tables would
 //!   misread (hints keyed on the provider's own markers, not on files).
 
+use std::collections::HashSet;
+
 use serde_json::Value;
 
 use crate::finding::Finding;
@@ -20,7 +22,7 @@ pub enum JsonReport {
     /// Failed recipients.
     Bounce(Vec<Finding>, Option<String>),
     /// A complaint.
-    Complaint(Complaint),
+    Complaint(Box<Complaint>),
     /// Delivered recipients.
     Delivery(Vec<String>),
 }
@@ -29,7 +31,9 @@ pub enum JsonReport {
 pub fn json(text: &str, original: &OriginalMessage) -> Option<JsonReport> {
     let start = text.find('{')?;
     let end = text.rfind('}')?;
-    if end <= start || !text[start..end].contains("otificationType") && !text[start..end].contains("eventType") {
+    if end <= start
+        || !text[start..end].contains("otificationType") && !text[start..end].contains("eventType")
+    {
         return None;
     }
     let body = &text[start..=end];
@@ -56,12 +60,22 @@ pub fn json(text: &str, original: &OriginalMessage) -> Option<JsonReport> {
                 .map(|m| m.split_once(';').map_or(m, |x| x.1).trim().to_string());
             let mut out = Vec::new();
             for r in b.get("bouncedRecipients")?.as_array()?.iter().take(500) {
-                let Some(addr) = r.get("emailAddress").and_then(Value::as_str).and_then(first_address) else {
+                let Some(addr) = r
+                    .get("emailAddress")
+                    .and_then(Value::as_str)
+                    .and_then(first_address)
+                else {
                     continue;
                 };
                 let mut f = Finding::new(addr);
-                f.action = r.get("action").and_then(Value::as_str).and_then(Action::parse);
-                f.status = r.get("status").and_then(Value::as_str).and_then(Status::parse);
+                f.action = r
+                    .get("action")
+                    .and_then(Value::as_str)
+                    .and_then(Action::parse);
+                f.status = r
+                    .get("status")
+                    .and_then(Value::as_str)
+                    .and_then(Status::parse);
                 if let Some(d) = r.get("diagnosticCode").and_then(Value::as_str) {
                     let (ty, text) = d.split_once(';').unwrap_or(("smtp", d));
                     f.diagnostic_type = Some(ty.trim().to_ascii_lowercase());
@@ -76,7 +90,11 @@ pub fn json(text: &str, original: &OriginalMessage) -> Option<JsonReport> {
                     _ => None,
                 };
                 if f.status.is_none() && f.diagnostic.is_empty() {
-                    f.action = Some(if permanent { Action::Failed } else { Action::Delayed });
+                    f.action = Some(if permanent {
+                        Action::Failed
+                    } else {
+                        Action::Delayed
+                    });
                 }
                 out.push(f);
             }
@@ -95,7 +113,7 @@ pub fn json(text: &str, original: &OriginalMessage) -> Option<JsonReport> {
                 })
                 .unwrap_or_default();
             let s = |k: &str| c.get(k).and_then(Value::as_str).map(str::to_string);
-            Some(JsonReport::Complaint(Complaint {
+            Some(JsonReport::Complaint(Box::new(Complaint {
                 feedback_type: s("complaintFeedbackType").unwrap_or_else(|| "abuse".into()),
                 reporter: s("userAgent"),
                 email: recipients.first().cloned(),
@@ -103,7 +121,7 @@ pub fn json(text: &str, original: &OriginalMessage) -> Option<JsonReport> {
                 source_ip: None,
                 arrival_date: s("arrivalDate"),
                 original: original.clone(),
-            }))
+            })))
         }
         "Delivery" => {
             let d = v.get("delivery")?;
@@ -125,13 +143,45 @@ pub fn json(text: &str, original: &OriginalMessage) -> Option<JsonReport> {
 pub fn hint_text(top: &Headers, error_text: &str, findings: &mut [Finding]) {
     let lower = error_text.to_lowercase();
     let from = top.get("from").unwrap_or("").to_ascii_lowercase();
-    let failed = top.get("x-failed-recipients").unwrap_or("").to_ascii_lowercase();
+    let failed = top
+        .get("x-failed-recipients")
+        .unwrap_or("")
+        .to_ascii_lowercase();
     // Google Groups: the group refused the poster (not a member, no such group).
     let google_groups = failed.contains("googlegroups.com")
-        || (from.contains("google") && (lower.contains("groups.google.com") || lower.contains("google groups")));
+        || (from.contains("google")
+            && (lower.contains("groups.google.com") || lower.contains("google groups")));
     if google_groups {
         for f in findings.iter_mut() {
             f.hint = f.hint.or(Some(Reason::Rejected));
         }
     }
+}
+
+/// A mailing-list manager refusing a post from a non-member (fml,
+/// Majordomo, Mailman, ...): the list's address is the failed recipient.
+pub fn list_rejection(
+    top: &Headers,
+    error_text: &str,
+    exclude: &HashSet<String>,
+) -> Option<Vec<Finding>> {
+    let subject = top.get("subject").unwrap_or("").to_lowercase();
+    let body = error_text.to_lowercase();
+    let marker = [
+        "not a member of this mailing list",
+        "you are not a member of",
+        "you are not member",
+    ];
+    if !(marker.iter().any(|m| body.contains(m)) || subject.contains("are not member")) {
+        return None;
+    }
+    let list = crate::headers::find_addresses(error_text)
+        .into_iter()
+        .map(|a| a.2)
+        .find(|a| !exclude.contains(a))?;
+    let mut f = Finding::new(list);
+    f.diagnostic = crate::text::summary(error_text).chars().take(500).collect();
+    f.hint = Some(Reason::Rejected);
+    f.action = Some(Action::Failed);
+    Some(vec![f])
 }

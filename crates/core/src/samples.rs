@@ -48,5 +48,7 @@ fn example(field: Field, t: EventType) -> Value {
 }
 
 pub fn example_data(t: EventType) -> EventData {
-    t.fields().map(|f| (f.as_str().to_string(), example(f, t))).collect()
+    t.fields()
+        .map(|f| (f.as_str().to_string(), example(f, t)))
+        .collect()
 }

@@ -9,8 +9,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use tidings_store::{AttemptFilter, AttemptRecord, TypeState};
 use tidings_types::{
-    AccountId, BatchSettings, Event, EventType, Field, NewEvent, Timestamp, Webhook,
-    WebhookFormat, WebhookId, WebhookSecret, WebhookSettings,
+    AccountId, BatchSettings, Event, EventType, Field, NewEvent, Timestamp, Webhook, WebhookFormat,
+    WebhookId, WebhookSecret, WebhookSettings,
 };
 
 use crate::{samples, CoreError, ErrorCode, Tidings};
@@ -179,7 +179,10 @@ impl Tidings {
 
     fn parse_url(url: &str) -> Result<url::Url, CoreError> {
         if url.len() > 2048 {
-            return Err(invalid(ErrorCode::InvalidUrl, "url is at most 2048 characters"));
+            return Err(invalid(
+                ErrorCode::InvalidUrl,
+                "url is at most 2048 characters",
+            ));
         }
         url::Url::parse(url).map_err(|e| invalid(ErrorCode::InvalidUrl, format!("url: {e}")))
     }
@@ -271,7 +274,11 @@ impl Tidings {
         Ok(self.store.delete_webhook(account, id).await?)
     }
 
-    pub async fn get_webhook(&self, account: AccountId, id: WebhookId) -> Result<Webhook, CoreError> {
+    pub async fn get_webhook(
+        &self,
+        account: AccountId,
+        id: WebhookId,
+    ) -> Result<Webhook, CoreError> {
         Ok(self.store.get_webhook(account, id).await?)
     }
 
@@ -360,12 +367,12 @@ impl Tidings {
         let now = self.clock.now();
         let to = to.unwrap_or(now + chrono::Duration::milliseconds(1));
         if from >= to {
-            return Err(invalid(ErrorCode::InvalidRequest, "`from` must be before `to`"));
+            return Err(invalid(
+                ErrorCode::InvalidRequest,
+                "`from` must be before `to`",
+            ));
         }
-        Ok(self
-            .store
-            .replay(account, id, from, to, types, now)
-            .await?)
+        Ok(self.store.replay(account, id, from, to, types, now).await?)
     }
 
     pub async fn attempts(

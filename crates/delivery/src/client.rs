@@ -389,9 +389,10 @@ fn lossy_prefix(bytes: &[u8], cut: bool) -> String {
             }
             if b >= 0xc0 {
                 let width = match b {
-                    0xf0.. => 4,
-                    0xe0.. => 3,
-                    _ => 2,
+                    0xc2..=0xdf => 2,
+                    0xe0..=0xef => 3,
+                    0xf0..=0xf4 => 4,
+                    _ => 0, // not a lead byte: invalid, shown as such
                 };
                 if width > back {
                     end = bytes.len() - back;
@@ -410,10 +411,11 @@ fn chain<'a>(err: &'a (dyn StdError + 'static)) -> Vec<&'a (dyn StdError + 'stat
     let mut next = Some(err);
     while let Some(e) = next {
         out.push(e);
-        if let Some(inner) = e.downcast_ref::<io::Error>().and_then(|io| io.get_ref()) {
-            out.push(inner);
-        }
-        next = e.source();
+        next = match e.downcast_ref::<io::Error>().and_then(|io| io.get_ref()) {
+            // `io::Error::source` is the inner error's source: go through the inner one.
+            Some(inner) => Some(inner as &(dyn StdError + 'static)),
+            None => e.source(),
+        };
     }
     out
 }

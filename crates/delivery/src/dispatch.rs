@@ -93,6 +93,7 @@ struct Inner {
 /// What a lane shares with the sends it spawns.
 struct LaneShared {
     webhook: RwLock<Arc<Webhook>>,
+    version: std::sync::atomic::AtomicI64,
     limiter: RwLock<Arc<Limiter>>,
 }
 
@@ -169,7 +170,8 @@ impl Dispatcher {
                 .map(|(id, _)| *id)
                 .collect();
             let now = inner.clock.now();
-            let until = now + chrono::Duration::from_std(inner.config.lease_duration).unwrap_or_default();
+            let until =
+                now + chrono::Duration::from_std(inner.config.lease_duration).unwrap_or_default();
             let limit = room.min(inner.config.lease_batch as usize) as u32;
             let jobs = match inner.store.lease_jobs(now, until, limit, &skip).await {
                 Ok(j) => j,
@@ -232,7 +234,7 @@ async fn route(
     shutdown: &CancellationToken,
 ) {
     let stale = match lanes.get(&job.webhook_id) {
-        Some(l) => l.shared.webhook.read().expect("lane lock").updated_at != job.webhook_version,
+        Some(l) => l.shared.version.load(Ordering::Acquire) < job.webhook_version,
         None => true,
     };
     if stale {
@@ -254,11 +256,15 @@ async fn route(
             Some(l) => {
                 *l.shared.webhook.write().expect("lane lock") = webhook;
                 *l.shared.limiter.write().expect("lane lock") = limiter;
+                l.shared
+                    .version
+                    .store(job.webhook_version, Ordering::Release);
             }
             None => {
                 let shared = Arc::new(LaneShared {
                     webhook: RwLock::new(webhook),
                     limiter: RwLock::new(limiter),
+                    version: std::sync::atomic::AtomicI64::new(job.webhook_version),
                 });
                 let (tx, rx) = mpsc::unbounded_channel();
                 let queued = Arc::new(AtomicUsize::new(0));
@@ -301,7 +307,8 @@ async fn lane_loop(
         let mut jobs = vec![first];
         let batch = shared.webhook.read().expect("lane lock").settings.batch;
         if let Some(b) = batch.filter(|b| b.max_events > 1) {
-            let deadline = tokio::time::Instant::now() + Duration::from_millis(b.max_wait_ms.into());
+            let deadline =
+                tokio::time::Instant::now() + Duration::from_millis(b.max_wait_ms.into());
             while jobs.len() < b.max_events as usize {
                 tokio::select! {
                     j = rx.recv() => match j { Some(j) => jobs.push(j), None => break },
@@ -345,7 +352,7 @@ async fn send(
         Ok(payload) => {
             let msg_id = match jobs.as_slice() {
                 [one] => one.event.id.to_string(),
-                _ => format!("batch_{}", ulid::Ulid::new().to_string().to_ascii_lowercase()),
+                many => batch_id(many),
             };
             let headers = SignatureHeaders::new(
                 &msg_id,
@@ -385,14 +392,21 @@ async fn send(
                     inner.config.retry.next_delay(attempt_no, after, &mut *rng)
                 };
                 match delay {
-                    Some(d) => Next::RetryAt(finished + chrono::Duration::from_std(d).unwrap_or_default()),
+                    Some(d) => {
+                        Next::RetryAt(finished + chrono::Duration::from_std(d).unwrap_or_default())
+                    }
                     None => Next::Exhausted,
                 }
             }
         };
         if delivered && job.kind == JobKind::Live && job.attempts == 0 {
-            let latency = (finished - job.event.timestamp).to_std().unwrap_or_default();
-            inner.metrics.delivery_latency.observe(latency.as_secs_f64());
+            let latency = (finished - job.event.timestamp)
+                .to_std()
+                .unwrap_or_default();
+            inner
+                .metrics
+                .delivery_latency
+                .observe(latency.as_secs_f64());
         }
         let outcome = JobOutcome {
             job_id: job.job_id,
@@ -477,4 +491,16 @@ async fn complete_loop(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<JobOut
 /// The moment a retry is due, for callers that want to show it.
 pub fn retry_time(now: Timestamp, delay: Duration) -> Timestamp {
     now + chrono::Duration::from_std(delay).unwrap_or_default()
+}
+
+/// A batch's `webhook-id`: derived from the events it carries, so a retry
+/// of the same batch has the same id and receivers can drop duplicates.
+fn batch_id(jobs: &[LeasedJob]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for j in jobs {
+        h.update(j.event.id.to_string().as_bytes());
+    }
+    let digest = h.finalize();
+    format!("batch_{}", hex::encode(&digest[..16]))
 }

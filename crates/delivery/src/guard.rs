@@ -103,10 +103,51 @@ pub fn classify_ip(ip: IpAddr) -> AddressClass {
     }
 }
 
-fn in_v4(ip: Ipv4Addr, net: [u8; 4], prefix: u32) -> bool {
+fn in_v4(ip: Ipv4Addr, (net, prefix): (Ipv4Addr, u32)) -> bool {
     let mask = u32::MAX.checked_shl(32 - prefix).unwrap_or(0);
-    u32::from(ip) & mask == u32::from(Ipv4Addr::from(net)) & mask
+    u32::from(ip) & mask == u32::from(net) & mask
 }
+
+fn in_v6(ip: Ipv6Addr, (net, prefix): (Ipv6Addr, u32)) -> bool {
+    let mask = u128::MAX.checked_shl(128 - prefix).unwrap_or(0);
+    u128::from(ip) & mask == u128::from(net) & mask
+}
+
+const fn v6(a: u16, b: u16, c: u16) -> Ipv6Addr {
+    Ipv6Addr::new(a, b, c, 0, 0, 0, 0, 0)
+}
+
+const CGNAT: (Ipv4Addr, u32) = (Ipv4Addr::new(100, 64, 0, 0), 10);
+
+/// Special-purpose IPv4 ranges no public receiver uses.
+const RESERVED_V4: [(Ipv4Addr, u32); 7] = [
+    (Ipv4Addr::new(192, 0, 0, 0), 24),    // IETF protocol assignments
+    (Ipv4Addr::new(192, 0, 2, 0), 24),    // documentation (TEST-NET-1)
+    (Ipv4Addr::new(198, 51, 100, 0), 24), // documentation (TEST-NET-2)
+    (Ipv4Addr::new(203, 0, 113, 0), 24),  // documentation (TEST-NET-3)
+    (Ipv4Addr::new(198, 18, 0, 0), 15),   // benchmarking
+    (Ipv4Addr::new(192, 88, 99, 0), 24),  // 6to4 relay anycast (deprecated)
+    (Ipv4Addr::new(240, 0, 0, 0), 4),     // reserved for future use
+];
+
+const PRIVATE_V6: [(Ipv6Addr, u32); 2] = [
+    (v6(0xfc00, 0, 0), 7),  // unique local
+    (v6(0xfec0, 0, 0), 10), // site-local (deprecated)
+];
+const LINK_LOCAL_V6: (Ipv6Addr, u32) = (v6(0xfe80, 0, 0), 10);
+const GLOBAL_UNICAST_V6: (Ipv6Addr, u32) = (v6(0x2000, 0, 0), 3);
+
+/// Special-purpose ranges inside global unicast that no public receiver
+/// uses; everything outside 2000::/3 (e.g. 100::/64, discard) is reserved too.
+const RESERVED_V6: [(Ipv6Addr, u32); 7] = [
+    (v6(0x2001, 0x0db8, 0), 32), // documentation
+    (v6(0x3fff, 0, 0), 20),      // documentation (RFC 9637)
+    (v6(0x2001, 0x0002, 0), 48), // benchmarking
+    (v6(0x2001, 0, 0), 32),      // Teredo
+    (v6(0x2001, 0x0010, 0), 28), // ORCHID (deprecated)
+    (v6(0x2001, 0x0020, 0), 28), // ORCHIDv2
+    (v6(0x5f00, 0, 0), 16),      // SRv6 SIDs
+];
 
 fn classify_v4(ip: Ipv4Addr) -> AddressClass {
     use AddressClass::*;
@@ -120,22 +161,11 @@ fn classify_v4(ip: Ipv4Addr) -> AddressClass {
         Multicast
     } else if ip.is_loopback() {
         Loopback
-    } else if ip.is_private() || in_v4(ip, [100, 64, 0, 0], 10) {
+    } else if ip.is_private() || in_v4(ip, CGNAT) {
         Private
     } else if ip.is_link_local() {
         LinkLocal
-    } else if [
-        ([192, 0, 0, 0], 24),    // IETF protocol assignments
-        ([192, 0, 2, 0], 24),    // TEST-NET-1
-        ([198, 51, 100, 0], 24), // TEST-NET-2
-        ([203, 0, 113, 0], 24),  // TEST-NET-3
-        ([198, 18, 0, 0], 15),   // benchmarking
-        ([192, 88, 99, 0], 24),  // 6to4 relay anycast (deprecated)
-        ([240, 0, 0, 0], 4),     // reserved for future use
-    ]
-    .iter()
-    .any(|(net, prefix)| in_v4(ip, *net, *prefix))
-    {
+    } else if RESERVED_V4.iter().any(|&net| in_v4(ip, net)) {
         Reserved
     } else {
         Public
@@ -159,7 +189,6 @@ fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
 
 fn classify_v6(ip: Ipv6Addr) -> AddressClass {
     use AddressClass::*;
-    let s = ip.segments();
     if METADATA_V6.contains(&ip) {
         Metadata
     } else if ip.is_unspecified() {
@@ -170,20 +199,11 @@ fn classify_v6(ip: Ipv6Addr) -> AddressClass {
         classify_v4(v4)
     } else if ip.is_multicast() {
         Multicast
-    } else if s[0] & 0xfe00 == 0xfc00 || s[0] & 0xffc0 == 0xfec0 {
+    } else if PRIVATE_V6.iter().any(|&net| in_v6(ip, net)) {
         Private
-    } else if s[0] & 0xffc0 == 0xfe80 {
+    } else if in_v6(ip, LINK_LOCAL_V6) {
         LinkLocal
-    } else if (s[0] == 0x2001 && s[1] == 0x0db8)    // documentation
-        || s[0] & 0xfff0 == 0x3ff0                  // documentation (RFC 9637)
-        || (s[0] == 0x2001 && s[1] == 0x0002 && s[2] == 0) // benchmarking
-        || (s[0] == 0x2001 && s[1] == 0)            // Teredo
-        || (s[0] == 0x2001 && s[1] & 0xffe0 == 0x0020) // ORCHIDv2
-        || (s[0] == 0x2001 && s[1] & 0xfff0 == 0x0010) // ORCHID
-        || s[0] == 0x5f00                           // SRv6 SIDs
-        || s[0] & 0xe000 != 0x2000
-    // anything outside global unicast 2000::/3 (e.g. 100::/64 discard)
-    {
+    } else if RESERVED_V6.iter().any(|&net| in_v6(ip, net)) || !in_v6(ip, GLOBAL_UNICAST_V6) {
         Reserved
     } else {
         Public

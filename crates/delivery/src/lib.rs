@@ -1,9 +1,9 @@
-//! Webhook delivery primitives: everything needed to make one delivery
-//! attempt well, and to decide what happens after it, but not the loop that
-//! runs deliveries.
+//! Webhook delivery: the primitives that make one delivery attempt well
+//! and decide what follows it, and the dispatcher that runs them.
 //!
-//! The crate owns five concerns, one module each, split along the line
-//! between pure policy and I/O:
+//! The primitives are six small modules, split along the line between pure
+//! policy and I/O, so that everything that decides can be tested without a
+//! network, a clock or luck:
 //!
 //! - Pure, deterministic, no clock or RNG of their own (time and randomness
 //!   are arguments, so tests pin them):
@@ -23,11 +23,12 @@
 //!   - [`limits`]: per-webhook in-flight and per-second limits, on tokio's
 //!     clock.
 //!
-//! No database code lives here. The dispatcher composes the pieces for
-//! each due delivery: [`Limiter::acquire`] → [`payload::build`] →
-//! [`OutgoingRequest::new`] (signs with [`Webhook::signing_secrets`]) →
-//! [`WebhookClient::send`] → [`AttemptResult::verdict`] →
-//! [`RetryPolicy::next_delay`], and records the attempt and the next due
+//! None of them touches the database. The dispatcher ([`dispatch`]) owns
+//! the loop and the store, and composes the pieces for each due delivery:
+//! [`Limiter::acquire`] → [`payload::build`] → sign with
+//! [`Webhook::signing_secrets`] ([`OutgoingRequest::new`]) →
+//! [`WebhookClient::send`] → [`retry::classify`] →
+//! [`RetryPolicy::next_delay`], then records the attempt and the next due
 //! time in the store.
 //!
 //! [`Webhook::signing_secrets`]: tidings_types::Webhook::signing_secrets

@@ -12,10 +12,23 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
 pub enum Outcome {
     Delivered,
     Failed,
+}
+
+impl EncodeLabelValue for Outcome {
+    fn encode(
+        &self,
+        encoder: &mut prometheus_client::encoding::LabelValueEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        use std::fmt::Write;
+        encoder.write_str(match self {
+            Outcome::Delivered => "delivered",
+            Outcome::Failed => "failed",
+        })
+    }
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -49,12 +62,9 @@ impl Metrics {
             "Webhook delivery attempts by outcome",
             attempts.clone(),
         );
-        let delivery_latency = Histogram::new(
-            [
-                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0,
-            ]
-            .into_iter(),
-        );
+        let delivery_latency = Histogram::new([
+            0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0,
+        ]);
         registry.register(
             "event_delivery_latency_seconds",
             "Time from an event's commit to its first successful delivery",
@@ -95,7 +105,9 @@ impl Metrics {
         } else {
             Outcome::Failed
         };
-        self.attempts.get_or_create(&OutcomeLabels { outcome }).inc();
+        self.attempts
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
     }
 
     /// The registry in Prometheus text exposition format.

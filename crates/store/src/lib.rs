@@ -72,7 +72,11 @@ pub trait Store: Send + Sync + 'static {
     /// Insert a webhook, its per-type state, and backfill jobs for the
     /// account's matching events at or after `backfill_since`. Returns the
     /// number of backfilled events.
-    async fn create_webhook(&self, webhook: &Webhook, backfill_since: Option<Timestamp>) -> Result<u64>;
+    async fn create_webhook(
+        &self,
+        webhook: &Webhook,
+        backfill_since: Option<Timestamp>,
+    ) -> Result<u64>;
     /// Replace a webhook's settings and secrets. When `resume` is set, every
     /// paused event type resumes and its held jobs become due at `now`.
     async fn update_webhook(&self, webhook: &Webhook, resume: bool, now: Timestamp) -> Result<()>;
@@ -83,10 +87,24 @@ pub trait Store: Send + Sync + 'static {
     async fn list_webhooks(&self, account: AccountId) -> Result<Vec<Webhook>>;
     async fn webhook_status(&self, account: AccountId, id: WebhookId) -> Result<Vec<TypeState>>;
     /// Resume the given (or all, when empty) event types of a webhook.
-    async fn resume_webhook(&self, account: AccountId, id: WebhookId, types: &[EventType], now: Timestamp) -> Result<Vec<EventType>>;
+    async fn resume_webhook(
+        &self,
+        account: AccountId,
+        id: WebhookId,
+        types: &[EventType],
+        now: Timestamp,
+    ) -> Result<Vec<EventType>>;
     /// Enqueue the account's events in `[from, to)` for one webhook, whatever
     /// its current subscriptions say about the past. Returns how many.
-    async fn replay(&self, account: AccountId, id: WebhookId, from: Timestamp, to: Timestamp, types: &[EventType], now: Timestamp) -> Result<u64>;
+    async fn replay(
+        &self,
+        account: AccountId,
+        id: WebhookId,
+        from: Timestamp,
+        to: Timestamp,
+        types: &[EventType],
+        now: Timestamp,
+    ) -> Result<u64>;
     /// Record a test event outside the account's log and enqueue it for one
     /// webhook only.
     async fn enqueue_test_event(&self, webhook: WebhookId, event: NewEvent) -> Result<Event>;
@@ -95,10 +113,20 @@ pub trait Store: Send + Sync + 'static {
     /// Lease up to `limit` due jobs (oldest due first, then log order),
     /// skipping webhooks in `skip`; each leased job becomes due again at
     /// `lease_until` unless completed first.
-    async fn lease_jobs(&self, now: Timestamp, lease_until: Timestamp, limit: u32, skip: &[WebhookId]) -> Result<Vec<LeasedJob>>;
+    async fn lease_jobs(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+        skip: &[WebhookId],
+    ) -> Result<Vec<LeasedJob>>;
     /// Record attempts and move each job on (done, retry, held or dead),
     /// updating per-type failure state and pausing where the rules say.
-    async fn complete_jobs(&self, outcomes: Vec<JobOutcome>, pause_after: u32) -> Result<CompletionSummary>;
+    async fn complete_jobs(
+        &self,
+        outcomes: Vec<JobOutcome>,
+        pause_after: u32,
+    ) -> Result<CompletionSummary>;
     /// The earliest `due_at` of any job that is not held.
     async fn next_due(&self) -> Result<Option<Timestamp>>;
     /// Make every leased job due now (single-process startup after a crash).
@@ -106,7 +134,11 @@ pub trait Store: Send + Sync + 'static {
     async fn queue_stats(&self, now: Timestamp) -> Result<QueueStats>;
 
     // ---- call log ----
-    async fn list_attempts(&self, account: AccountId, filter: &AttemptFilter) -> Result<Vec<AttemptRecord>>;
+    async fn list_attempts(
+        &self,
+        account: AccountId,
+        filter: &AttemptFilter,
+    ) -> Result<Vec<AttemptRecord>>;
 
     // ---- operations ----
     /// Delete events and attempts older than `before`. Events that still

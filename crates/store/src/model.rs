@@ -100,9 +100,9 @@ impl JobKind {
 pub struct LeasedJob {
     pub job_id: i64,
     pub webhook_id: WebhookId,
-    /// The webhook's `updated_at`, so a dispatcher can tell its cached copy
-    /// of the webhook is stale.
-    pub webhook_version: Timestamp,
+    /// The webhook's version, bumped on every change, so a dispatcher can
+    /// tell its cached copy of the webhook is stale.
+    pub webhook_version: i64,
     /// Attempts made before this one.
     pub attempts: u32,
     pub kind: JobKind,

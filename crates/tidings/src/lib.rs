@@ -81,7 +81,8 @@ impl App {
             retention: Duration::from_secs(u64::from(config.retention.days) * 86_400),
         };
         let metrics = Arc::new(Metrics::new());
-        let app = Tidings::new(store.clone(), clock.clone(), core_cfg).with_metrics(metrics.clone());
+        let app =
+            Tidings::new(store.clone(), clock.clone(), core_cfg).with_metrics(metrics.clone());
         let client = WebhookClient::new(ClientConfig {
             timeout: config.webhook_timeout(),
             policy,
@@ -160,7 +161,11 @@ async fn prune_loop(app: Tidings, every: Duration, shutdown: CancellationToken) 
     loop {
         match app.prune().await {
             Ok(s) if s.events + s.attempts > 0 => {
-                tracing::info!(events = s.events, attempts = s.attempts, "pruned old records")
+                tracing::info!(
+                    events = s.events,
+                    attempts = s.attempts,
+                    "pruned old records"
+                )
             }
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "pruning failed"),

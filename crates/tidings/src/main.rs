@@ -9,7 +9,11 @@ use tidings_core::{CoreConfig, Tidings};
 use tidings_types::{AccountId, ApiKeyId, SystemClock};
 
 #[derive(Parser)]
-#[command(name = "tidings", version, about = "Transactional email with a real-time event API")]
+#[command(
+    name = "tidings",
+    version,
+    about = "Transactional email with a real-time event API"
+)]
 struct Cli {
     /// TOML configuration file (settings also come from TIDINGS_* variables).
     #[arg(long, short, global = true, env = "TIDINGS_CONFIG")]
@@ -102,7 +106,12 @@ async fn main() -> anyhow::Result<()> {
                 }
                 AccountCmd::List => {
                     for a in app.store.list_accounts().await? {
-                        println!("{}\t{}\t{}", a.id, a.name, a.contact_email.unwrap_or_default());
+                        println!(
+                            "{}\t{}\t{}",
+                            a.id,
+                            a.name,
+                            a.contact_email.unwrap_or_default()
+                        );
                     }
                 }
             }
@@ -169,9 +178,8 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                .expect("installing the SIGTERM handler");
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing the SIGTERM handler");
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

@@ -94,7 +94,10 @@ pub enum FieldError {
     #[error("unknown field `{0}`")]
     Unknown(String),
     #[error("field `{field}` does not belong to `{event_type}` events")]
-    NotForType { field: String, event_type: EventType },
+    NotForType {
+        field: String,
+        event_type: EventType,
+    },
 }
 
 impl FromStr for Field {

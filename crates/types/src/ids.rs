@@ -19,6 +19,15 @@ pub struct IdError {
     pub prefix: &'static str,
 }
 
+/// ULIDs from one monotonic generator, so that ids made in the same
+/// millisecond still sort in the order they were made (call logs and
+/// cursors rely on it).
+fn next_ulid() -> ulid::Ulid {
+    static GEN: std::sync::Mutex<ulid::Generator> = std::sync::Mutex::new(ulid::Generator::new());
+    let mut g = GEN.lock().unwrap_or_else(|p| p.into_inner());
+    g.generate().unwrap_or_else(|_| ulid::Ulid::new())
+}
+
 macro_rules! prefixed_id {
     ($(#[$doc:meta])* $name:ident, $prefix:literal, $kind:literal) => {
         $(#[$doc])*
@@ -28,9 +37,10 @@ macro_rules! prefixed_id {
         impl $name {
             pub const PREFIX: &'static str = $prefix;
 
-            /// A fresh id; ids made later sort after ids made earlier.
+            /// A fresh id; ids made later in this process sort after ids
+            /// made earlier, even within one millisecond.
             pub fn new() -> Self {
-                Self(ulid::Ulid::new())
+                Self(next_ulid())
             }
 
             pub fn from_ulid(u: ulid::Ulid) -> Self {

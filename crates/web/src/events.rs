@@ -34,14 +34,13 @@ async fn poll(
     Auth(account): Auth,
     ApiQuery(q): ApiQuery<PollQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let after = match q.after.as_deref() {
-        None | Some("") => 0,
-        Some(c) => c
-            .parse::<i64>()
-            .ok()
-            .filter(|v| *v >= 0)
-            .ok_or_else(|| ApiError::bad_request("invalid_cursor", "`after` is not a cursor"))?,
-    };
+    let after =
+        match q.after.as_deref() {
+            None | Some("") => 0,
+            Some(c) => c.parse::<i64>().ok().filter(|v| *v >= 0).ok_or_else(|| {
+                ApiError::bad_request("invalid_cursor", "`after` is not a cursor")
+            })?,
+        };
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let events = st.app.events_after(account, after, limit).await?;
     let next = events.last().map(|e| e.seq).unwrap_or(after);
@@ -66,6 +65,11 @@ async fn one(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let id: EventId = id.parse().map_err(|_| ApiError::not_found())?;
-    let e = st.app.store.get_event(account, id).await.map_err(tidings_core::CoreError::from)?;
+    let e = st
+        .app
+        .store
+        .get_event(account, id)
+        .await
+        .map_err(tidings_core::CoreError::from)?;
     Ok(Json(e.to_json(None)))
 }

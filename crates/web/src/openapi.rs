@@ -61,7 +61,8 @@ fn op(summary: &str, responses: Value) -> Value {
 }
 
 fn with_body(mut op: Value, schema: Value) -> Value {
-    op["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": schema}}});
+    op["requestBody"] =
+        json!({"required": true, "content": {"application/json": {"schema": schema}}});
     op["responses"]["413"] = error_response("Body too large");
     op["responses"]["422"] = error_response("Invalid request");
     op["responses"]["400"] = error_response("Malformed JSON");

@@ -22,10 +22,7 @@ use crate::AppState;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/webhooks", get(list).post(create))
-        .route(
-            "/v1/webhooks/{id}",
-            get(read).patch(update).delete(remove),
-        )
+        .route("/v1/webhooks/{id}", get(read).patch(update).delete(remove))
         .route("/v1/webhooks/{id}/status", get(status))
         .route("/v1/webhooks/{id}/resume", post(resume))
         .route("/v1/webhooks/{id}/test", post(test))
@@ -97,7 +94,10 @@ async fn update(
     Path(id): Path<String>,
     ApiJson(patch): ApiJson<WebhookPatch>,
 ) -> Result<Json<Value>, ApiError> {
-    let w = st.app.update_webhook(account, parse_id(&id)?, patch).await?;
+    let w = st
+        .app
+        .update_webhook(account, parse_id(&id)?, patch)
+        .await?;
     Ok(Json(webhook_json(&w)))
 }
 
@@ -195,7 +195,13 @@ async fn replay(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let n = st
         .app
-        .replay(account, parse_id(&id)?, body.from, body.to, &body.event_types)
+        .replay(
+            account,
+            parse_id(&id)?,
+            body.from,
+            body.to,
+            &body.event_types,
+        )
         .await?;
     Ok((StatusCode::ACCEPTED, Json(json!({"enqueued": n}))))
 }

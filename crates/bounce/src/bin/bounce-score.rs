@@ -42,7 +42,7 @@ fn sisimai_prediction(results: &[SisimaiResult]) -> Prediction {
             reason: map_sisimai_reason(&r.reason).to_string(),
             status: r.status.clone(),
             hard: r.hardbounce,
-            temporary: r.status.starts_with('4') || r.action == "delayed",
+            temporary: r.action == "delayed" || r.action.is_empty() && r.status.starts_with('4'),
             feedback_type: r.feedbacktype.clone(),
         })
         .collect();

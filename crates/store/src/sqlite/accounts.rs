@@ -69,13 +69,12 @@ pub fn create_api_key(c: &Connection, k: &ApiKeyRecord, hash: [u8; 32]) -> Resul
 }
 
 pub fn find_api_key(c: &Connection, hash: [u8; 32]) -> Result<Option<ApiKeyRecord>> {
-    Ok(c
-        .prepare_cached(
-            "SELECT id, account_id, name, prefix, created_at FROM api_keys
+    Ok(c.prepare_cached(
+        "SELECT id, account_id, name, prefix, created_at FROM api_keys
              WHERE hash = ?1 AND revoked_at IS NULL",
-        )?
-        .query_row([&hash[..]], key_row)
-        .optional()?)
+    )?
+    .query_row([&hash[..]], key_row)
+    .optional()?)
 }
 
 pub fn list_api_keys(c: &Connection, account: AccountId) -> Result<Vec<ApiKeyRecord>> {

@@ -16,7 +16,7 @@ pub fn lease(
     let skip = serde_json::to_string(&skip.iter().map(|w| w.to_string()).collect::<Vec<_>>())
         .expect("strings serialise");
     let mut st = c.prepare_cached(&format!(
-        "SELECT j.id, j.webhook_id, j.attempts, j.kind, w.updated_at, {EVENT_COLS}
+        "SELECT j.id, j.webhook_id, j.attempts, j.kind, w.version, {EVENT_COLS}
          FROM jobs j
          JOIN events e ON e.seq = j.event_seq
          JOIN webhooks w ON w.id = j.webhook_id
@@ -32,7 +32,7 @@ pub fn lease(
             webhook_id: parse_col(r.get(1)?)?,
             attempts: r.get(2)?,
             kind: JobKind::parse(&kind).unwrap_or(JobKind::Live),
-            webhook_version: ts(r.get(4)?),
+            webhook_version: r.get(4)?,
             event: event_at(r, 5)?,
         })
     })?;
@@ -153,9 +153,7 @@ pub fn complete(
                 };
                 if let Some(reason) = reason {
                     if failures.is_some() && pause(c, &webhook, etype, reason, a.at)? {
-                        summary
-                            .paused
-                            .push((a.webhook_id, a.event_type, reason));
+                        summary.paused.push((a.webhook_id, a.event_type, reason));
                     }
                 }
             }

@@ -258,7 +258,8 @@ pub(crate) fn opt_ts(v: Option<i64>) -> Option<Timestamp> {
 impl Store for SqliteStore {
     async fn create_account(&self, account: &Account) -> Result<()> {
         let a = account.clone();
-        self.write(false, move |c| accounts::create_account(c, &a)).await
+        self.write(false, move |c| accounts::create_account(c, &a))
+            .await
     }
     async fn get_account(&self, id: AccountId) -> Result<Account> {
         self.read(move |c| accounts::get_account(c, id)).await
@@ -275,7 +276,8 @@ impl Store for SqliteStore {
         self.read(move |c| accounts::find_api_key(c, hash)).await
     }
     async fn list_api_keys(&self, account: AccountId) -> Result<Vec<ApiKeyRecord>> {
-        self.read(move |c| accounts::list_api_keys(c, account)).await
+        self.read(move |c| accounts::list_api_keys(c, account))
+            .await
     }
     async fn revoke_api_key(&self, account: AccountId, id: ApiKeyId) -> Result<()> {
         self.write(false, move |c| accounts::revoke_api_key(c, account, id))
@@ -295,7 +297,8 @@ impl Store for SqliteStore {
 
     async fn create_webhook(&self, webhook: &Webhook, since: Option<Timestamp>) -> Result<u64> {
         let w = webhook.clone();
-        self.write(true, move |c| webhooks::create(c, &w, since)).await
+        self.write(true, move |c| webhooks::create(c, &w, since))
+            .await
     }
     async fn update_webhook(&self, webhook: &Webhook, resume: bool, now: Timestamp) -> Result<()> {
         let w = webhook.clone();
@@ -307,7 +310,8 @@ impl Store for SqliteStore {
             .await
     }
     async fn get_webhook(&self, account: AccountId, id: WebhookId) -> Result<Webhook> {
-        self.read(move |c| webhooks::get(c, Some(account), id)).await
+        self.read(move |c| webhooks::get(c, Some(account), id))
+            .await
     }
     async fn load_webhook(&self, id: WebhookId) -> Result<Webhook> {
         self.read(move |c| webhooks::get(c, None, id)).await
@@ -357,10 +361,16 @@ impl Store for SqliteStore {
         skip: &[WebhookId],
     ) -> Result<Vec<LeasedJob>> {
         let skip = skip.to_vec();
-        self.write(false, move |c| jobs::lease(c, now, lease_until, limit, &skip))
-            .await
+        self.write(false, move |c| {
+            jobs::lease(c, now, lease_until, limit, &skip)
+        })
+        .await
     }
-    async fn complete_jobs(&self, outcomes: Vec<JobOutcome>, pause_after: u32) -> Result<CompletionSummary> {
+    async fn complete_jobs(
+        &self,
+        outcomes: Vec<JobOutcome>,
+        pause_after: u32,
+    ) -> Result<CompletionSummary> {
         self.write(true, move |c| jobs::complete(c, outcomes, pause_after))
             .await
     }
@@ -368,15 +378,21 @@ impl Store for SqliteStore {
         self.read(jobs::next_due).await
     }
     async fn release_leases(&self, now: Timestamp) -> Result<u64> {
-        self.write(true, move |c| jobs::release_leases(c, now)).await
+        self.write(true, move |c| jobs::release_leases(c, now))
+            .await
     }
     async fn queue_stats(&self, now: Timestamp) -> Result<QueueStats> {
         self.read(move |c| jobs::stats(c, now)).await
     }
 
-    async fn list_attempts(&self, account: AccountId, filter: &AttemptFilter) -> Result<Vec<AttemptRecord>> {
+    async fn list_attempts(
+        &self,
+        account: AccountId,
+        filter: &AttemptFilter,
+    ) -> Result<Vec<AttemptRecord>> {
         let f = filter.clone();
-        self.read(move |c| jobs::list_attempts(c, account, &f)).await
+        self.read(move |c| jobs::list_attempts(c, account, &f))
+            .await
     }
 
     async fn prune(&self, before: Timestamp) -> Result<PruneSummary> {

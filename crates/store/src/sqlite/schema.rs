@@ -42,7 +42,9 @@ CREATE TABLE webhooks (
     previous_secret TEXT,
     previous_until INTEGER,
     created_at INTEGER NOT NULL,
-    updated_at INTEGER NOT NULL
+    updated_at INTEGER NOT NULL,
+    -- Bumped on every change, so dispatchers can tell their copy is stale.
+    version INTEGER NOT NULL DEFAULT 1
 );
 CREATE INDEX webhooks_account ON webhooks(account_id);
 

@@ -8,7 +8,9 @@ use crate::{Result, StoreError};
 const COLS: &str =
     "id, account_id, settings, secret, previous_secret, previous_until, created_at, updated_at";
 
-fn corrupt<E: std::error::Error + Send + Sync + 'static>(i: usize) -> impl Fn(E) -> rusqlite::Error {
+fn corrupt<E: std::error::Error + Send + Sync + 'static>(
+    i: usize,
+) -> impl Fn(E) -> rusqlite::Error {
     move |e| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
 }
 
@@ -43,7 +45,7 @@ fn type_list(types: &[EventType]) -> String {
 
 pub fn create(c: &Connection, w: &Webhook, since: Option<Timestamp>) -> Result<u64> {
     c.prepare_cached(&format!(
-        "INSERT INTO webhooks ({COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+        "INSERT INTO webhooks ({COLS}, url) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
     ))?
     .execute(params![
         w.id.to_string(),
@@ -53,7 +55,8 @@ pub fn create(c: &Connection, w: &Webhook, since: Option<Timestamp>) -> Result<u
         w.previous_secret.as_ref().map(|p| p.0.expose()),
         w.previous_secret.as_ref().map(|p| ms(p.1)),
         ms(w.created_at),
-        ms(w.updated_at)
+        ms(w.updated_at),
+        w.settings.url.as_str()
     ])?;
     for t in &w.settings.event_types {
         insert_type(c, w, *t)?;
@@ -93,7 +96,7 @@ pub fn update(c: &Connection, w: &Webhook, resume: bool, now: Timestamp) -> Resu
     let n = c
         .prepare_cached(
             "UPDATE webhooks SET settings = ?3, secret = ?4, previous_secret = ?5,
-             previous_until = ?6, updated_at = ?7 WHERE id = ?1 AND account_id = ?2",
+             previous_until = ?6, updated_at = ?7, url = ?8, version = version + 1 WHERE id = ?1 AND account_id = ?2",
         )?
         .execute(params![
             w.id.to_string(),
@@ -102,7 +105,8 @@ pub fn update(c: &Connection, w: &Webhook, resume: bool, now: Timestamp) -> Resu
             w.secret.expose(),
             w.previous_secret.as_ref().map(|p| p.0.expose()),
             w.previous_secret.as_ref().map(|p| ms(p.1)),
-            ms(w.updated_at)
+            ms(w.updated_at),
+            w.settings.url.as_str()
         ])?;
     if n == 0 {
         return Err(StoreError::NotFound);

@@ -37,7 +37,8 @@ fn bad(e: impl std::fmt::Display) -> io::Error {
 
 /// Loads `dir`.
 pub fn load(dir: &Path) -> io::Result<Corpus> {
-    let sisimai = scoring::sisimai_labels(&fs::read_to_string(dir.join("sisimai-dev.json"))?).map_err(bad)?;
+    let sisimai =
+        scoring::sisimai_labels(&fs::read_to_string(dir.join("sisimai-dev.json"))?).map_err(bad)?;
     let flufl = scoring::flufl_labels(&fs::read_to_string(dir.join("flufl.json"))?)
         .map_err(bad)?
         .into_iter()

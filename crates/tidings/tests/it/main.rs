@@ -1,0 +1,40 @@
+//! Integration tests of tidings through its public surfaces: the HTTP API,
+//! webhooks arriving at a real receiver, and the real binary. One test
+//! binary (one link) for all of them.
+
+mod api;
+mod delivery;
+mod durability;
+mod ops;
+mod pausing;
+mod polling;
+mod retries;
+
+use serde_json::{json, Value};
+use tidings_testkit::InProcess;
+use tidings_types::{AccountId, EventData, EventType};
+
+/// Event data with the common fields filled in.
+pub fn data(email: &str) -> EventData {
+    let v = json!({
+        "email": email,
+        "message_id": "msg_01jd0000000000000000000000",
+        "subject": "Hello",
+        "from": "app@example.com",
+        "tags": ["a", "b"],
+    });
+    match v {
+        Value::Object(m) => m,
+        _ => unreachable!(),
+    }
+}
+
+/// The default account of an in-process app.
+pub async fn account(t: &InProcess) -> AccountId {
+    t.app().store.list_accounts().await.unwrap()[0].id
+}
+
+pub async fn record(t: &InProcess, ty: EventType, email: &str) -> tidings_types::Event {
+    let acc = account(t).await;
+    t.app().record_event(acc, ty, data(email)).await.unwrap()
+}
