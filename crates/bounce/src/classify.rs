@@ -24,7 +24,11 @@ use crate::status::Status;
 pub fn classify(f: Finding) -> BouncedRecipient {
     let text = clean(&f.diagnostic);
     let wide = f.fallback_text.as_deref().map(clean).unwrap_or_default();
-    let text_status = Status::find_in(&f.diagnostic);
+    // The code the remote server gave ("550 5.7.1", "550-'5.7.1"), else the
+    // first code in the text that differs from the DSN's own.
+    let text_status = after_reply_code(&f.diagnostic)
+        .or_else(|| Status::find_all(&f.diagnostic).find(|t| Some(*t) != f.status))
+        .or_else(|| Status::find_in(&f.diagnostic));
     let status = match (f.status, text_status) {
         // A DSN's vague x.0.0 / x.N.0 gives way to a precise code in its text.
         (Some(s), Some(t))
@@ -77,6 +81,33 @@ pub fn classify(f: Finding) -> BouncedRecipient {
         action,
         smtp_reply_code: reply_code,
     }
+}
+
+/// A status code written right after an SMTP reply code.
+fn after_reply_code(text: &str) -> Option<Status> {
+    let b = text.as_bytes();
+    (0..b.len().saturating_sub(4)).find_map(|i| {
+        let code = &b[i..i + 3];
+        let starts = i == 0 || !b[i - 1].is_ascii_alphanumeric();
+        if !(starts && matches!(code[0], b'4' | b'5') && code[1..].iter().all(u8::is_ascii_digit)) {
+            return None;
+        }
+        let rest = text.get(i + 3..)?;
+        let rest = rest.trim_start_matches([' ', '-', '\'', '"', '#']);
+        if rest.len() + 6 < text.len() - i
+            && rest
+                .as_bytes()
+                .first()
+                .is_some_and(|c| matches!(c, b'4' | b'5'))
+        {
+            let end = rest
+                .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+                .unwrap_or(rest.len());
+            Status::parse(rest[..end].trim_end_matches('.')).filter(|s| s.class() == code[0] - b'0')
+        } else {
+            None
+        }
+    })
 }
 
 /// The SMTP stage a failure happened at, when the text says.

@@ -77,6 +77,8 @@ pub struct Prediction {
     pub kind: String,
     /// One row per recipient.
     pub rows: Vec<Row>,
+    /// Feedback type of a complaint (also when it names no recipient).
+    pub feedback_type: String,
 }
 
 /// One recipient of a [`Prediction`].
@@ -120,9 +122,11 @@ impl Prediction {
                         feedback_type: String::new(),
                     })
                     .collect(),
+                ..Prediction::default()
             },
             Report::Complaint(c) => Prediction {
                 kind: "complaint".into(),
+                feedback_type: c.feedback_type.clone(),
                 rows: if c.recipients.is_empty() {
                     Vec::new()
                 } else {
@@ -138,14 +142,16 @@ impl Prediction {
             Report::AutoReply(a) => Prediction {
                 kind: "auto_reply".into(),
                 rows: vec![row(a.from.as_deref().unwrap_or(""), "auto_reply")],
+                ..Prediction::default()
             },
             Report::DeliverySuccess(d) => Prediction {
                 kind: "delivered".into(),
                 rows: d.recipients.iter().map(|e| row(e, "delivered")).collect(),
+                ..Prediction::default()
             },
             Report::Unrecognised => Prediction {
                 kind: "none".into(),
-                rows: Vec::new(),
+                ..Prediction::default()
             },
         }
     }
@@ -282,7 +288,7 @@ pub fn score_sisimai(file: &str, labels: &[SisimaiLabel], p: &Prediction) -> Fil
         }
         if !l.feedbacktype.is_empty() {
             s.feedback.1 += 1;
-            let got = row.map_or("-", |r| r.feedback_type.as_str());
+            let got = row.map_or(p.feedback_type.as_str(), |r| r.feedback_type.as_str());
             if got == l.feedbacktype {
                 s.feedback.0 += 1;
             } else {

@@ -35,8 +35,18 @@ impl Status {
     /// Finds the first status code standing as a word in free text
     /// ("550 5.1.1 <x>... User unknown" gives 5.1.1).
     pub fn find_in(text: &str) -> Option<Status> {
-        let b = text.as_bytes();
+        Status::find_all(text).next()
+    }
+
+    /// Every status code standing as a word in free text, in order.
+    pub fn find_all(text: &str) -> impl Iterator<Item = Status> + '_ {
         let mut i = 0;
+        std::iter::from_fn(move || Status::next_in(text, &mut i))
+    }
+
+    fn next_in(text: &str, pos: &mut usize) -> Option<Status> {
+        let b = text.as_bytes();
+        let mut i = *pos;
         while i < b.len() {
             let c = b[i];
             let boundary = i == 0 || !(b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'.');
@@ -49,6 +59,7 @@ impl Status {
                 let next_ok = b.get(end).is_none_or(|c| !c.is_ascii_alphanumeric());
                 if next_ok {
                     if let Some(s) = Status::parse(cand) {
+                        *pos = end.max(i + 1);
                         return Some(s);
                     }
                 }
@@ -57,6 +68,7 @@ impl Status {
             }
             i += 1;
         }
+        *pos = b.len();
         None
     }
 

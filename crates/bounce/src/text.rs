@@ -274,7 +274,15 @@ pub fn block_for(text: &str, addr: &str, others: &[String]) -> Option<String> {
                 j += 1;
             }
         }
+        // A transcript line "550 <a@b>... reason" is complete in itself;
+        // only indented continuation lines belong to it.
+        let reply_line = line.trim_start().as_bytes().get(..4).is_some_and(|p| {
+            p[..3].iter().all(u8::is_ascii_digit) && (p[3] == b' ' || p[3] == b'-')
+        }) && !block.is_empty();
         while j < lines.len() && !lines[j].trim().is_empty() && block.len() < 12 {
+            if reply_line && !lines[j].starts_with([' ', '\t']) {
+                break;
+            }
             let lj = lines[j].to_ascii_lowercase();
             if others.iter().any(|o| o != addr && lj.contains(o.as_str())) && !lj.contains(addr) {
                 break;

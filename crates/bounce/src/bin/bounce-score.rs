@@ -48,7 +48,20 @@ fn sisimai_prediction(results: &[SisimaiResult]) -> Prediction {
         .collect();
     Prediction {
         kind: Prediction::kind_of_reasons(rows.iter().map(|r| r.reason.as_str())),
+        feedback_type: rows
+            .first()
+            .map(|r| r.feedback_type.clone())
+            .unwrap_or_default(),
         rows,
+    }
+}
+
+/// A percentage, or "n/a" when nothing was compared.
+fn show(x: (usize, usize)) -> String {
+    if x.1 == 0 {
+        "n/a".into()
+    } else {
+        format!("{:.2}%", pct(x))
     }
 }
 
@@ -88,13 +101,13 @@ fn print_report(title: &str, scores: &[FileScore], quiet: bool) -> BTreeMap<Stri
     }
     for (set, t) in &totals {
         println!(
-            "TOTAL {title} {set:<12} files {:>3}  recipients {:>6.2}%  hard/soft {:>6.2}%  status {:>6.2}%  reason {:>6.2}%  feedback-type {:>6.2}%",
+            "TOTAL {title} {set:<12} files {:>3}  recipients {:>7}  hard/soft {:>7}  status {:>7}  reason {:>7}  feedback-type {:>7}",
             t.files,
-            t.recipients_pct(),
-            pct(t.hard),
-            pct(t.status),
-            pct(t.reason),
-            pct(t.feedback),
+            format!("{:.2}%", t.recipients_pct()),
+            show(t.hard),
+            show(t.status),
+            show(t.reason),
+            show(t.feedback),
         );
     }
     totals
