@@ -1,0 +1,19 @@
+//! Email itself, without I/O.
+//!
+//! - [`message`]: what the accept path does to a submitted message before
+//!   it is stored: read and strip the `X-Tidings-*` control headers, add a
+//!   `Message-ID` when there is none, and pull out the headers events
+//!   carry (From, Subject, Message-ID). It edits the header block as bytes,
+//!   so the body is stored exactly as it was submitted.
+//! - [`build`]: a MIME message from the JSON of `POST /v1/messages`.
+//! - [`address`]: an email address, parsed once.
+//! - [`reply`]: what an SMTP reply means for a recipient — sent, deferred,
+//!   bounced or blocked — with an RFC 3463 status and a reason.
+
+pub mod address;
+pub mod build;
+pub mod message;
+pub mod reply;
+
+pub use address::{Address, AddressError};
+pub use message::{prepare, MessageError, Prepared};
