@@ -11,6 +11,8 @@
 pub mod accounts;
 mod error;
 pub mod samples;
+pub mod sending;
+pub mod suppressions;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -18,7 +20,7 @@ use std::time::Duration;
 
 use tidings_delivery::guard::AddressPolicy;
 use tidings_delivery::metrics::Metrics;
-use tidings_store::Store;
+use tidings_store::{MessageStore, Store};
 use tidings_types::{AccountId, Clock, Event, EventData, EventType, NewEvent};
 
 pub use error::{CoreError, ErrorCode};
@@ -32,6 +34,14 @@ pub struct CoreConfig {
     pub address_policy: AddressPolicy,
     /// How long the old secret keeps signing after a rotation, by default.
     pub secret_overlap: Duration,
+    /// Domain used in generated Message-IDs and the SMTP greeting.
+    pub hostname: String,
+    /// Largest message accepted, in bytes.
+    pub max_message_bytes: usize,
+    /// Most recipients of one message.
+    pub max_recipients: usize,
+    /// Consecutive soft bounces that suppress an address.
+    pub soft_bounce_limit: u32,
     /// Consecutive failed attempts of one type on one webhook that pause it.
     pub pause_after: u32,
     /// How long events and attempts are kept.
@@ -45,6 +55,10 @@ impl Default for CoreConfig {
             address_policy: AddressPolicy::default(),
             secret_overlap: Duration::from_secs(24 * 3600),
             pause_after: 100,
+            hostname: "localhost".into(),
+            max_message_bytes: 25 * 1024 * 1024,
+            max_recipients: 100,
+            soft_bounce_limit: 3,
             retention: Duration::from_secs(30 * 24 * 3600),
         }
     }
@@ -57,6 +71,7 @@ pub struct Tidings {
     pub clock: Arc<dyn Clock>,
     pub config: Arc<CoreConfig>,
     metrics: Option<Arc<Metrics>>,
+    messages: Option<Arc<dyn MessageStore>>,
 }
 
 impl Tidings {
@@ -66,7 +81,20 @@ impl Tidings {
             clock,
             config: Arc::new(config),
             metrics: None,
+            messages: None,
         }
+    }
+
+    /// Enable sending, with the store of messages and suppressions.
+    pub fn with_messages(mut self, messages: Arc<dyn MessageStore>) -> Self {
+        self.messages = Some(messages);
+        self
+    }
+
+    pub(crate) fn messages(&self) -> Result<&Arc<dyn MessageStore>, CoreError> {
+        self.messages
+            .as_ref()
+            .ok_or_else(|| CoreError::Internal("sending is not configured".into()))
     }
 
     /// Count recorded events in these metrics.

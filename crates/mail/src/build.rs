@@ -47,10 +47,7 @@ pub fn build(p: &Parts) -> Vec<u8> {
     }
     b = b.subject(p.subject.as_str());
     for (k, v) in &p.headers {
-        b = b.header(
-            k.clone(),
-            mail_builder::headers::raw::Raw::new(v.clone()),
-        );
+        b = b.header(k.clone(), mail_builder::headers::raw::Raw::new(v.clone()));
     }
     if let Some(t) = &p.text {
         b = b.text_body(t.as_str());

@@ -16,4 +16,5 @@ pub mod message;
 pub mod reply;
 
 pub use address::{Address, AddressError};
+pub use mail_parser as parser;
 pub use message::{prepare, MessageError, Prepared};

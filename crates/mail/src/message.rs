@@ -105,10 +105,7 @@ pub fn prepare(raw: &[u8], id_domain: &str) -> Result<Prepared, MessageError> {
     }
     .ok_or(MessageError::NoFrom)?;
     let subject = parsed.subject().map(str::to_string);
-    let smtp_message_id = format!(
-        "<{}>",
-        parsed.message_id().ok_or(MessageError::Unparsable)?
-    );
+    let smtp_message_id = format!("<{}>", parsed.message_id().ok_or(MessageError::Unparsable)?);
     let utf8_headers = !out[..head_end.min(out.len())].is_ascii();
     Ok(Prepared {
         raw: Bytes::from(out),
@@ -121,6 +118,24 @@ pub fn prepare(raw: &[u8], id_domain: &str) -> Result<Prepared, MessageError> {
         track,
         utf8_headers,
     })
+}
+
+/// The message without any field named `name` (case-insensitive).
+pub fn strip_header(raw: &Bytes, name: &str) -> Bytes {
+    let Some((head_end, _)) = split_head(raw) else {
+        return raw.clone();
+    };
+    let Ok(fields) = split_fields(&raw[..head_end]) else {
+        return raw.clone();
+    };
+    let mut out = Vec::with_capacity(raw.len());
+    for f in fields {
+        if !field_name(f).eq_ignore_ascii_case(name) {
+            out.extend_from_slice(f);
+        }
+    }
+    out.extend_from_slice(&raw[head_end..]);
+    Bytes::from(out)
 }
 
 /// End of the header block and start of the body. Accepts CRLF or bare LF.
@@ -277,7 +292,13 @@ mod tests {
         assert_eq!(p.custom_id.as_deref(), Some("order-42"));
         assert_eq!(p.group.as_deref(), Some("billing"));
         assert_eq!(p.tags, ["receipts", "eu"]);
-        assert_eq!(p.track, Track { opens: Some(true), clicks: Some(false) });
+        assert_eq!(
+            p.track,
+            Track {
+                opens: Some(true),
+                clicks: Some(false)
+            }
+        );
         assert_eq!(p.from, "shop@example.com");
         assert_eq!(p.subject.as_deref(), Some("Café"));
         let text = String::from_utf8(p.raw.to_vec()).unwrap();
@@ -297,7 +318,10 @@ mod tests {
 
     #[test]
     fn malformed_messages_are_refused() {
-        assert_eq!(prepare(b"\r\nbody", "t").unwrap_err(), MessageError::NoHeaders);
+        assert_eq!(
+            prepare(b"\r\nbody", "t").unwrap_err(),
+            MessageError::NoHeaders
+        );
         assert_eq!(
             prepare(b"To: a@example.com\r\n\r\nx", "t").unwrap_err(),
             MessageError::NoFrom
@@ -310,7 +334,10 @@ mod tests {
             prepare(b" folded first\r\nFrom: a@example.com\r\n\r\nx", "t"),
             Err(MessageError::BadHeader(1))
         ));
-        let long = format!("From: a@example.com\r\nX-Tidings-Custom-ID: {}\r\n\r\nx", "x".repeat(300));
+        let long = format!(
+            "From: a@example.com\r\nX-Tidings-Custom-ID: {}\r\n\r\nx",
+            "x".repeat(300)
+        );
         assert!(matches!(
             prepare(long.as_bytes(), "t"),
             Err(MessageError::BadControl(..))

@@ -38,19 +38,67 @@ fn enhanced(text: &str) -> Option<(u8, u16, u16)> {
 }
 
 const REPUTATION: &[&str] = &[
-    "blocklist", "blacklist", "block list", "black list", "spamhaus", "rbl", "dnsbl",
-    "reputation", "listed", "poor ip", "sender score", "barracuda", "spamcop",
+    "blocklist",
+    "blacklist",
+    "block list",
+    "black list",
+    "spamhaus",
+    "rbl",
+    "dnsbl",
+    "reputation",
+    "listed",
+    "poor ip",
+    "sender score",
+    "barracuda",
+    "spamcop",
 ];
-const AUTH: &[&str] = &["dmarc", "spf", "dkim", "authenticat", "unauthenticated", "ptr", "reverse dns"];
+const AUTH: &[&str] = &[
+    "dmarc",
+    "spf",
+    "dkim",
+    "authenticat",
+    "unauthenticated",
+    "ptr",
+    "reverse dns",
+];
 const CONTENT: &[&str] = &["spam", "content", "virus", "malware", "phish", "url"];
-const POLICY: &[&str] = &["policy", "blocked", "denied", "refused", "rate", "not allowed", "prohibited", "relay"];
-const UNKNOWN_USER: &[&str] = &[
-    "user unknown", "unknown user", "no such user", "does not exist", "doesn't exist",
-    "not exist", "no mailbox", "mailbox unavailable", "mailbox not found", "invalid recipient",
-    "recipient unknown", "unknown recipient", "address rejected", "no such recipient",
-    "recipient not found", "user not found", "invalid mailbox", "account disabled",
+const POLICY: &[&str] = &[
+    "policy",
+    "blocked",
+    "denied",
+    "refused",
+    "rate",
+    "not allowed",
+    "prohibited",
+    "relay",
 ];
-const FULL: &[&str] = &["mailbox full", "over quota", "quota exceeded", "insufficient storage", "mailbox is full"];
+const UNKNOWN_USER: &[&str] = &[
+    "user unknown",
+    "unknown user",
+    "no such user",
+    "does not exist",
+    "doesn't exist",
+    "not exist",
+    "no mailbox",
+    "mailbox unavailable",
+    "mailbox not found",
+    "invalid recipient",
+    "recipient unknown",
+    "unknown recipient",
+    "address rejected",
+    "no such recipient",
+    "recipient not found",
+    "user not found",
+    "invalid mailbox",
+    "account disabled",
+];
+const FULL: &[&str] = &[
+    "mailbox full",
+    "over quota",
+    "quota exceeded",
+    "insufficient storage",
+    "mailbox is full",
+];
 
 fn has(text: &str, words: &[&str]) -> bool {
     words.iter().any(|w| text.contains(w))
@@ -83,7 +131,11 @@ pub fn classify(code: u16, text: &str) -> Outcome {
             let (kind, reason) = classify_permanent(esc, &lower);
             Outcome {
                 kind,
-                status: status(if kind == Kind::Block { "5.7.1" } else { "5.0.0" }),
+                status: status(if kind == Kind::Block {
+                    "5.7.1"
+                } else {
+                    "5.0.0"
+                }),
                 reason,
             }
         }
@@ -113,7 +165,11 @@ fn classify_permanent(esc: Option<(u8, u16, u16)>, lower: &str) -> (Kind, &'stat
         Some((7, _)) => (Kind::Block, block_reason()),
         _ if has(lower, UNKNOWN_USER) => (Kind::Bounce, "user_unknown"),
         _ if has(lower, FULL) => (Kind::Bounce, "mailbox_full"),
-        _ if has(lower, AUTH) || has(lower, REPUTATION) || has(lower, CONTENT) || has(lower, POLICY) => {
+        _ if has(lower, AUTH)
+            || has(lower, REPUTATION)
+            || has(lower, CONTENT)
+            || has(lower, POLICY) =>
+        {
             (Kind::Block, block_reason())
         }
         Some((1, _)) => (Kind::Bounce, "user_unknown"),
@@ -144,7 +200,11 @@ mod tests {
         ];
         for (code, text, kind, status, reason) in cases {
             let o = classify(code, text);
-            assert_eq!((o.kind, o.status.as_str(), o.reason), (kind, status, reason), "{code} {text}");
+            assert_eq!(
+                (o.kind, o.status.as_str(), o.reason),
+                (kind, status, reason),
+                "{code} {text}"
+            );
         }
     }
 }

@@ -17,6 +17,7 @@
 //! transaction (group commit), so many small writes share one fsync while
 //! each caller still gets its answer only after its data is durable.
 
+pub mod messages;
 pub mod model;
 pub mod sqlite;
 
@@ -25,6 +26,7 @@ use tidings_types::{
     AccountId, ApiKeyId, Event, EventType, NewEvent, Timestamp, Webhook, WebhookId,
 };
 
+pub use messages::*;
 pub use model::*;
 
 /// A store failure. `NotFound` and `Conflict` are expected outcomes the API

@@ -18,6 +18,8 @@ use serde::{Deserialize, Serialize};
 pub struct Config {
     /// Where the SQLite database lives.
     pub data_dir: PathBuf,
+    /// This server's host name: Message-IDs, the SMTP greeting.
+    pub hostname: String,
     pub http: HttpConfig,
     pub webhooks: WebhookConfig,
     pub storage: StorageConfig,
@@ -96,6 +98,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             data_dir: PathBuf::from("./tidings-data"),
+            hostname: "localhost".into(),
             http: HttpConfig::default(),
             webhooks: WebhookConfig::default(),
             storage: StorageConfig::default(),

@@ -22,7 +22,6 @@ use tidings_delivery::guard::AddressPolicy;
 use tidings_delivery::metrics::Metrics;
 use tidings_delivery::retry::RetryPolicy;
 use tidings_store::sqlite::{SqliteOptions, SqliteStore};
-use tidings_store::Store;
 use tidings_types::{Clock, SystemClock};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -78,11 +77,14 @@ impl App {
                 u64::from(config.webhooks.secret_overlap_hours) * 3600,
             ),
             pause_after: config.webhooks.pause_after,
+            hostname: config.hostname.clone(),
             retention: Duration::from_secs(u64::from(config.retention.days) * 86_400),
+            ..CoreConfig::default()
         };
         let metrics = Arc::new(Metrics::new());
-        let app =
-            Tidings::new(store.clone(), clock.clone(), core_cfg).with_metrics(metrics.clone());
+        let app = Tidings::new(store.clone(), clock.clone(), core_cfg)
+            .with_metrics(metrics.clone())
+            .with_messages(store.clone());
         let client = WebhookClient::new(ClientConfig {
             timeout: config.webhook_timeout(),
             policy,
@@ -90,7 +92,7 @@ impl App {
         })
         .context("building the webhook HTTP client")?;
         let dispatcher = Dispatcher::new(
-            store.clone(),
+            store.clone() as Arc<dyn tidings_store::Store>,
             clock.clone(),
             client,
             DispatcherConfig {
@@ -144,8 +146,8 @@ impl App {
     }
 }
 
-/// Open the configured store.
-pub fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+/// Open the configured store (the event log and the messages live in it).
+pub fn open_store(config: &Config) -> anyhow::Result<Arc<SqliteStore>> {
     let path = config.database_path();
     let mut opts = SqliteOptions::new(&path);
     opts.durability = match config.storage.durability {

@@ -144,10 +144,11 @@ async fn main() -> anyhow::Result<()> {
 fn admin(cfg: &Config) -> anyhow::Result<Tidings> {
     let store = tidings::open_store(cfg)?;
     Ok(Tidings::new(
-        store,
+        store.clone(),
         std::sync::Arc::new(SystemClock),
         CoreConfig::default(),
-    ))
+    )
+    .with_messages(store))
 }
 
 async fn serve(cfg: Config) -> anyhow::Result<()> {

@@ -38,7 +38,11 @@ fn status_of(code: ErrorCode) -> StatusCode {
         | ErrorCode::InvalidUrl
         | ErrorCode::BlockedUrl
         | ErrorCode::UnknownField
-        | ErrorCode::InvalidEventType => StatusCode::UNPROCESSABLE_ENTITY,
+        | ErrorCode::InvalidEventType
+        | ErrorCode::InvalidMessage
+        | ErrorCode::InvalidAddress
+        | ErrorCode::TooManyRecipients => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorCode::MessageTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::NotFound => StatusCode::NOT_FOUND,
         ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
         ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,

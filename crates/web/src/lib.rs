@@ -11,6 +11,7 @@ mod auth;
 pub mod error;
 mod events;
 mod json;
+mod messages;
 mod openapi;
 mod ops;
 mod webhooks;
@@ -35,6 +36,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(webhooks::routes())
         .merge(events::routes())
+        .merge(messages::routes())
         .merge(ops::routes())
         .merge(openapi::routes())
         .fallback(error::not_found)

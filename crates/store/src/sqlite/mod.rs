@@ -12,6 +12,7 @@
 mod accounts;
 mod events;
 mod jobs;
+mod messages;
 mod schema;
 mod webhooks;
 
@@ -66,6 +67,7 @@ pub struct SqliteStore {
     readers: Arc<Mutex<Vec<Connection>>>,
     path: PathBuf,
     notify: Arc<Notify>,
+    outbound_notify: Arc<Notify>,
 }
 
 fn open_conn(path: &Path, durability: Durability) -> Result<Connection> {
@@ -123,6 +125,7 @@ impl SqliteStore {
             readers: Arc::new(Mutex::new(Vec::new())),
             path: opts.path,
             notify: Arc::new(Notify::new()),
+            outbound_notify: Arc::new(Notify::new()),
         })
     }
 
@@ -136,8 +139,17 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
+        self.write_notify(wakes_jobs.then(|| self.notify.clone()), f)
+            .await
+    }
+
+    /// Like `write`, waking `notify` after a successful commit.
+    async fn write_notify<T, F>(&self, notify: Option<Arc<Notify>>, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
         let (tx, rx) = oneshot::channel();
-        let notify = wakes_jobs.then(|| self.notify.clone());
         let op: WriteOp = Box::new(move |conn| {
             let result = in_savepoint(conn, f);
             Box::new(move |committed| {

@@ -1,7 +1,8 @@
 //! Schema migrations, applied in order on open; `PRAGMA user_version`
 //! records how far a database has come.
 
-pub const MIGRATIONS: &[&str] = &[r#"
+pub const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE accounts (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL,
@@ -101,4 +102,6 @@ CREATE TABLE attempts (
 ) WITHOUT ROWID;
 CREATE INDEX attempts_account ON attempts(account_id, id);
 CREATE INDEX attempts_at ON attempts(at);
-"#];
+"#,
+    super::messages::SCHEMA,
+];

@@ -9,6 +9,7 @@ mod ops;
 mod pausing;
 mod polling;
 mod retries;
+mod sending;
 
 use serde_json::{json, Value};
 use tidings_testkit::InProcess;

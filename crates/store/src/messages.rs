@@ -1,0 +1,214 @@
+//! Persistence of the sending side: accepted messages, one delivery job per
+//! recipient, and the suppression list. Kept in its own trait so the event
+//! log's [`crate::Store`] stays readable; both are implemented by every
+//! backend.
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use serde::Serialize;
+use tidings_types::{AccountId, Event, MessageId, NewEvent, Timestamp};
+
+use crate::Result;
+
+/// Where a message came in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    Http,
+    Smtp,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Http => "http",
+            Source::Smtp => "smtp",
+        }
+    }
+}
+
+/// A message as the accept path stores it.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub id: MessageId,
+    pub account_id: AccountId,
+    pub created_at: Timestamp,
+    pub source: Source,
+    /// Envelope sender.
+    pub mail_from: String,
+    /// The From header address.
+    pub from: String,
+    pub subject: Option<String>,
+    pub smtp_message_id: String,
+    pub custom_id: Option<String>,
+    pub group: Option<String>,
+    pub tags: Vec<String>,
+    pub track_opens: bool,
+    pub track_clicks: bool,
+    pub raw: Bytes,
+}
+
+/// A recipient of a new message, with the `dropped` event to record if
+/// the address turns out to be suppressed when the message commits.
+#[derive(Debug, Clone)]
+pub struct NewRecipient {
+    /// Normalized address.
+    pub email: String,
+    pub dropped: NewEvent,
+}
+
+/// Where a recipient's delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecipientStatus {
+    Queued,
+    Deferred,
+    Sent,
+    Bounced,
+    Blocked,
+    Dropped,
+}
+
+impl RecipientStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecipientStatus::Queued => "queued",
+            RecipientStatus::Deferred => "deferred",
+            RecipientStatus::Sent => "sent",
+            RecipientStatus::Bounced => "bounced",
+            RecipientStatus::Blocked => "blocked",
+            RecipientStatus::Dropped => "dropped",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Self::Queued,
+            Self::Deferred,
+            Self::Sent,
+            Self::Bounced,
+            Self::Blocked,
+            Self::Dropped,
+        ]
+        .into_iter()
+        .find(|v| v.as_str() == s)
+    }
+    /// Whether more attempts will be made.
+    pub fn is_pending(self) -> bool {
+        matches!(self, Self::Queued | Self::Deferred)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RecipientState {
+    pub email: String,
+    pub status: RecipientStatus,
+    pub attempts: u32,
+    pub last_response: Option<String>,
+    pub updated_at: Timestamp,
+}
+
+/// A stored message with its recipients.
+#[derive(Debug, Clone)]
+pub struct MessageRecord {
+    pub id: MessageId,
+    pub account_id: AccountId,
+    pub created_at: Timestamp,
+    pub source: Source,
+    pub mail_from: String,
+    pub from: String,
+    pub subject: Option<String>,
+    pub smtp_message_id: String,
+    pub custom_id: Option<String>,
+    pub group: Option<String>,
+    pub tags: Vec<String>,
+    pub track_opens: bool,
+    pub track_clicks: bool,
+    pub size: u64,
+    pub recipients: Vec<RecipientState>,
+}
+
+/// One recipient's delivery, leased to an outbound worker.
+#[derive(Debug, Clone)]
+pub struct OutboundJob {
+    pub recipient_id: i64,
+    pub email: String,
+    /// Attempts made before this one.
+    pub attempts: u32,
+    pub first_attempt_at: Option<Timestamp>,
+    pub message: std::sync::Arc<MessageRecord>,
+    pub raw: Bytes,
+}
+
+/// What an outbound attempt did to a recipient.
+#[derive(Debug, Clone)]
+pub struct OutboundResult {
+    pub recipient_id: i64,
+    pub account_id: AccountId,
+    pub email: String,
+    pub status: RecipientStatus,
+    /// When to try again (for `Deferred`).
+    pub retry_at: Option<Timestamp>,
+    pub response: String,
+    /// The event this outcome produces, committed with it.
+    pub event: NewEvent,
+    /// Add the address to the suppression list with this reason.
+    pub suppress: Option<String>,
+    /// A soft failure that counts toward suppression after N in a row.
+    pub soft_failure: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Suppression {
+    pub email: String,
+    pub reason: String,
+    pub created_at: Timestamp,
+}
+
+/// The sending side of the store. Each method is one transaction.
+#[async_trait]
+pub trait MessageStore: Send + Sync + 'static {
+    /// Store a message and its recipients; recipients on the suppression
+    /// list are marked dropped and their `dropped` events recorded, all in
+    /// one transaction. Returns the emails that were dropped.
+    async fn accept_message(
+        &self,
+        message: NewMessage,
+        recipients: Vec<NewRecipient>,
+    ) -> Result<Vec<String>>;
+    async fn get_message(&self, account: AccountId, id: MessageId) -> Result<MessageRecord>;
+    /// Events about one message, in log order.
+    async fn message_events(&self, account: AccountId, id: MessageId) -> Result<Vec<Event>>;
+
+    /// Lease due recipient deliveries.
+    async fn lease_outbound(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<OutboundJob>>;
+    /// Record outcomes: recipient states, events, suppressions.
+    async fn complete_outbound(
+        &self,
+        results: Vec<OutboundResult>,
+        soft_bounce_limit: u32,
+    ) -> Result<()>;
+    async fn next_outbound_due(&self) -> Result<Option<Timestamp>>;
+    fn outbound_notify(&self) -> std::sync::Arc<tokio::sync::Notify>;
+
+    async fn list_suppressions(
+        &self,
+        account: AccountId,
+        after: Option<String>,
+        limit: u32,
+    ) -> Result<Vec<Suppression>>;
+    async fn get_suppression(&self, account: AccountId, email: String) -> Result<Suppression>;
+    /// Add (or refresh the reason of) a suppressed address.
+    async fn add_suppression(
+        &self,
+        account: AccountId,
+        email: String,
+        reason: String,
+        at: Timestamp,
+    ) -> Result<Suppression>;
+    async fn remove_suppression(&self, account: AccountId, email: String) -> Result<()>;
+}

@@ -1,0 +1,449 @@
+//! SQLite implementation of [`MessageStore`].
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use tidings_types::{AccountId, Event, MessageId, Timestamp};
+use tokio::sync::Notify;
+
+use super::events::{event_at, EVENT_COLS};
+use super::{ms, opt_ts, parse_col, ts, SqliteStore};
+use crate::messages::*;
+use crate::{Result, StoreError};
+
+pub(super) const SCHEMA: &str = r#"
+CREATE TABLE messages (
+    id TEXT PRIMARY KEY,
+    account_id TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    source TEXT NOT NULL,
+    mail_from TEXT NOT NULL,
+    from_addr TEXT NOT NULL,
+    subject TEXT,
+    smtp_message_id TEXT NOT NULL,
+    custom_id TEXT,
+    grp TEXT,
+    tags TEXT NOT NULL,
+    track_opens INTEGER NOT NULL,
+    track_clicks INTEGER NOT NULL,
+    raw BLOB NOT NULL
+);
+CREATE INDEX messages_account ON messages(account_id, created_at);
+
+-- One row per recipient: its state, and its outbound delivery job.
+CREATE TABLE recipients (
+    id INTEGER PRIMARY KEY,
+    message_id TEXT NOT NULL,
+    account_id TEXT NOT NULL,
+    email TEXT NOT NULL,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    first_attempt_at INTEGER,
+    due_at INTEGER,
+    last_response TEXT,
+    updated_at INTEGER NOT NULL
+);
+CREATE INDEX recipients_message ON recipients(message_id);
+CREATE INDEX recipients_due ON recipients(due_at) WHERE due_at IS NOT NULL;
+
+CREATE TABLE suppressions (
+    account_id TEXT NOT NULL,
+    email TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (account_id, email)
+) WITHOUT ROWID;
+
+-- Consecutive soft bounces per address; reset by a delivery.
+CREATE TABLE soft_bounces (
+    account_id TEXT NOT NULL,
+    email TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (account_id, email)
+) WITHOUT ROWID;
+
+CREATE INDEX events_message ON events(account_id, json_extract(data, '$.message_id'));
+"#;
+
+const MSG_COLS: &str = "id, account_id, created_at, source, mail_from, from_addr, subject, \
+    smtp_message_id, custom_id, grp, tags, track_opens, track_clicks, length(raw)";
+
+fn message_row(r: &Row) -> rusqlite::Result<MessageRecord> {
+    let tags: String = r.get(10)?;
+    let source: String = r.get(3)?;
+    Ok(MessageRecord {
+        id: parse_col(r.get(0)?)?,
+        account_id: parse_col(r.get(1)?)?,
+        created_at: ts(r.get(2)?),
+        source: if source == "smtp" {
+            Source::Smtp
+        } else {
+            Source::Http
+        },
+        mail_from: r.get(4)?,
+        from: r.get(5)?,
+        subject: r.get(6)?,
+        smtp_message_id: r.get(7)?,
+        custom_id: r.get(8)?,
+        group: r.get(9)?,
+        tags: serde_json::from_str(&tags).unwrap_or_default(),
+        track_opens: r.get(11)?,
+        track_clicks: r.get(12)?,
+        size: r.get(13)?,
+        recipients: Vec::new(),
+    })
+}
+
+fn is_suppressed(c: &Connection, account: AccountId, email: &str) -> Result<bool> {
+    Ok(
+        c.prepare_cached("SELECT 1 FROM suppressions WHERE account_id = ?1 AND email = ?2")?
+            .query_row(params![account.to_string(), email], |_| Ok(()))
+            .optional()?
+            .is_some(),
+    )
+}
+
+fn accept(c: &Connection, m: NewMessage, recipients: Vec<NewRecipient>) -> Result<Vec<String>> {
+    c.prepare_cached(&format!(
+        "INSERT INTO messages ({MSG_COLS_INSERT}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+    ))?
+    .execute(params![
+        m.id.to_string(),
+        m.account_id.to_string(),
+        ms(m.created_at),
+        m.source.as_str(),
+        m.mail_from,
+        m.from,
+        m.subject,
+        m.smtp_message_id,
+        m.custom_id,
+        m.group,
+        serde_json::to_string(&m.tags).expect("strings serialise"),
+        m.track_opens,
+        m.track_clicks,
+        &m.raw[..]
+    ])?;
+    let mut dropped = Vec::new();
+    let mut dropped_events = Vec::new();
+    for r in recipients {
+        let suppressed = is_suppressed(c, m.account_id, &r.email)?;
+        let (status, due) = if suppressed {
+            (RecipientStatus::Dropped, None)
+        } else {
+            (RecipientStatus::Queued, Some(ms(m.created_at)))
+        };
+        c.prepare_cached(
+            "INSERT INTO recipients (message_id, account_id, email, status, due_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?
+        .execute(params![
+            m.id.to_string(),
+            m.account_id.to_string(),
+            r.email,
+            status.as_str(),
+            due,
+            ms(m.created_at)
+        ])?;
+        if suppressed {
+            dropped.push(r.email);
+            dropped_events.push(r.dropped);
+        }
+    }
+    if !dropped_events.is_empty() {
+        super::events::record(c, dropped_events)?;
+    }
+    Ok(dropped)
+}
+
+const MSG_COLS_INSERT: &str = "id, account_id, created_at, source, mail_from, from_addr, subject, \
+    smtp_message_id, custom_id, grp, tags, track_opens, track_clicks, raw";
+
+fn recipients_of(c: &Connection, id: &str) -> Result<Vec<RecipientState>> {
+    let mut st = c.prepare_cached(
+        "SELECT email, status, attempts, last_response, updated_at FROM recipients
+         WHERE message_id = ?1 ORDER BY id",
+    )?;
+    let rows = st.query_map([id], |r| {
+        let status: String = r.get(1)?;
+        Ok(RecipientState {
+            email: r.get(0)?,
+            status: RecipientStatus::parse(&status).unwrap_or(RecipientStatus::Queued),
+            attempts: r.get(2)?,
+            last_response: r.get(3)?,
+            updated_at: ts(r.get(4)?),
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+fn get(c: &Connection, account: AccountId, id: MessageId) -> Result<MessageRecord> {
+    let mut m = c
+        .prepare_cached(&format!(
+            "SELECT {MSG_COLS} FROM messages WHERE id = ?1 AND account_id = ?2"
+        ))?
+        .query_row(params![id.to_string(), account.to_string()], message_row)
+        .optional()?
+        .ok_or(StoreError::NotFound)?;
+    m.recipients = recipients_of(c, &id.to_string())?;
+    Ok(m)
+}
+
+fn lease(c: &Connection, now: Timestamp, until: Timestamp, limit: u32) -> Result<Vec<OutboundJob>> {
+    let mut st = c.prepare_cached(&format!(
+        "SELECT r.id, r.email, r.attempts, r.first_attempt_at, r.message_id, m.raw, {}
+         FROM recipients r JOIN messages m ON m.id = r.message_id
+         WHERE r.due_at IS NOT NULL AND r.due_at <= ?1
+         ORDER BY r.due_at, r.id LIMIT ?2",
+        MSG_COLS
+            .split(", ")
+            .map(|col| format!("m.{}", col.trim()))
+            .collect::<Vec<_>>()
+            .join(", ")
+            .replace("m.length(raw)", "length(m.raw)")
+    ))?;
+    let mut cache: std::collections::HashMap<String, Arc<MessageRecord>> = Default::default();
+    let rows = st.query_map(params![ms(now), limit], |r| {
+        let raw: Vec<u8> = r.get(5)?;
+        let msg = message_row_at(r, 6)?;
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, u32>(2)?,
+            opt_ts(r.get(3)?),
+            r.get::<_, String>(4)?,
+            raw,
+            msg,
+        ))
+    })?;
+    let mut jobs = Vec::new();
+    for row in rows {
+        let (rid, email, attempts, first, mid, raw, msg) = row?;
+        let message = cache.entry(mid).or_insert_with(|| Arc::new(msg)).clone();
+        jobs.push(OutboundJob {
+            recipient_id: rid,
+            email,
+            attempts,
+            first_attempt_at: first,
+            message,
+            raw: raw.into(),
+        });
+    }
+    let mut up = c.prepare_cached("UPDATE recipients SET due_at = ?2 WHERE id = ?1")?;
+    for j in &jobs {
+        up.execute(params![j.recipient_id, ms(until)])?;
+    }
+    Ok(jobs)
+}
+
+/// [`message_row`] for columns starting at `at`.
+fn message_row_at(r: &Row, at: usize) -> rusqlite::Result<MessageRecord> {
+    let tags: String = r.get(at + 10)?;
+    let source: String = r.get(at + 3)?;
+    Ok(MessageRecord {
+        id: parse_col(r.get(at)?)?,
+        account_id: parse_col(r.get(at + 1)?)?,
+        created_at: ts(r.get(at + 2)?),
+        source: if source == "smtp" {
+            Source::Smtp
+        } else {
+            Source::Http
+        },
+        mail_from: r.get(at + 4)?,
+        from: r.get(at + 5)?,
+        subject: r.get(at + 6)?,
+        smtp_message_id: r.get(at + 7)?,
+        custom_id: r.get(at + 8)?,
+        group: r.get(at + 9)?,
+        tags: serde_json::from_str(&tags).unwrap_or_default(),
+        track_opens: r.get(at + 11)?,
+        track_clicks: r.get(at + 12)?,
+        size: r.get(at + 13)?,
+        recipients: Vec::new(),
+    })
+}
+
+fn add_suppression(
+    c: &Connection,
+    account: AccountId,
+    email: &str,
+    reason: &str,
+    at: Timestamp,
+) -> Result<()> {
+    c.prepare_cached(
+        "INSERT INTO suppressions (account_id, email, reason, created_at) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (account_id, email) DO UPDATE SET reason = excluded.reason",
+    )?
+    .execute(params![account.to_string(), email, reason, ms(at)])?;
+    Ok(())
+}
+
+fn complete(c: &Connection, results: Vec<OutboundResult>, soft_limit: u32) -> Result<()> {
+    let mut events = Vec::with_capacity(results.len());
+    for r in results {
+        let now = r.event.timestamp;
+        c.prepare_cached(
+            "UPDATE recipients SET status = ?2, attempts = attempts + 1,
+               first_attempt_at = COALESCE(first_attempt_at, ?3), due_at = ?4,
+               last_response = ?5, updated_at = ?3 WHERE id = ?1",
+        )?
+        .execute(params![
+            r.recipient_id,
+            r.status.as_str(),
+            ms(now),
+            r.retry_at.map(ms),
+            r.response
+        ])?;
+        let account = r.account_id.to_string();
+        let mut suppress = r.suppress.clone();
+        if r.status == RecipientStatus::Sent {
+            c.prepare_cached("DELETE FROM soft_bounces WHERE account_id = ?1 AND email = ?2")?
+                .execute(params![account, r.email])?;
+        } else if r.soft_failure {
+            let n: u32 = c
+                .prepare_cached(
+                    "INSERT INTO soft_bounces (account_id, email, count) VALUES (?1, ?2, 1)
+                     ON CONFLICT (account_id, email) DO UPDATE SET count = count + 1
+                     RETURNING count",
+                )?
+                .query_row(params![account, r.email], |row| row.get(0))?;
+            if n >= soft_limit && suppress.is_none() {
+                suppress = Some("soft_bounces".to_string());
+            }
+        }
+        if let Some(reason) = suppress {
+            add_suppression(c, r.account_id, &r.email, &reason, now)?;
+        }
+        events.push(r.event);
+    }
+    super::events::record(c, events)?;
+    Ok(())
+}
+
+fn suppression_row(r: &Row) -> rusqlite::Result<Suppression> {
+    Ok(Suppression {
+        email: r.get(0)?,
+        reason: r.get(1)?,
+        created_at: ts(r.get(2)?),
+    })
+}
+
+#[async_trait]
+impl MessageStore for SqliteStore {
+    async fn accept_message(
+        &self,
+        message: NewMessage,
+        recipients: Vec<NewRecipient>,
+    ) -> Result<Vec<String>> {
+        let n = self.outbound_notify.clone();
+        // Dropped events may fan out to webhooks: wake both queues.
+        let jobs = self.notify.clone();
+        let r = self
+            .write_notify(Some(n), move |c| accept(c, message, recipients))
+            .await;
+        jobs.notify_one();
+        r
+    }
+    async fn get_message(&self, account: AccountId, id: MessageId) -> Result<MessageRecord> {
+        self.read(move |c| get(c, account, id)).await
+    }
+    async fn message_events(&self, account: AccountId, id: MessageId) -> Result<Vec<Event>> {
+        self.read(move |c| {
+            let mut st = c.prepare_cached(&format!(
+                "SELECT {EVENT_COLS} FROM events e
+                 WHERE e.account_id = ?1 AND json_extract(e.data, '$.message_id') = ?2 AND e.test = 0
+                 ORDER BY e.seq"
+            ))?;
+            let rows = st.query_map(params![account.to_string(), id.to_string()], |r| event_at(r, 0))?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+        .await
+    }
+    async fn lease_outbound(
+        &self,
+        now: Timestamp,
+        until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<OutboundJob>> {
+        self.write_notify(None, move |c| lease(c, now, until, limit))
+            .await
+    }
+    async fn complete_outbound(&self, results: Vec<OutboundResult>, soft_limit: u32) -> Result<()> {
+        let n = self.notify.clone();
+        let r = self
+            .write_notify(Some(n), move |c| complete(c, results, soft_limit))
+            .await;
+        self.outbound_notify.notify_one();
+        r
+    }
+    async fn next_outbound_due(&self) -> Result<Option<Timestamp>> {
+        self.read(|c| {
+            let v: Option<i64> = c
+                .prepare_cached("SELECT MIN(due_at) FROM recipients WHERE due_at IS NOT NULL")?
+                .query_row([], |r| r.get(0))?;
+            Ok(opt_ts(v))
+        })
+        .await
+    }
+    fn outbound_notify(&self) -> Arc<Notify> {
+        self.outbound_notify.clone()
+    }
+    async fn list_suppressions(
+        &self,
+        account: AccountId,
+        after: Option<String>,
+        limit: u32,
+    ) -> Result<Vec<Suppression>> {
+        self.read(move |c| {
+            let mut st = c.prepare_cached(
+                "SELECT email, reason, created_at FROM suppressions
+                 WHERE account_id = ?1 AND (?2 IS NULL OR email > ?2) ORDER BY email LIMIT ?3",
+            )?;
+            let rows = st.query_map(params![account.to_string(), after, limit], suppression_row)?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+        .await
+    }
+    async fn get_suppression(&self, account: AccountId, email: String) -> Result<Suppression> {
+        self.read(move |c| {
+            c.prepare_cached(
+                "SELECT email, reason, created_at FROM suppressions WHERE account_id = ?1 AND email = ?2",
+            )?
+            .query_row(params![account.to_string(), email], suppression_row)
+            .optional()?
+            .ok_or(StoreError::NotFound)
+        })
+        .await
+    }
+    async fn add_suppression(
+        &self,
+        account: AccountId,
+        email: String,
+        reason: String,
+        at: Timestamp,
+    ) -> Result<Suppression> {
+        self.write(false, move |c| {
+            add_suppression(c, account, &email, &reason, at)?;
+            c.prepare_cached(
+                "SELECT email, reason, created_at FROM suppressions WHERE account_id = ?1 AND email = ?2",
+            )?
+            .query_row(params![account.to_string(), email], suppression_row)
+            .map_err(Into::into)
+        })
+        .await
+    }
+    async fn remove_suppression(&self, account: AccountId, email: String) -> Result<()> {
+        self.write(false, move |c| {
+            let n = c
+                .prepare_cached("DELETE FROM suppressions WHERE account_id = ?1 AND email = ?2")?
+                .execute(params![account.to_string(), email])?;
+            c.prepare_cached("DELETE FROM soft_bounces WHERE account_id = ?1 AND email = ?2")?
+                .execute(params![account.to_string(), email])?;
+            if n == 0 {
+                return Err(StoreError::NotFound);
+            }
+            Ok(())
+        })
+        .await
+    }
+}
