@@ -88,25 +88,20 @@ fn after_reply_code(text: &str) -> Option<Status> {
     let b = text.as_bytes();
     (0..b.len().saturating_sub(4)).find_map(|i| {
         let code = &b[i..i + 3];
-        let starts = i == 0 || !b[i - 1].is_ascii_alphanumeric();
+        let starts = i == 0 || !b[i - 1].is_ascii_alphanumeric() && b[i - 1] != b'.';
         if !(starts && matches!(code[0], b'4' | b'5') && code[1..].iter().all(u8::is_ascii_digit)) {
             return None;
         }
-        let rest = text.get(i + 3..)?;
-        let rest = rest.trim_start_matches([' ', '-', '\'', '"', '#']);
-        if rest.len() + 6 < text.len() - i
-            && rest
-                .as_bytes()
-                .first()
-                .is_some_and(|c| matches!(c, b'4' | b'5'))
-        {
-            let end = rest
-                .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-                .unwrap_or(rest.len());
-            Status::parse(rest[..end].trim_end_matches('.')).filter(|s| s.class() == code[0] - b'0')
-        } else {
-            None
+        let after = text.get(i + 3..)?;
+        let rest = after.trim_start_matches([' ', '-', '\'', '"', '#']);
+        let skipped = after.len() - rest.len();
+        if !(1..=3).contains(&skipped) {
+            return None;
         }
+        let end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        Status::parse(rest[..end].trim_end_matches('.')).filter(|s| s.class() == code[0] - b'0')
     })
 }
 

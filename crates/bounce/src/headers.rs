@@ -150,8 +150,12 @@ pub fn find_addresses(text: &str) -> Vec<(usize, usize, String)> {
         let mut local = text[s..at].trim_start_matches(['.', '/', '=', '-']);
         // A quoted local part: "a..b"@example.org
         if local.is_empty() && at > 0 && b[at - 1] == b'"' {
-            if let Some(q) = text[at.saturating_sub(66)..at - 1].rfind('"') {
-                let q = at.saturating_sub(66) + q;
+            let mut from_q = at.saturating_sub(66);
+            while !text.is_char_boundary(from_q) {
+                from_q += 1;
+            }
+            if let Some(q) = text[from_q..at - 1].rfind('"') {
+                let q = from_q + q;
                 let inner = &text[q + 1..at - 1];
                 if !inner.is_empty() && !inner.contains(['\n', '"', '<', '>']) {
                     local = &text[q..at];

@@ -17,20 +17,26 @@
 //! 3. **Detectors**, in order, the first that recognises the message wins:
 //!    ARF complaints (`arf`, including the non-RFC variants of Hotmail,
 //!    Yahoo, AOL and Apple); RFC 3464 DSNs (`dsn`, enriched from the text
-//!    when `Diagnostic-Code` is missing); vendor formats (`vendors`, SES
-//!    JSON); strong auto-reply evidence (`autoreply`); then plain-text
-//!    heuristics (`text`): cut the returned message off, take the addresses
-//!    left that are not the sender's, and the text around each as its
-//!    diagnostic. This one generic scanner, not one parser per MTA, covers
-//!    qmail, Exim, Sendmail, Postfix, Courier, Exchange, Domino and the
-//!    webmail providers, because they all share that shape. Weak auto-reply
-//!    evidence labels what is left.
-//! 4. **Classification** (`classify`, `phrases`): the reason comes from a
-//!    vendor's verdict, else per-reason phrase tables over the diagnostic
-//!    (the way Sisimai's reason detectors work) interleaved with the RFC 3463
-//!    codes specific enough to decide, else the status class, else the
-//!    action. The status is inferred from the text, then from the reason,
-//!    when the report has none.
+//!    when `Diagnostic-Code` is missing); vendor formats (`vendors`: SES
+//!    JSON notifications, list managers refusing non-members); strong
+//!    auto-reply evidence (`autoreply`); then plain-text heuristics
+//!    (`text`): cut the returned message off, take the addresses left that
+//!    are not the report's own or in a sender/contact context (or those of
+//!    `X-Failed-Recipients`), and the text around each as its diagnostic.
+//!    This one generic scanner, not one parser per MTA, covers qmail, Exim,
+//!    Sendmail, Postfix, Courier, Exchange, Domino and the webmail
+//!    providers, because they all share that shape; a bounce of a bounce is
+//!    read from the message it returns. Weak auto-reply evidence labels
+//!    what is left.
+//! 4. **Classification** (`classify`, `phrases`, `providers`): the reason
+//!    comes from a vendor's verdict, else a provider's published error code
+//!    (Cox `AUP#…`, Orange `OFR_…`), else per-reason phrase tables over the
+//!    diagnostic (the way Sisimai's reason detectors work) interleaved with
+//!    the RFC 3463 codes specific enough to decide and with the SMTP stage
+//!    the text names (an "unknown user" answer to RCPT is a bad address; to
+//!    DATA it is a content filter), else the status class, else the action.
+//!    The status is taken from the text when the DSN's is vague, and
+//!    inferred from the reason when there is none.
 //! 5. **Hard or soft** ([`Reason::bounce_type`]): hard only when the address
 //!    itself is bad (`user_unknown`, `host_unknown`, `has_moved`, permanent
 //!    `not_accept`); a full mailbox or a block is soft whatever its class,
@@ -106,8 +112,7 @@ fn parse_at(raw: &[u8], depth: usize) -> Report {
             }),
         };
     }
-    if let Some(findings) = vendors::list_rejection(&w.top, error_text, &exclusions(&w, &original))
-    {
+    if let Some(findings) = vendors::list_rejection(&w.top, error_text, &exclusions(&w)) {
         return bounce(findings, None, Format::Text, original);
     }
     let evidence = autoreply::evidence(&w.top);
@@ -115,7 +120,7 @@ fn parse_at(raw: &[u8], depth: usize) -> Report {
         return Report::AutoReply(autoreply::report(&w.top, None));
     }
     if text::looks_like_bounce(&w.top, error_text) {
-        let exclude = exclusions(&w, &original);
+        let exclude = exclusions(&w);
         let failed: Vec<String> = w
             .top
             .all("x-failed-recipients")
@@ -175,17 +180,18 @@ fn from_dsn(w: &Walked, error_text: &str, original: &OriginalMessage) -> Option<
         // A delivery report without recipient groups: the original's
         // recipients, with whatever the text says.
         None if w.report_type.as_deref() == Some("delivery-status") && !original.to.is_empty() => {
-            let exclude = exclusions(w, original);
+            let exclude = exclusions(w);
             let to: Vec<String> = original
                 .to
                 .iter()
                 .filter(|a| !exclude.contains(*a))
                 .cloned()
                 .collect();
-            let findings = text::scan(error_text, &exclude, &to);
+            let mut findings = text::scan(error_text, &exclude, &to);
             if findings.is_empty() {
                 return None;
             }
+            text::set_action(&w.top, error_text, &mut findings);
             return Some(bounce(findings, None, Format::Dsn, original.clone()));
         }
         None => return None,
@@ -224,9 +230,10 @@ fn bounce(
 }
 
 /// Addresses that are never the failed recipient of a plain-text bounce:
-/// the report's own sender and recipients (our VERP address) and the
-/// original message's sender.
-fn exclusions(w: &Walked, original: &OriginalMessage) -> HashSet<String> {
+/// the report's own sender and recipients (our VERP address). The
+/// original's sender is not among them: people write to themselves, and
+/// the text scanner already skips addresses in a sender context.
+fn exclusions(w: &Walked) -> HashSet<String> {
     let mut set = HashSet::new();
     for name in [
         "from",
@@ -241,7 +248,6 @@ fn exclusions(w: &Walked, original: &OriginalMessage) -> HashSet<String> {
             set.extend(find_addresses(v).into_iter().map(|a| a.2));
         }
     }
-    let _ = original;
     set
 }
 

@@ -43,10 +43,23 @@ pub struct Walked {
 
 /// Walks a normalised (LF) message.
 pub fn walk(raw: &[u8]) -> Walked {
-    match repair_boundary(raw) {
-        Some(fixed) => walk_inner(&fixed),
-        None => walk_inner(raw),
-    }
+    let fixed = repair_boundary(raw);
+    let bytes = fixed.as_deref().unwrap_or(raw);
+    // mail-parser has `debug_assert!`s that malformed input can reach (found
+    // by fuzzing); in a debug build they panic. A message that upsets the
+    // MIME parser is then read as one plain-text body instead.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| walk_inner(bytes)))
+        .unwrap_or_else(|_| plain(bytes))
+}
+
+/// The whole message as headers plus one text body, without MIME.
+fn plain(raw: &[u8]) -> Walked {
+    let mut w = Walked::default();
+    let text = String::from_utf8_lossy(raw);
+    let (top, off) = Headers::parse(&text);
+    w.top = top;
+    w.push_text(&text[off..]);
+    w
 }
 
 /// MIME bodies sent without a multipart `Content-Type` (old Sendmail
@@ -113,12 +126,7 @@ fn walk_inner(raw: &[u8]) -> Walked {
             }
             walk_part(&mut w, &msg, 0, 0);
         }
-        _ => {
-            let text = String::from_utf8_lossy(raw);
-            let (top, off) = Headers::parse(&text);
-            w.top = top;
-            w.push_text(&text[off..]);
-        }
+        _ => return plain(raw),
     }
     w
 }

@@ -188,7 +188,7 @@ pub fn candidates(error: &str, exclude: &HashSet<String>) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     let mut aliases: Vec<String> = Vec::new();
     let mut skipped: Vec<String> = Vec::new();
-    for (s, e, addr) in find_addresses(error) {
+    for (s, _, addr) in find_addresses(error) {
         if exclude.contains(&addr)
             || is_system_address(&addr)
             || out.contains(&addr)
@@ -230,7 +230,6 @@ pub fn candidates(error: &str, exclude: &HashSet<String>) -> Vec<String> {
         {
             continue;
         }
-        let _ = e;
         out.push(addr);
         if out.len() >= 200 {
             break;
@@ -367,6 +366,7 @@ const BOUNCE_SUBJECT: &[&str] = &[
 const BOUNCE_FROM: &[&str] = &[
     "mailer-daemon",
     "postmaster",
+    "post_master",
     "mail delivery",
     "mail administrator",
     "mailer",
@@ -414,21 +414,31 @@ const BOUNCE_BODY: &[&str] = &[
     "no such user",
 ];
 
-/// Does this message present itself as a delivery report?
+/// Does this message present itself as a delivery report? A daemon sender
+/// is enough; otherwise the body must use a bounce's words (and, for a
+/// reply or forward, the subject too), so that a customer writing "Re:
+/// your order" is not read as a bounce of the addresses in their signature.
 pub fn looks_like_bounce(top: &Headers, error_text: &str) -> bool {
     let subject = top.get("subject").unwrap_or("").to_lowercase();
     let from = top.get("from").unwrap_or("").to_lowercase();
-    if BOUNCE_SUBJECT.iter().any(|w| subject.contains(w))
-        || BOUNCE_FROM.iter().any(|w| from.contains(w))
-    {
+    if BOUNCE_FROM.iter().any(|w| from.contains(w)) {
         return true;
     }
     let body = error_text.to_lowercase();
-    BOUNCE_BODY.iter().any(|w| body.contains(w))
-        || Status::find_in(&body).is_some_and(|s| s.class() != 2)
+    let body_says = BOUNCE_BODY.iter().any(|w| body.contains(w));
+    let subject_says = BOUNCE_SUBJECT.iter().any(|w| subject.contains(w));
+    let s = subject.trim_start();
+    let reply = ["re:", "re :", "fw:", "fwd:", "aw:", "sv:", "tr:", "wg:"]
+        .iter()
+        .any(|p| s.starts_with(p));
+    if reply {
+        // Some gateways answer "RE: <subject> : non remis"; a person's
+        // reply needs both the subject and the body to say so.
+        return body_says && subject_says;
+    }
+    body_says || subject_says && Status::find_in(&body).is_some_and(|s| s.class() != 2)
 }
 
-/// Scans a plain-text error part for failed recipients.
 /// `failed` are the addresses of an `X-Failed-Recipients` header, which
 /// (when present) name the recipients authoritatively.
 pub fn scan(error: &str, exclude: &HashSet<String>, failed: &[String]) -> Vec<Finding> {

@@ -195,6 +195,53 @@ fn human_mail_is_unrecognised() {
 }
 
 #[test]
+fn human_reply_about_delivery_is_not_a_bounce() {
+    let msg = "From: Jo <jo@example.org>\nTo: shop@tidings.example\nSubject: Re: Your order has shipped\n\nThe parcel could not be delivered yesterday; please call Kim, kim@example.org.\n";
+    assert!(parse(msg.as_bytes()).bounced().is_empty());
+}
+
+#[test]
+fn plain_text_bounce_with_x_failed_recipients() {
+    let msg = "From: Mail Delivery System <Mailer-Daemon@mx.example.net>
+To: bounces@tidings.example
+Subject: Mail delivery failed: returning message to sender
+X-Failed-Recipients: lee@example.org
+Auto-Submitted: auto-replied
+
+This message was created automatically by mail delivery software.
+
+A message that you sent could not be delivered to one or more of its
+recipients. This is a permanent error. The following address(es) failed:
+
+  lee@example.org
+    SMTP error from remote mail server after RCPT TO:<lee@example.org>:
+    host mx.example.org [192.0.2.9]: 550 5.1.1 <lee@example.org>: Recipient address rejected: User unknown
+
+------ This is a copy of the message, including all the headers. ------
+
+Return-path: <bounces@tidings.example>
+Message-ID: <msg_9@tidings.example>
+From: App <app@tidings.example>
+To: lee@example.org
+Subject: Welcome
+
+Hi
+";
+    let Report::Bounce(b) = parse(msg.as_bytes()) else {
+        panic!("not a bounce");
+    };
+    assert_eq!(b.recipients.len(), 1);
+    assert_eq!(b.recipients[0].email, "lee@example.org");
+    assert_eq!(b.recipients[0].reason, Reason::UserUnknown);
+    assert_eq!(b.recipients[0].bounce_type, BounceType::Hard);
+    assert_eq!(b.recipients[0].smtp_reply_code, Some(550));
+    assert_eq!(
+        b.original.message_id.as_deref(),
+        Some("msg_9@tidings.example")
+    );
+}
+
+#[test]
 fn reasons_serialise_snake_case() {
     assert_eq!(
         serde_json::to_string(&Reason::UserUnknown).unwrap(),
