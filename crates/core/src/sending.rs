@@ -12,7 +12,7 @@ use tidings_mail::build::{Attachment, Parts};
 use tidings_mail::message::Track;
 use tidings_mail::{prepare, Address};
 use tidings_store::{MessageRecord, NewMessage, NewRecipient, Source};
-use tidings_types::{AccountId, Event, EventData, EventType, MessageId, NewEvent};
+use tidings_types::{AccountId, Event, EventType, MessageId, NewEvent};
 
 use crate::{CoreError, ErrorCode, Tidings};
 
@@ -136,26 +136,6 @@ fn bad(code: ErrorCode, msg: impl Into<String>) -> CoreError {
 
 fn parse_address(s: &str) -> Result<Address, CoreError> {
     Address::parse(s).map_err(|e| bad(ErrorCode::InvalidAddress, e.to_string()))
-}
-
-/// The fields every event about a message carries, for one recipient.
-pub fn message_data(m: &MessageRecord, email: &str) -> EventData {
-    let v = json!({
-        "email": email,
-        "message_id": m.id,
-        "smtp_message_id": m.smtp_message_id,
-        "custom_id": m.custom_id,
-        "group": m.group,
-        "tags": m.tags,
-        "subject": m.subject,
-        "from": m.from,
-    });
-    let mut data = match v {
-        serde_json::Value::Object(map) => map,
-        _ => EventData::new(),
-    };
-    data.retain(|_, v| !v.is_null());
-    data
 }
 
 impl Tidings {
@@ -333,7 +313,7 @@ impl Tidings {
         let record = record_of(&message);
         let mut recipients = Vec::new();
         for e in &emails {
-            let mut data = message_data(&record, e);
+            let mut data = record.event_data(e);
             data.insert("reason".into(), json!("suppressed"));
             recipients.push(NewRecipient {
                 email: e.clone(),

@@ -127,6 +127,27 @@ pub struct MessageRecord {
     pub recipients: Vec<RecipientState>,
 }
 
+impl MessageRecord {
+    /// The fields every event about this message carries, for one recipient.
+    pub fn event_data(&self, email: &str) -> tidings_types::EventData {
+        let mut d = tidings_types::EventData::new();
+        let mut put = |k: &str, v: serde_json::Value| {
+            if !v.is_null() {
+                d.insert(k.to_string(), v);
+            }
+        };
+        put("email", email.into());
+        put("message_id", self.id.to_string().into());
+        put("smtp_message_id", self.smtp_message_id.clone().into());
+        put("custom_id", self.custom_id.clone().into());
+        put("group", self.group.clone().into());
+        put("tags", self.tags.clone().into());
+        put("subject", self.subject.clone().into());
+        put("from", self.from.clone().into());
+        d
+    }
+}
+
 /// One recipient's delivery, leased to an outbound worker.
 #[derive(Debug, Clone)]
 pub struct OutboundJob {

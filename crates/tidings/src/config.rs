@@ -25,6 +25,47 @@ pub struct Config {
     pub storage: StorageConfig,
     pub retention: RetentionConfig,
     pub log: LogConfig,
+    pub outbound: OutboundSettings,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutboundSettings {
+    /// Relay all mail through this `host:port` instead of the recipients' MX.
+    pub smarthost: Option<String>,
+    pub smarthost_user: Option<String>,
+    pub smarthost_password: Option<String>,
+    /// Per-domain routes, `domain = "host:port"` (like transport maps).
+    pub transports: std::collections::HashMap<String, String>,
+    /// DNS servers (`ip:port`) for MX lookups; empty uses the system's.
+    pub nameservers: Vec<SocketAddr>,
+    /// Port of MX hosts.
+    pub mx_port: u16,
+    /// Try STARTTLS when the receiver offers it.
+    pub starttls: bool,
+    /// Connections at once per destination domain.
+    pub per_destination: usize,
+    /// Hours temporary failures are retried before a soft bounce.
+    pub max_age_hours: u32,
+    /// Seconds for each SMTP step.
+    pub timeout_secs: u64,
+}
+
+impl Default for OutboundSettings {
+    fn default() -> Self {
+        Self {
+            smarthost: None,
+            smarthost_user: None,
+            smarthost_password: None,
+            transports: Default::default(),
+            nameservers: Vec::new(),
+            mx_port: 25,
+            starttls: true,
+            per_destination: 4,
+            max_age_hours: 72,
+            timeout_secs: 60,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -104,6 +145,7 @@ impl Default for Config {
             storage: StorageConfig::default(),
             retention: RetentionConfig::default(),
             log: LogConfig::default(),
+            outbound: OutboundSettings::default(),
         }
     }
 }

@@ -130,6 +130,8 @@ impl App {
             }
         }));
         tasks.push(tokio::spawn(dispatcher.run(shutdown.clone())));
+        let outbound = outbound_worker(config, store.clone(), clock.clone())?;
+        tasks.push(tokio::spawn(outbound.run(shutdown.clone())));
         tasks.push(tokio::spawn(prune_loop(
             app.clone(),
             Duration::from_secs(config.retention.prune_interval_secs),
@@ -144,6 +146,34 @@ impl App {
             tasks,
         })
     }
+}
+
+fn outbound_worker(
+    config: &Config,
+    store: Arc<SqliteStore>,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<tidings_outbound::Worker> {
+    let o = &config.outbound;
+    let cfg = tidings_outbound::OutboundConfig {
+        helo: config.hostname.clone(),
+        smarthost: o.smarthost.clone(),
+        smarthost_auth: match (&o.smarthost_user, &o.smarthost_password) {
+            (Some(u), Some(p)) => Some(tidings_outbound::worker::RelayAuth {
+                user: u.clone(),
+                password: tidings_types::SecretString::new(p.clone()),
+            }),
+            _ => None,
+        },
+        transports: o.transports.clone(),
+        nameservers: o.nameservers.clone(),
+        mx_port: o.mx_port,
+        starttls: o.starttls,
+        per_destination: o.per_destination.max(1),
+        timeout: Duration::from_secs(o.timeout_secs.max(1)),
+        max_age: Duration::from_secs(u64::from(o.max_age_hours) * 3600),
+        ..Default::default()
+    };
+    tidings_outbound::Worker::new(store, clock, cfg).context("starting outbound delivery")
 }
 
 /// Open the configured store (the event log and the messages live in it).

@@ -22,14 +22,30 @@ pub(super) fn event_at(r: &Row, at: usize) -> rusqlite::Result<Event> {
     })
 }
 
-fn insert(c: &Connection, e: &NewEvent, test: bool) -> Result<Event> {
-    let data = serde_json::Value::Object(e.data.clone()).to_string();
+/// An event to append with its data already serialised: callers serialise
+/// before handing the write to the writer thread, whose time is everyone's.
+pub struct Encoded {
+    pub event: NewEvent,
+    pub data: String,
+}
+
+impl Encoded {
+    pub fn new(event: NewEvent) -> Result<Self> {
+        let data =
+            serde_json::to_string(&event.data).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        Ok(Self { event, data })
+    }
+}
+
+/// Append one event; its data moves into the returned [`Event`].
+fn insert(c: &Connection, e: Encoded, account: &str, test: bool) -> Result<Event> {
+    let Encoded { event: e, data } = e;
     c.prepare_cached(
         "INSERT INTO events (id, account_id, type, ts, data, test) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?
     .execute(params![
         e.id.to_string(),
-        e.account_id.to_string(),
+        account,
         e.event_type.as_str(),
         ms(e.timestamp),
         data,
@@ -41,23 +57,40 @@ fn insert(c: &Connection, e: &NewEvent, test: bool) -> Result<Event> {
         account_id: e.account_id,
         event_type: e.event_type,
         timestamp: e.timestamp,
-        data: e.data.clone(),
+        data: e.data,
     })
 }
 
+/// Append events and enqueue their deliveries, inside a caller's write.
 pub fn record(c: &Connection, events: Vec<NewEvent>) -> Result<Vec<Event>> {
+    let events = events
+        .into_iter()
+        .map(Encoded::new)
+        .collect::<Result<Vec<_>>>()?;
+    record_encoded(c, events)
+}
+
+/// [`record`] of events serialised beforehand.
+pub fn record_encoded(c: &Connection, events: Vec<Encoded>) -> Result<Vec<Event>> {
     let mut out = Vec::with_capacity(events.len());
-    for e in &events {
-        let ev = insert(c, e, false)?;
-        c.prepare_cached(
-            "INSERT INTO jobs (webhook_id, event_seq, event_type, kind, due_at, held)
-             SELECT webhook_id, ?1, event_type, 'live', ?2, paused FROM webhook_types
-             WHERE account_id = ?3 AND event_type = ?4",
-        )?
-        .execute(params![
+    let mut fanout = c.prepare_cached(
+        "INSERT INTO jobs (webhook_id, event_seq, event_type, kind, due_at, held)
+         SELECT webhook_id, ?1, event_type, 'live', ?2, paused FROM webhook_types
+         WHERE account_id = ?3 AND event_type = ?4",
+    )?;
+    // Producers record events of one account at a time: format its id once.
+    let mut account: Option<(AccountId, String)> = None;
+    for e in events {
+        let id = e.event.account_id;
+        if account.as_ref().map(|(a, _)| *a) != Some(id) {
+            account = Some((id, id.to_string()));
+        }
+        let acc = account.as_ref().map_or("", |(_, text)| text.as_str());
+        let ev = insert(c, e, acc, false)?;
+        fanout.execute(params![
             ev.seq,
             ms(ev.timestamp),
-            ev.account_id.to_string(),
+            acc,
             ev.event_type.as_str()
         ])?;
         out.push(ev);
@@ -65,8 +98,9 @@ pub fn record(c: &Connection, events: Vec<NewEvent>) -> Result<Vec<Event>> {
     Ok(out)
 }
 
-pub fn record_test(c: &Connection, webhook: WebhookId, e: NewEvent) -> Result<Event> {
-    let ev = insert(c, &e, true)?;
+pub fn record_test(c: &Connection, webhook: WebhookId, e: Encoded) -> Result<Event> {
+    let account = e.event.account_id.to_string();
+    let ev = insert(c, e, &account, true)?;
     c.prepare_cached(
         "INSERT INTO jobs (webhook_id, event_seq, event_type, kind, due_at, held)
          VALUES (?1, ?2, ?3, 'test', ?4, 0)",

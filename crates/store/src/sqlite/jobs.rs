@@ -1,10 +1,55 @@
-use rusqlite::{params, Connection, OptionalExtension};
-use tidings_types::{AccountId, EventType, Timestamp, WebhookId};
+use std::collections::{HashMap, HashSet};
 
-use super::events::{event_at, EVENT_COLS};
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use tidings_types::{AccountId, Event, EventData, EventType, Timestamp, WebhookId};
+
 use super::{ms, opt_ts, parse_col, ts};
 use crate::model::*;
-use crate::Result;
+use crate::{Result, StoreError};
+
+/// A leased job whose event data is still JSON text. Parsing it is left to
+/// the caller ([`RawLeased::parse`]), off the writer thread.
+pub struct RawLeased {
+    job: LeasedJob,
+    data: String,
+}
+
+impl RawLeased {
+    pub fn parse(self) -> Result<LeasedJob> {
+        let mut job = self.job;
+        job.event.data = serde_json::from_str(&self.data)
+            .map_err(|e| StoreError::Corrupt(format!("event {}: {e}", job.event.id)))?;
+        Ok(job)
+    }
+}
+
+const LEASE_SELECT: &str = "SELECT j.id, j.webhook_id, j.attempts, j.kind, w.version,
+        e.seq, e.id, e.account_id, e.type, e.ts, e.data
+    FROM jobs j
+    JOIN events e ON e.seq = j.event_seq
+    JOIN webhooks w ON w.id = j.webhook_id";
+
+fn raw_row(r: &Row) -> rusqlite::Result<RawLeased> {
+    let kind: String = r.get(3)?;
+    Ok(RawLeased {
+        job: LeasedJob {
+            job_id: r.get(0)?,
+            webhook_id: parse_col(r.get(1)?)?,
+            attempts: r.get(2)?,
+            kind: JobKind::parse(&kind).unwrap_or(JobKind::Live),
+            webhook_version: r.get(4)?,
+            event: Event {
+                seq: r.get(5)?,
+                id: parse_col(r.get(6)?)?,
+                account_id: parse_col(r.get(7)?)?,
+                event_type: parse_col(r.get(8)?)?,
+                timestamp: ts(r.get(9)?),
+                data: EventData::new(),
+            },
+        },
+        data: r.get(10)?,
+    })
+}
 
 pub fn lease(
     c: &Connection,
@@ -12,36 +57,68 @@ pub fn lease(
     lease_until: Timestamp,
     limit: u32,
     skip: &[WebhookId],
-) -> Result<Vec<LeasedJob>> {
-    let skip = serde_json::to_string(&skip.iter().map(|w| w.to_string()).collect::<Vec<_>>())
-        .expect("strings serialise");
-    let mut st = c.prepare_cached(&format!(
-        "SELECT j.id, j.webhook_id, j.attempts, j.kind, w.version, {EVENT_COLS}
-         FROM jobs j
-         JOIN events e ON e.seq = j.event_seq
-         JOIN webhooks w ON w.id = j.webhook_id
-         WHERE j.held = 0 AND j.due_at <= ?1
-           AND j.webhook_id NOT IN (SELECT value FROM json_each(?2))
-         ORDER BY j.due_at, j.event_seq
-         LIMIT ?3"
-    ))?;
-    let rows = st.query_map(params![ms(now), skip, limit], |r| {
-        let kind: String = r.get(3)?;
-        Ok(LeasedJob {
-            job_id: r.get(0)?,
-            webhook_id: parse_col(r.get(1)?)?,
-            attempts: r.get(2)?,
-            kind: JobKind::parse(&kind).unwrap_or(JobKind::Live),
-            webhook_version: r.get(4)?,
-            event: event_at(r, 5)?,
-        })
-    })?;
-    let jobs: Vec<LeasedJob> = rows.collect::<rusqlite::Result<_>>()?;
+) -> Result<Vec<RawLeased>> {
+    let jobs: Vec<RawLeased> = if skip.is_empty() {
+        let mut st = c.prepare_cached(&format!(
+            "{LEASE_SELECT}
+             WHERE j.held = 0 AND j.due_at <= ?1
+             ORDER BY j.due_at, j.event_seq
+             LIMIT ?2"
+        ))?;
+        let rows = st.query_map(params![ms(now), limit], raw_row)?;
+        rows.collect::<rusqlite::Result<_>>()?
+    } else {
+        let mut st = c.prepare_cached(&format!("{LEASE_SELECT} WHERE j.id = ?1"))?;
+        let mut jobs = Vec::new();
+        for id in due_skipping(c, now, limit, skip)? {
+            if let Some(job) = st.query_row([id], raw_row).optional()? {
+                jobs.push(job);
+            }
+        }
+        jobs
+    };
     let mut up = c.prepare_cached("UPDATE jobs SET due_at = ?2, leased = 1 WHERE id = ?1")?;
     for j in &jobs {
-        up.execute(params![j.job_id, ms(lease_until)])?;
+        up.execute(params![j.job.job_id, ms(lease_until)])?;
     }
     Ok(jobs)
+}
+
+/// The ids of the first `limit` due jobs, in leasing order, of every
+/// webhook not in `skip`. It goes webhook by webhook through
+/// `jobs_webhook_due`, so the cost is a few index seeks per webhook and
+/// never a scan of a skipped webhook's backlog: one slow receiver with a
+/// million jobs waiting does not make leasing for the others slow.
+fn due_skipping(
+    c: &Connection,
+    now: Timestamp,
+    limit: u32,
+    skip: &[WebhookId],
+) -> Result<Vec<i64>> {
+    let skip: HashSet<String> = skip.iter().map(|w| w.to_string()).collect();
+    let webhooks: Vec<String> = {
+        let mut st = c.prepare_cached("SELECT id FROM webhooks")?;
+        let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+        rows.filter(|w| w.as_ref().map_or(true, |w| !skip.contains(w)))
+            .collect::<rusqlite::Result<_>>()?
+    };
+    let mut st = c.prepare_cached(
+        "SELECT id, due_at, event_seq FROM jobs INDEXED BY jobs_webhook_due
+         WHERE webhook_id = ?1 AND held = 0 AND due_at <= ?2
+         ORDER BY due_at, event_seq LIMIT ?3",
+    )?;
+    let mut due: Vec<(i64, i64, i64)> = Vec::new();
+    for w in &webhooks {
+        let rows = st.query_map(params![w, ms(now), limit], |r| {
+            Ok((r.get(1)?, r.get(2)?, r.get(0)?))
+        })?;
+        for row in rows {
+            due.push(row?);
+        }
+    }
+    due.sort_unstable();
+    due.truncate(limit as usize);
+    Ok(due.into_iter().map(|(_, _, id)| id).collect())
 }
 
 fn pause(
@@ -64,24 +141,49 @@ fn pause(
     Ok(n > 0)
 }
 
+/// The text of `id`, formatted once for a run of equal ids (a batch is
+/// mostly one webhook of one account).
+fn text_of<K: Copy + PartialEq + std::fmt::Display>(slot: &mut Option<(K, String)>, id: K) -> &str {
+    if slot.as_ref().map(|(k, _)| *k) != Some(id) {
+        *slot = Some((id, id.to_string()));
+    }
+    slot.as_ref().map_or("", |(_, text)| text.as_str())
+}
+
+fn record_success(c: &Connection, webhook: &str, etype: &str, at: Timestamp) -> Result<()> {
+    c.prepare_cached(
+        "UPDATE webhook_types SET consecutive_failures = 0, last_success_at = ?3
+         WHERE webhook_id = ?1 AND event_type = ?2",
+    )?
+    .execute(params![webhook, etype, ms(at)])?;
+    Ok(())
+}
+
 pub fn complete(
     c: &Connection,
     outcomes: Vec<JobOutcome>,
     pause_after: u32,
 ) -> Result<CompletionSummary> {
     let mut summary = CompletionSummary::default();
+    let mut insert = c.prepare_cached(
+        "INSERT INTO attempts (id, account_id, webhook_id, event_id, event_type, at, url,
+           outcome, status_code, error, duration_ms, response, attempt, next_attempt_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+    )?;
+    let mut delete = c.prepare_cached("DELETE FROM jobs WHERE id = ?1")?;
+    // A success only resets its type's failure count and notes the time,
+    // so of a run of successes for one (webhook, type) only the last one
+    // before a failure of that type, or before the end of the batch, needs
+    // writing. Failures are applied in order, as they count and pause.
+    let mut succeeded: HashMap<(WebhookId, EventType), Timestamp> = HashMap::new();
+    let (mut webhook_text, mut account_text) = (None, None);
     for o in outcomes {
         let a = &o.attempt;
-        let webhook = a.webhook_id.to_string();
+        let webhook = text_of(&mut webhook_text, a.webhook_id);
         let etype = a.event_type.as_str();
-        c.prepare_cached(
-            "INSERT INTO attempts (id, account_id, webhook_id, event_id, event_type, at, url,
-               outcome, status_code, error, duration_ms, response, attempt, next_attempt_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-        )?
-        .execute(params![
+        insert.execute(params![
             a.id.to_string(),
-            o.account_id.to_string(),
+            text_of(&mut account_text, o.account_id),
             webhook,
             a.event_id.to_string(),
             etype,
@@ -97,8 +199,7 @@ pub fn complete(
         ])?;
         match o.next {
             Next::Done | Next::Exhausted => {
-                c.prepare_cached("DELETE FROM jobs WHERE id = ?1")?
-                    .execute([o.job_id])?;
+                delete.execute([o.job_id])?;
             }
             Next::RetryAt(t) => {
                 c.prepare_cached(
@@ -121,15 +222,15 @@ pub fn complete(
         if !o.counts {
             continue;
         }
+        let key = (a.webhook_id, a.event_type);
         match a.outcome {
             AttemptOutcome::Delivered => {
-                c.prepare_cached(
-                    "UPDATE webhook_types SET consecutive_failures = 0, last_success_at = ?3
-                     WHERE webhook_id = ?1 AND event_type = ?2",
-                )?
-                .execute(params![webhook, etype, ms(a.at)])?;
+                succeeded.insert(key, a.at);
             }
             AttemptOutcome::Failed => {
+                if let Some(at) = succeeded.remove(&key) {
+                    record_success(c, webhook, etype, at)?;
+                }
                 let error = match (a.status_code, &a.error) {
                     (Some(code), _) => format!("http_{code}"),
                     (None, Some(e)) => e.clone(),
@@ -152,12 +253,15 @@ pub fn complete(
                     None
                 };
                 if let Some(reason) = reason {
-                    if failures.is_some() && pause(c, &webhook, etype, reason, a.at)? {
+                    if failures.is_some() && pause(c, webhook, etype, reason, a.at)? {
                         summary.paused.push((a.webhook_id, a.event_type, reason));
                     }
                 }
             }
         }
+    }
+    for ((webhook, etype), at) in succeeded {
+        record_success(c, &webhook.to_string(), etype.as_str(), at)?;
     }
     Ok(summary)
 }

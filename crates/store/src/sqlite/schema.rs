@@ -104,4 +104,7 @@ CREATE INDEX attempts_account ON attempts(account_id, id);
 CREATE INDEX attempts_at ON attempts(at);
 "#,
     super::messages::SCHEMA,
+    // Leasing past the webhooks whose lanes are full, webhook by webhook
+    // (`jobs::due_skipping`), instead of scanning their backlog.
+    "CREATE INDEX jobs_webhook_due ON jobs(webhook_id, due_at, event_seq) WHERE held = 0;",
 ];

@@ -6,6 +6,7 @@ mod api;
 mod delivery;
 mod durability;
 mod ops;
+mod outbound;
 mod pausing;
 mod polling;
 mod retries;

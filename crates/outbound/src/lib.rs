@@ -1,0 +1,18 @@
+//! Outbound delivery.
+//!
+//! The [`worker`] leases due recipient deliveries from the store, groups
+//! them by message and destination domain, finds where to send them — a
+//! configured transport (smarthost, or a per-domain route) or the domain's
+//! MX records in preference order, falling back to its A/AAAA record — and
+//! speaks SMTP with the [`client`]: opportunistic STARTTLS, AUTH when the
+//! route has credentials, one RCPT per recipient with each reply recorded.
+//! Replies are classified by `tidings_mail::reply` into sent, deferred,
+//! bounce or block; each outcome and its event commit together. Deferred
+//! recipients are retried with backoff for up to three days, then bounce
+//! softly with reason `expired`.
+
+pub mod client;
+pub mod route;
+pub mod worker;
+
+pub use worker::{OutboundConfig, Worker};

@@ -1,0 +1,457 @@
+//! The outbound worker loop.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use tidings_mail::reply::{classify, Kind};
+use tidings_store::{MessageStore, OutboundJob, OutboundResult, RecipientStatus};
+use tidings_types::{Clock, EventType, NewEvent, SecretString, Timestamp};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::client::{Reply, Session};
+use crate::route::{Destination, RouteError, Router};
+
+/// Credentials for a smarthost or transport.
+#[derive(Debug, Clone)]
+pub struct RelayAuth {
+    pub user: String,
+    pub password: SecretString,
+}
+
+#[derive(Debug, Clone)]
+pub struct OutboundConfig {
+    /// Name given in EHLO.
+    pub helo: String,
+    /// Send everything through this `host:port`.
+    pub smarthost: Option<String>,
+    pub smarthost_auth: Option<RelayAuth>,
+    /// Per-domain routes, `domain → host:port`.
+    pub transports: HashMap<String, String>,
+    /// DNS servers for MX lookups; empty means the system's.
+    pub nameservers: Vec<std::net::SocketAddr>,
+    /// Port of MX hosts (25 on the Internet).
+    pub mx_port: u16,
+    /// Try STARTTLS when offered.
+    pub starttls: bool,
+    /// Connections at once to one destination domain.
+    pub per_destination: usize,
+    /// Deliveries at once overall.
+    pub max_parallel: usize,
+    pub timeout: Duration,
+    /// How long temporary failures are retried before a soft bounce.
+    pub max_age: Duration,
+    /// Consecutive soft bounces that suppress an address.
+    pub soft_bounce_limit: u32,
+}
+
+impl Default for OutboundConfig {
+    fn default() -> Self {
+        Self {
+            helo: "localhost".into(),
+            smarthost: None,
+            smarthost_auth: None,
+            transports: HashMap::new(),
+            nameservers: Vec::new(),
+            mx_port: 25,
+            starttls: true,
+            per_destination: 4,
+            max_parallel: 64,
+            timeout: Duration::from_secs(60),
+            max_age: Duration::from_secs(3 * 86_400),
+            soft_bounce_limit: 3,
+        }
+    }
+}
+
+/// Delays before retrying a deferred recipient, by attempts made; the last
+/// repeats until `max_age`.
+const BACKOFF: [u64; 7] = [60, 300, 900, 1800, 3600, 7200, 14_400];
+
+pub struct Worker {
+    store: Arc<dyn MessageStore>,
+    clock: Arc<dyn Clock>,
+    config: Arc<OutboundConfig>,
+    router: Arc<Router>,
+}
+
+impl Worker {
+    pub fn new(
+        store: Arc<dyn MessageStore>,
+        clock: Arc<dyn Clock>,
+        config: OutboundConfig,
+    ) -> std::io::Result<Self> {
+        let router = Router::new(
+            config.smarthost.clone(),
+            config.transports.clone(),
+            &config.nameservers,
+            config.mx_port,
+        )?;
+        Ok(Self {
+            store,
+            clock,
+            config: Arc::new(config),
+            router: Arc::new(router),
+        })
+    }
+
+    /// Deliver until `shutdown`; deliveries in progress finish first.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let notify = self.store.outbound_notify();
+        let all = Arc::new(Semaphore::new(self.config.max_parallel));
+        let mut per_domain: HashMap<String, Arc<Semaphore>> = HashMap::new();
+        let tasks = TaskTracker::new();
+        let lease_for = self.config.timeout * 6 + Duration::from_secs(60);
+        while !shutdown.is_cancelled() {
+            let now = self.clock.now();
+            let until = now + chrono::Duration::from_std(lease_for).unwrap_or_default();
+            let room = all.available_permits().max(1) as u32;
+            let jobs = match self.store.lease_outbound(now, until, room.min(200)).await {
+                Ok(j) => j,
+                Err(e) => {
+                    tracing::error!(error = %e, "leasing outbound deliveries failed");
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        _ = shutdown.cancelled() => {}
+                    }
+                    continue;
+                }
+            };
+            if jobs.is_empty() {
+                let next = self.store.next_outbound_due().await.ok().flatten();
+                if next.is_some_and(|t| t <= now) {
+                    tokio::task::yield_now().await;
+                    continue;
+                }
+                let wake = next.map(|t| self.clock.sleep_until(t));
+                tokio::select! {
+                    _ = notify.notified() => {}
+                    _ = async { match wake { Some(w) => w.await, None => std::future::pending().await } } => {}
+                    _ = tokio::time::sleep(Duration::from_secs(60)) => {}
+                    _ = shutdown.cancelled() => {}
+                }
+                continue;
+            }
+            // One SMTP transaction per (message, domain).
+            let mut groups: HashMap<(String, String), Vec<OutboundJob>> = HashMap::new();
+            for j in jobs {
+                let domain = j
+                    .email
+                    .rsplit_once('@')
+                    .map(|(_, d)| d.to_string())
+                    .unwrap_or_default();
+                groups
+                    .entry((j.message.id.to_string(), domain))
+                    .or_default()
+                    .push(j);
+            }
+            for ((_, domain), group) in groups {
+                let permit = all.clone().acquire_owned().await.expect("semaphore open");
+                let dsem = per_domain
+                    .entry(domain.clone())
+                    .or_insert_with(|| Arc::new(Semaphore::new(self.config.per_destination)))
+                    .clone();
+                let (store, clock, config, router) = (
+                    self.store.clone(),
+                    self.clock.clone(),
+                    self.config.clone(),
+                    self.router.clone(),
+                );
+                tasks.spawn(async move {
+                    let _p = permit;
+                    let _d = dsem.acquire_owned().await.expect("semaphore open");
+                    let results = deliver(&router, &config, &*clock, &domain, group).await;
+                    if let Err(e) = store.complete_outbound(results, config.soft_bounce_limit).await {
+                        tracing::error!(error = %e, "recording outbound results failed; they will be retried");
+                    }
+                });
+            }
+        }
+        tasks.close();
+        tasks.wait().await;
+    }
+}
+
+/// What one recipient got.
+struct RcptOutcome {
+    reply: Reply,
+    remote: String,
+    tls: bool,
+}
+
+async fn deliver(
+    router: &Router,
+    config: &OutboundConfig,
+    clock: &dyn Clock,
+    domain: &str,
+    jobs: Vec<OutboundJob>,
+) -> Vec<OutboundResult> {
+    let outcomes: Vec<RcptOutcome> = match router.destinations(domain).await {
+        Err(RouteError::Permanent(text)) => jobs
+            .iter()
+            .map(|_| RcptOutcome {
+                reply: Reply {
+                    code: 550,
+                    text: format!("5.1.2 {text}"),
+                },
+                remote: String::new(),
+                tls: false,
+            })
+            .collect(),
+        Err(RouteError::Temporary(text)) => jobs
+            .iter()
+            .map(|_| RcptOutcome {
+                reply: Reply {
+                    code: 451,
+                    text: format!("4.4.3 {text}"),
+                },
+                remote: String::new(),
+                tls: false,
+            })
+            .collect(),
+        Ok(dests) => transact(router.is_relay(domain), config, &dests, &jobs).await,
+    };
+    let now = clock.now();
+    jobs.into_iter()
+        .zip(outcomes)
+        .map(|(job, o)| result_for(config, now, job, o))
+        .collect()
+}
+
+/// Try destinations in order until one gives an answer; then MAIL, one
+/// RCPT per recipient, and DATA for those accepted.
+async fn transact(
+    relay: bool,
+    config: &OutboundConfig,
+    dests: &[Destination],
+    jobs: &[OutboundJob],
+) -> Vec<RcptOutcome> {
+    let mut last_error = String::from("no destination");
+    for dest in dests {
+        let remote = dest.host.clone();
+        let fail_all = |reply: Reply, tls: bool| {
+            jobs.iter()
+                .map(|_| RcptOutcome {
+                    reply: reply.clone(),
+                    remote: remote.clone(),
+                    tls,
+                })
+                .collect::<Vec<_>>()
+        };
+        let (mut s, greeting) = match Session::connect(
+            dest.addr,
+            &dest.host,
+            &config.helo,
+            config.starttls,
+            config.timeout,
+        )
+        .await
+        {
+            Ok(x) => x,
+            Err(e) => {
+                last_error = format!("{} ({}): {e}", dest.host, dest.addr);
+                continue;
+            }
+        };
+        if greeting.code != 220 {
+            if greeting.code >= 500 {
+                return fail_all(greeting, s.tls);
+            }
+            last_error = greeting.line();
+            continue;
+        }
+        if relay {
+            if let Some(auth) = &config.smarthost_auth {
+                match s.auth_plain(&auth.user, auth.password.expose()).await {
+                    Ok(r) if r.code == 235 => {}
+                    Ok(r) => {
+                        return fail_all(
+                            Reply {
+                                code: 451,
+                                text: format!("4.7.0 relay refused authentication: {}", r.line()),
+                            },
+                            s.tls,
+                        )
+                    }
+                    Err(e) => {
+                        last_error = e.to_string();
+                        continue;
+                    }
+                }
+            }
+        }
+        let msg = &jobs[0].message;
+        let utf8 = !msg.mail_from.is_ascii() || jobs.iter().any(|j| !j.email.is_ascii());
+        let params = if utf8 && s.has("SMTPUTF8") {
+            " SMTPUTF8"
+        } else {
+            ""
+        };
+        let from = match s
+            .command(&format!("MAIL FROM:<{}>{params}", msg.mail_from))
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                last_error = e.to_string();
+                continue;
+            }
+        };
+        if !from.is_ok() {
+            return fail_all(from, s.tls);
+        }
+        let mut replies = Vec::with_capacity(jobs.len());
+        for j in jobs {
+            match s.command(&format!("RCPT TO:<{}>", j.email)).await {
+                Ok(r) => replies.push(r),
+                Err(e) => replies.push(Reply {
+                    code: 451,
+                    text: format!("4.4.2 connection lost: {e}"),
+                }),
+            }
+        }
+        if replies.iter().any(Reply::is_ok) {
+            let data = match s.data(&jobs[0].raw).await {
+                Ok(r) => r,
+                Err(e) => Reply {
+                    code: 451,
+                    text: format!("4.4.2 connection lost during DATA: {e}"),
+                },
+            };
+            for r in replies.iter_mut().filter(|r| r.is_ok()) {
+                *r = data.clone();
+            }
+        }
+        let tls = s.tls;
+        s.quit().await;
+        return replies
+            .into_iter()
+            .map(|reply| RcptOutcome {
+                reply,
+                remote: remote.clone(),
+                tls,
+            })
+            .collect();
+    }
+    jobs.iter()
+        .map(|_| RcptOutcome {
+            reply: Reply {
+                code: 451,
+                text: format!("4.4.1 no answer: {last_error}"),
+            },
+            remote: String::new(),
+            tls: false,
+        })
+        .collect()
+}
+
+fn result_for(
+    config: &OutboundConfig,
+    now: Timestamp,
+    job: OutboundJob,
+    o: RcptOutcome,
+) -> OutboundResult {
+    let c = classify(o.reply.code, &o.reply.text);
+    let attempt = job.attempts + 1;
+    let first = job.first_attempt_at.unwrap_or(now);
+    let mut data = job.message.event_data(&job.email);
+    let remote = (!o.remote.is_empty()).then(|| o.remote.clone());
+    let line = o.reply.line();
+    let mut put = |k: &str, v: serde_json::Value| {
+        if !v.is_null() {
+            data.insert(k.into(), v);
+        }
+    };
+    let (status, event_type, retry_at, suppress, soft) = match c.kind {
+        Kind::Sent => {
+            put("remote_mta", json!(remote));
+            put("smtp_response", json!(line));
+            put("tls", json!(o.tls));
+            put("attempt", json!(attempt));
+            (RecipientStatus::Sent, EventType::Sent, None, None, false)
+        }
+        Kind::Deferred => {
+            let delay = BACKOFF[(job.attempts as usize).min(BACKOFF.len() - 1)];
+            let next = now + chrono::Duration::seconds(delay as i64);
+            let deadline = first + chrono::Duration::from_std(config.max_age).unwrap_or_default();
+            if next > deadline {
+                put("bounce_type", json!("soft"));
+                put(
+                    "status",
+                    json!(if c.status.starts_with('4') {
+                        "4.4.7".to_string()
+                    } else {
+                        c.status.clone()
+                    }),
+                );
+                put("reason", json!("expired"));
+                put("diagnostic", json!(line));
+                put("remote_mta", json!(remote));
+                put("source", json!("smtp"));
+                (
+                    RecipientStatus::Bounced,
+                    EventType::Bounce,
+                    None,
+                    None,
+                    true,
+                )
+            } else {
+                put("remote_mta", json!(remote));
+                put("smtp_response", json!(line));
+                put("attempt", json!(attempt));
+                put("next_attempt_at", json!(tidings_types::time::rfc3339(next)));
+                (
+                    RecipientStatus::Deferred,
+                    EventType::Deferred,
+                    Some(next),
+                    None,
+                    false,
+                )
+            }
+        }
+        Kind::Bounce => {
+            put("bounce_type", json!("hard"));
+            put("status", json!(c.status));
+            put("reason", json!(c.reason));
+            put("diagnostic", json!(line));
+            put("remote_mta", json!(remote));
+            put("source", json!("smtp"));
+            (
+                RecipientStatus::Bounced,
+                EventType::Bounce,
+                None,
+                Some("hard_bounce".to_string()),
+                false,
+            )
+        }
+        Kind::Block => {
+            put("status", json!(c.status));
+            put("reason", json!(c.reason));
+            put("diagnostic", json!(line));
+            put("remote_mta", json!(remote));
+            (
+                RecipientStatus::Blocked,
+                EventType::Block,
+                None,
+                None,
+                false,
+            )
+        }
+    };
+    let event = NewEvent::new(job.message.account_id, event_type, now, data)
+        .expect("outbound events use catalogue fields only");
+    OutboundResult {
+        recipient_id: job.recipient_id,
+        account_id: job.message.account_id,
+        email: job.email,
+        status,
+        retry_at,
+        response: line,
+        event,
+        suppress,
+        soft_failure: soft,
+    }
+}

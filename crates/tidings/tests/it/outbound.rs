@@ -1,0 +1,166 @@
+//! Outbound delivery to a real SMTP server (aiosmtpd) on loopback, which
+//! accepts, defers, rejects and blocks recipients by script; each outcome
+//! arrives at a webhook as the right event.
+
+use std::io::BufRead;
+use std::process::{Child, Command, Stdio};
+
+use serde_json::{json, Value};
+use tidings_testkit::{wait_until, InProcess, Receiver, DEADLINE};
+
+struct Mx {
+    child: Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Mx {
+    fn start() -> Mx {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = tempfile::tempdir().unwrap();
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/mx.py");
+        let mut child = Command::new("python3")
+            .args([script, &port.to_string(), dir.path().to_str().unwrap()])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 with aiosmtpd (pip install aiosmtpd)");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "READY", "the test MX did not start");
+        Mx { child, port, dir }
+    }
+
+    fn messages(&self) -> Vec<String> {
+        let mut files: Vec<_> = std::fs::read_dir(self.dir.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+            .collect();
+        files.sort();
+        files
+            .iter()
+            .map(|p| std::fs::read_to_string(p).unwrap())
+            .collect()
+    }
+}
+
+impl Drop for Mx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn each_smtp_outcome_becomes_the_right_event() {
+    let mx = Mx::start();
+    let port = mx.port;
+    let t = InProcess::start(move |c| {
+        c.outbound
+            .transports
+            .insert("example.test".into(), format!("127.0.0.1:{port}"));
+    })
+    .await;
+    let rx = Receiver::start().await;
+    t.api
+        .create_webhook(
+            json!({"url": rx.url("/h"), "event_types": ["sent", "deferred", "bounce", "block"]}),
+        )
+        .await;
+    let raw = "From: App <app@sender.test>\r\nTo: ok@example.test, defer@example.test\r\nCc: unknown@example.test, blocked@example.test\r\nSubject: Outbound\r\nX-Tidings-Custom-ID: out-1\r\n\r\nHello over SMTP\r\n.leading dot\r\n";
+    let r = t
+        .api
+        .raw(
+            reqwest::Method::POST,
+            "/v1/messages",
+            "message/rfc822",
+            raw.as_bytes().to_vec(),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{:?}", r.body);
+    let id = r.body["id"].as_str().unwrap().to_string();
+
+    let events: Vec<Value> = wait_until("four outcomes", DEADLINE, || async {
+        let got: Vec<Value> = rx.requests().iter().map(|r| r.json()).collect();
+        (got.len() >= 4).then_some(got)
+    })
+    .await;
+    let by = |email: &str| {
+        events
+            .iter()
+            .find(|e| e["data"]["email"] == email)
+            .unwrap_or_else(|| panic!("{email}: {events:?}"))
+            .clone()
+    };
+
+    let sent = by("ok@example.test");
+    assert_eq!(sent["type"], "sent");
+    assert_eq!(sent["data"]["message_id"], id);
+    assert_eq!(sent["data"]["custom_id"], "out-1");
+    assert_eq!(sent["data"]["remote_mta"], "127.0.0.1");
+    assert!(sent["data"]["smtp_response"]
+        .as_str()
+        .unwrap()
+        .starts_with("250 2.0.0 Ok: queued"));
+    assert_eq!(sent["data"]["attempt"], 1);
+
+    let deferred = by("defer@example.test");
+    assert_eq!(deferred["type"], "deferred");
+    assert!(deferred["data"]["smtp_response"]
+        .as_str()
+        .unwrap()
+        .starts_with("451 4.2.0"));
+    assert!(deferred["data"]["next_attempt_at"].is_string());
+
+    let bounce = by("unknown@example.test");
+    assert_eq!(bounce["type"], "bounce");
+    assert_eq!(bounce["data"]["bounce_type"], "hard");
+    assert_eq!(bounce["data"]["status"], "5.1.1");
+    assert_eq!(bounce["data"]["reason"], "user_unknown");
+    assert_eq!(bounce["data"]["source"], "smtp");
+
+    let block = by("blocked@example.test");
+    assert_eq!(block["type"], "block");
+    assert_eq!(block["data"]["status"], "5.7.1");
+    assert_eq!(block["data"]["reason"], "reputation");
+
+    // The message arrived once, for the accepted recipient, control headers gone.
+    let msgs = mx.messages();
+    assert_eq!(msgs.len(), 1);
+    assert!(msgs[0].contains("X-Envelope-To: ok@example.test\r\n"));
+    assert!(msgs[0].contains("X-Envelope-From: app@sender.test"));
+    assert!(
+        msgs[0].contains("\r\n.leading dot\r\n"),
+        "dot-stuffing round-trips"
+    );
+    assert!(!msgs[0].to_ascii_lowercase().contains("x-tidings"));
+
+    // A hard bounce suppresses the address; the next message drops it.
+    let s = t.api.get("/v1/suppressions/unknown@example.test").await;
+    assert_eq!(s.status, 200);
+    assert_eq!(s.body["reason"], "hard_bounce");
+    let m = t.api.get(&format!("/v1/messages/{id}")).await;
+    let statuses: Vec<(String, String)> = m.body["recipients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["email"].as_str().unwrap().into(),
+                r["status"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert!(statuses.contains(&("ok@example.test".into(), "sent".into())));
+    assert!(statuses.contains(&("defer@example.test".into(), "deferred".into())));
+    assert!(statuses.contains(&("unknown@example.test".into(), "bounced".into())));
+    assert!(statuses.contains(&("blocked@example.test".into(), "blocked".into())));
+    t.stop().await;
+}
