@@ -41,6 +41,7 @@ impl Binary {
         cmd.arg("serve")
             .env("TIDINGS_DATA_DIR", &self.data_dir)
             .env("TIDINGS_HTTP__LISTEN", "127.0.0.1:0")
+            .env("TIDINGS_SMTP__LISTEN", "127.0.0.1:0")
             .env("TIDINGS_WEBHOOKS__ALLOW_LOOPBACK", "true")
             .env("TIDINGS_LOG__LEVEL", "warn")
             .stdout(Stdio::piped())

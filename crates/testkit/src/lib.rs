@@ -65,6 +65,7 @@ impl InProcess {
             ..Default::default()
         };
         config.http.listen = "127.0.0.1:0".parse().expect("addr");
+        config.smtp.listen = Some("127.0.0.1:0".parse().expect("addr"));
         config.webhooks.allow_loopback = true;
         config.storage.durability = tidings::config::Durability::Normal;
         tweak(&mut config);

@@ -26,6 +26,30 @@ pub struct Config {
     pub retention: RetentionConfig,
     pub log: LogConfig,
     pub outbound: OutboundSettings,
+    pub smtp: SmtpSettings,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmtpSettings {
+    /// SMTP submission with STARTTLS (port 587 style); unset disables it.
+    pub listen: Option<SocketAddr>,
+    /// SMTP submission over implicit TLS (port 465 style); unset disables it.
+    pub tls_listen: Option<SocketAddr>,
+    /// PEM certificate chain and key; a self-signed pair is generated when unset.
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+}
+
+impl Default for SmtpSettings {
+    fn default() -> Self {
+        Self {
+            listen: Some("127.0.0.1:2587".parse().expect("valid address")),
+            tls_listen: None,
+            cert: None,
+            key: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -146,6 +170,7 @@ impl Default for Config {
             retention: RetentionConfig::default(),
             log: LogConfig::default(),
             outbound: OutboundSettings::default(),
+            smtp: SmtpSettings::default(),
         }
     }
 }

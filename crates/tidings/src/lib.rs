@@ -9,6 +9,7 @@
 //! `App` in-process (optionally with a manual clock) or run the binary.
 
 pub mod config;
+mod submission;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -32,6 +33,10 @@ pub use config::Config;
 pub struct RunningApp {
     pub app: Tidings,
     pub addr: SocketAddr,
+    /// The SMTP submission listener (STARTTLS), when enabled.
+    pub smtp_addr: Option<SocketAddr>,
+    /// The implicit-TLS submission listener, when enabled.
+    pub smtps_addr: Option<SocketAddr>,
     pub metrics: Arc<Metrics>,
     shutdown: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
@@ -132,6 +137,42 @@ impl App {
         tasks.push(tokio::spawn(dispatcher.run(shutdown.clone())));
         let outbound = outbound_worker(config, store.clone(), clock.clone())?;
         tasks.push(tokio::spawn(outbound.run(shutdown.clone())));
+
+        let smtp = tidings_smtp::SmtpServer::new(
+            Arc::new(tidings_smtp::SmtpConfig {
+                hostname: config.hostname.clone(),
+                tls: match (&config.smtp.cert, &config.smtp.key) {
+                    (Some(cert), Some(key)) => tidings_smtp::TlsSource::Files {
+                        cert: cert.clone(),
+                        key: key.clone(),
+                    },
+                    _ => tidings_smtp::TlsSource::SelfSigned,
+                },
+                ..tidings_smtp::SmtpConfig::default()
+            }),
+            Arc::new(submission::Handler { app: app.clone() }),
+        )
+        .context("setting up SMTP TLS")?;
+        let mut smtp_addr = None;
+        if let Some(listen) = config.smtp.listen {
+            let l = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("binding SMTP submission on {listen}"))?;
+            smtp_addr = Some(l.local_addr()?);
+            let (server, token) = (smtp.clone(), shutdown.clone());
+            tasks.push(tokio::spawn(async move { server.serve(l, token).await }));
+        }
+        let mut smtps_addr = None;
+        if let Some(listen) = config.smtp.tls_listen {
+            let l = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("binding SMTP submission (TLS) on {listen}"))?;
+            smtps_addr = Some(l.local_addr()?);
+            let (server, token) = (smtp.clone(), shutdown.clone());
+            tasks.push(tokio::spawn(async move {
+                server.serve_implicit_tls(l, token).await
+            }));
+        }
         tasks.push(tokio::spawn(prune_loop(
             app.clone(),
             Duration::from_secs(config.retention.prune_interval_secs),
@@ -141,6 +182,8 @@ impl App {
         Ok(RunningApp {
             app,
             addr,
+            smtp_addr,
+            smtps_addr,
             metrics,
             shutdown,
             tasks,

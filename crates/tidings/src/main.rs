@@ -163,6 +163,12 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         println!("created the default account {}", account.id);
         println!("api key (shown once): {}", key.key.expose());
     }
+    if let Some(a) = running.smtp_addr {
+        println!("smtp submission (STARTTLS, user `apikey`, password: an API key) on {a}");
+    }
+    if let Some(a) = running.smtps_addr {
+        println!("smtp submission (implicit TLS) on {a}");
+    }
     println!("listening on http://{}", running.addr);
     tracing::info!(addr = %running.addr, data_dir = %cfg.data_dir.display(), "tidings is running");
 

@@ -164,3 +164,99 @@ async fn each_smtp_outcome_becomes_the_right_event() {
     assert!(statuses.contains(&("blocked@example.test".into(), "blocked".into())));
     t.stop().await;
 }
+
+#[tokio::test]
+async fn smtp_submission_with_starttls_and_auth_is_delivered() {
+    let mx = Mx::start();
+    let port = mx.port;
+    let t = InProcess::start(move |c| {
+        c.outbound
+            .transports
+            .insert("example.test".into(), format!("127.0.0.1:{port}"));
+    })
+    .await;
+    let rx = Receiver::start().await;
+    t.api
+        .create_webhook(json!({"url": rx.url("/h"), "event_types": ["sent"]}))
+        .await;
+    let smtp = t.running.as_ref().unwrap().smtp_addr.unwrap();
+    let script = format!(
+        r#"
+import smtplib, ssl, sys
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+s = smtplib.SMTP("127.0.0.1", {port})
+s.ehlo(); s.starttls(context=ctx); s.ehlo()
+try:
+    s.login("apikey", "tk_wrong")
+    sys.exit("a wrong key was accepted")
+except smtplib.SMTPAuthenticationError as e:
+    assert e.smtp_code == 535, e
+s.login("apikey", "{key}")
+msg = "From: app@sender.test\r\nTo: ok@example.test\r\nSubject: via smtp\r\nX-Tidings-Custom-ID: smtp-1\r\n\r\nhi\r\n"
+refused = s.sendmail("app@sender.test", ["ok@example.test"], msg)
+assert refused == {{}}, refused
+code, text = s.docmd("MAIL", "FROM:<app@sender.test>")
+assert code == 250, (code, text)
+code, text = s.docmd("RCPT", "TO:<not an address>")
+assert code >= 500, (code, text)
+s.quit()
+print("OK")
+"#,
+        port = smtp.port(),
+        key = t.api.key
+    );
+    let out = tokio::process::Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = rx.wait_for(1, DEADLINE).await;
+    let ev = got[0].json();
+    assert_eq!(ev["type"], "sent");
+    assert_eq!(ev["data"]["custom_id"], "smtp-1");
+    assert_eq!(ev["data"]["email"], "ok@example.test");
+    wait_until("the message at the MX", DEADLINE, || async {
+        (mx.messages().len() == 1).then_some(())
+    })
+    .await;
+    assert!(mx.messages()[0].contains("Subject: via smtp"));
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn smtp_refuses_unauthenticated_relay() {
+    let t = InProcess::start(|_| {}).await;
+    let smtp = t.running.as_ref().unwrap().smtp_addr.unwrap();
+    let script = format!(
+        r#"
+import smtplib
+s = smtplib.SMTP("127.0.0.1", {port})
+s.ehlo()
+assert "auth" not in s.esmtp_features, "AUTH must not be offered before TLS"
+code, _ = s.docmd("AUTH", "PLAIN AGFwaWtleQB4")
+assert code in (530, 538), code
+code, _ = s.docmd("MAIL", "FROM:<a@example.com>")
+assert code == 530, code
+s.quit()
+print("OK")
+"#,
+        port = smtp.port()
+    );
+    let out = tokio::process::Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(t.api.get("/v1/events").await.body["data"], json!([]));
+    t.stop().await;
+}

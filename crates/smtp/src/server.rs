@@ -1,0 +1,209 @@
+//! Listeners: accept connections, bound how many are served at once, start
+//! a session for each, and on shutdown stop accepting and wait for the
+//! sessions (which answer `421` at their next wait) to end.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::pki_types::CertificateDer;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::config::SmtpConfig;
+use crate::error::SmtpError;
+use crate::handler::SubmissionHandler;
+use crate::reply::{Common, Reply};
+use crate::session::io::Stream;
+use crate::session::{Session, SessionEnd};
+use crate::throttle::AuthThrottle;
+use crate::tls::ServerTls;
+
+/// What every session of a server shares.
+pub(crate) struct Shared {
+    pub(crate) config: Arc<SmtpConfig>,
+    pub(crate) handler: Arc<dyn SubmissionHandler>,
+    pub(crate) tls: ServerTls,
+    pub(crate) throttle: AuthThrottle,
+}
+
+/// An SMTP submission server: one TLS certificate, one AUTH throttle and
+/// one connection limit, for any number of listeners (typically a STARTTLS
+/// one on 587 and an implicit-TLS one on 465). Cheap to clone.
+#[derive(Clone)]
+pub struct SmtpServer {
+    shared: Arc<Shared>,
+    connections: Arc<Semaphore>,
+}
+
+impl SmtpServer {
+    /// Load (or, with [`crate::TlsSource::SelfSigned`], generate) the
+    /// certificate. Fails only on TLS set-up.
+    pub fn new(
+        config: Arc<SmtpConfig>,
+        handler: Arc<dyn SubmissionHandler>,
+    ) -> Result<Self, SmtpError> {
+        let tls = ServerTls::load(&config.tls, &config.hostname)?;
+        let connections = Arc::new(Semaphore::new(config.max_connections));
+        let throttle = AuthThrottle::new(config.auth.clone());
+        Ok(Self {
+            shared: Arc::new(Shared {
+                config,
+                handler,
+                tls,
+                throttle,
+            }),
+            connections,
+        })
+    }
+
+    /// The certificate chain presented to clients, leaf first.
+    pub fn certificate_chain(&self) -> &[CertificateDer<'static>] {
+        &self.shared.tls.chain
+    }
+
+    /// Serve a plain listener (port 587 style: STARTTLS, then AUTH) until
+    /// `shutdown`, then wait for its sessions to end.
+    pub async fn serve(&self, listener: TcpListener, shutdown: CancellationToken) {
+        self.accept_loop(listener, shutdown, false).await
+    }
+
+    /// Serve an implicit-TLS listener (port 465 style: the handshake comes
+    /// first) until `shutdown`, then wait for its sessions to end.
+    pub async fn serve_implicit_tls(&self, listener: TcpListener, shutdown: CancellationToken) {
+        self.accept_loop(listener, shutdown, true).await
+    }
+
+    /// Run one session on a plain stream (STARTTLS offered). This is what
+    /// [`SmtpServer::serve`] runs per connection; tests call it over
+    /// `tokio::io::duplex`. The connection limit does not apply.
+    pub async fn session<S>(
+        &self,
+        stream: S,
+        client_ip: IpAddr,
+        shutdown: CancellationToken,
+    ) -> SessionEnd
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send,
+    {
+        Session::new(
+            Stream::Plain(stream),
+            self.shared.clone(),
+            client_ip,
+            Instant::now(),
+            shutdown,
+        )
+        .run()
+        .await
+    }
+
+    /// Run one session on a stream whose first bytes are a TLS handshake.
+    pub async fn session_implicit_tls<S>(
+        &self,
+        stream: S,
+        client_ip: IpAddr,
+        shutdown: CancellationToken,
+    ) -> SessionEnd
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send,
+    {
+        let started = Instant::now();
+        let handshake = tokio::time::timeout(
+            self.shared.config.tls_handshake_timeout,
+            self.shared.tls.acceptor.accept(stream),
+        );
+        let tls = tokio::select! {
+            done = handshake => match done {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(e)) => {
+                    tracing::debug!(client = %client_ip, error = %e, "TLS handshake failed");
+                    return SessionEnd::TlsFailed;
+                }
+                Err(_) => return SessionEnd::TlsFailed,
+            },
+            _ = shutdown.cancelled() => return SessionEnd::Shutdown,
+        };
+        Session::new(
+            Stream::Tls(Box::new(tls)),
+            self.shared.clone(),
+            client_ip,
+            started,
+            shutdown,
+        )
+        .run()
+        .await
+    }
+
+    async fn accept_loop(
+        &self,
+        listener: TcpListener,
+        shutdown: CancellationToken,
+        implicit_tls: bool,
+    ) {
+        let mut sessions = JoinSet::new();
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                Some(done) = sessions.join_next(), if !sessions.is_empty() => {
+                    if let Err(e) = done {
+                        tracing::error!(error = %e, "smtp session task failed");
+                    }
+                }
+                accepted = listener.accept() => {
+                    let (stream, peer) = match accepted {
+                        Ok(a) => a,
+                        Err(e) => {
+                            // Usually out of file descriptors: give sessions
+                            // a moment to end rather than spin.
+                            tracing::warn!(error = %e, "smtp accept failed");
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                            continue;
+                        }
+                    };
+                    let _ = stream.set_nodelay(true);
+                    let Ok(permit) = self.connections.clone().try_acquire_owned() else {
+                        tracing::warn!(client = %peer.ip(), "smtp connection refused: too many connections");
+                        sessions.spawn(refuse(stream));
+                        continue;
+                    };
+                    let server = self.clone();
+                    let token = shutdown.clone();
+                    let span = tracing::info_span!("smtp", client = %peer.ip(), tls = implicit_tls);
+                    sessions.spawn(
+                        async move {
+                            let _permit = permit;
+                            if implicit_tls {
+                                server.session_implicit_tls(stream, peer.ip(), token).await;
+                            } else {
+                                server.session(stream, peer.ip(), token).await;
+                            }
+                        }
+                        .instrument(span),
+                    );
+                }
+            }
+        }
+        drop(listener);
+        while let Some(done) = sessions.join_next().await {
+            if let Err(e) = done {
+                tracing::error!(error = %e, "smtp session task failed");
+            }
+        }
+    }
+}
+
+/// Tell a connection over the limit to come back later.
+async fn refuse(mut stream: TcpStream) {
+    let mut out = Vec::new();
+    Reply::from(Common::TooManyConnections).write_to(&mut out);
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        stream.write_all(&out).await?;
+        stream.shutdown().await
+    })
+    .await;
+}
