@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 
 use hickory_resolver::config::{NameServerConfig, Protocol, ResolverConfig, ResolverOpts};
 use hickory_resolver::error::ResolveErrorKind;
+use hickory_resolver::proto::op::ResponseCode;
 use hickory_resolver::TokioAsyncResolver;
 
 /// A host to try, in order.
@@ -92,7 +93,7 @@ impl Router {
             }
             Err(e) => match e.kind() {
                 ResolveErrorKind::NoRecordsFound { response_code, .. }
-                    if response_code.to_string().contains("NXDomain") =>
+                    if *response_code == ResponseCode::NXDomain =>
                 {
                     return Err(RouteError::Permanent(format!(
                         "domain {domain} does not exist"

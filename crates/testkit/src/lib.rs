@@ -8,12 +8,14 @@
 //! - [`InProcess`]: the same app started inside the test with a manual
 //!   clock, for tests that move time instead of waiting for it.
 //! - [`Api`]: a small client for the JSON API.
+//! - [`dns::FakeDns`]: a DNS server on loopback answering from a table.
 //!
 //! Everything waits on conditions with deadlines; nothing sleeps a guessed
 //! amount.
 
 mod api;
 mod binary;
+pub mod dns;
 mod receiver;
 
 pub use api::Api;

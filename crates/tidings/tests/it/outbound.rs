@@ -260,3 +260,57 @@ print("OK")
     assert_eq!(t.api.get("/v1/events").await.body["data"], json!([]));
     t.stop().await;
 }
+
+#[tokio::test]
+async fn mx_records_are_found_through_real_dns() {
+    use std::collections::HashMap;
+    use tidings_testkit::dns::{FakeDns, Zone};
+    let mx = Mx::start();
+    let localhost = "127.0.0.1".parse().unwrap();
+    let zones = HashMap::from([
+        ("mx.test".to_string(), Zone { mx: vec![(20, "backup.mx.test".into()), (10, "mail.mx.test".into())], a: vec![] }),
+        ("mail.mx.test".to_string(), Zone { mx: vec![], a: vec![localhost] }),
+        ("backup.mx.test".to_string(), Zone { mx: vec![], a: vec![] }),
+        ("amx.test".to_string(), Zone { mx: vec![], a: vec![localhost] }),
+        ("nullmx.test".to_string(), Zone { mx: vec![(0, ".".into())], a: vec![] }),
+    ]);
+    let dns = FakeDns::start(zones).await;
+    let (dns_addr, port) = (dns.addr, mx.port);
+    let t = InProcess::start(move |c| {
+        c.outbound.nameservers = vec![dns_addr];
+        c.outbound.mx_port = port;
+    })
+    .await;
+    let rx = Receiver::start().await;
+    t.api
+        .create_webhook(json!({"url": rx.url("/h"), "event_types": ["sent", "bounce", "deferred"]}))
+        .await;
+    let r = t
+        .api
+        .post(
+            "/v1/messages",
+            &json!({
+                "from": "app@sender.test", "subject": "dns", "text": "hi",
+                "to": ["a@mx.test", "b@amx.test", "c@nowhere.test", "d@nullmx.test"],
+            }),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{:?}", r.body);
+    let events: Vec<Value> = wait_until("four outcomes", DEADLINE, || async {
+        let got: Vec<Value> = rx.requests().iter().map(|r| r.json()).collect();
+        (got.len() >= 4).then_some(got)
+    })
+    .await;
+    let by = |email: &str| events.iter().find(|e| e["data"]["email"] == email).unwrap().clone();
+    let a = by("a@mx.test");
+    assert_eq!(a["type"], "sent", "{a}");
+    assert_eq!(a["data"]["remote_mta"], "mail.mx.test", "the preferred MX");
+    let b = by("b@amx.test");
+    assert_eq!(b["type"], "sent", "no MX: the domain's own address");
+    assert_eq!(b["data"]["remote_mta"], "amx.test");
+    let c = by("c@nowhere.test");
+    assert_eq!((c["type"].as_str(), c["data"]["reason"].as_str()), (Some("bounce"), Some("host_unknown")), "{c}");
+    let d = by("d@nullmx.test");
+    assert_eq!((d["type"].as_str(), d["data"]["reason"].as_str()), (Some("bounce"), Some("host_unknown")), "{d}");
+    t.stop().await;
+}
