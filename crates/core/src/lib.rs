@@ -10,6 +10,7 @@
 
 pub mod accounts;
 mod error;
+pub mod inbound;
 pub mod samples;
 pub mod sending;
 pub mod suppressions;
@@ -42,6 +43,8 @@ pub struct CoreConfig {
     pub max_recipients: usize,
     /// Consecutive soft bounces that suppress an address.
     pub soft_bounce_limit: u32,
+    /// A complaint also records an `unsubscribe` (method `complaint`).
+    pub complaint_unsubscribes: bool,
     /// Consecutive failed attempts of one type on one webhook that pause it.
     pub pause_after: u32,
     /// How long events and attempts are kept.
@@ -59,6 +62,7 @@ impl Default for CoreConfig {
             max_message_bytes: 25 * 1024 * 1024,
             max_recipients: 100,
             soft_bounce_limit: 3,
+            complaint_unsubscribes: false,
             retention: Duration::from_secs(30 * 24 * 3600),
         }
     }
@@ -72,6 +76,7 @@ pub struct Tidings {
     pub config: Arc<CoreConfig>,
     metrics: Option<Arc<Metrics>>,
     messages: Option<Arc<dyn MessageStore>>,
+    verp: Option<Arc<tidings_mail::verp::VerpCodec>>,
 }
 
 impl Tidings {
@@ -82,7 +87,18 @@ impl Tidings {
             config: Arc::new(config),
             metrics: None,
             messages: None,
+            verp: None,
         }
+    }
+
+    /// Use VERP return paths (and recognise them in inbound reports).
+    pub fn with_verp(mut self, codec: Arc<tidings_mail::verp::VerpCodec>) -> Self {
+        self.verp = Some(codec);
+        self
+    }
+
+    pub fn verp(&self) -> Option<&Arc<tidings_mail::verp::VerpCodec>> {
+        self.verp.as_ref()
     }
 
     /// Enable sending, with the store of messages and suppressions.
@@ -91,7 +107,7 @@ impl Tidings {
         self
     }
 
-    pub(crate) fn messages(&self) -> Result<&Arc<dyn MessageStore>, CoreError> {
+    pub fn messages(&self) -> Result<&Arc<dyn MessageStore>, CoreError> {
         self.messages
             .as_ref()
             .ok_or_else(|| CoreError::Internal("sending is not configured".into()))

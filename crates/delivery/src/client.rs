@@ -298,7 +298,9 @@ impl WebhookClient {
             return AttemptResult::failed(class, e.to_string(), started.elapsed());
         }
 
-        let mut headers = HeaderMap::new();
+        // Room for ours and the custom ones up front: growing a HeaderMap
+        // rehashes it, and this runs for every delivery.
+        let mut headers = HeaderMap::with_capacity(4 + req.headers.len());
         for (name, value) in &req.headers {
             if let Ok((name, value)) = custom_header(name, value) {
                 headers.append(name, value);

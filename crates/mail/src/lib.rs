@@ -9,11 +9,18 @@
 //! - [`address`]: an email address, parsed once.
 //! - [`reply`]: what an SMTP reply means for a recipient — sent, deferred,
 //!   bounced or blocked — with an RFC 3463 status and a reason.
+//! - [`dkim`]: DKIM keys per sending domain (generation, import, the DNS
+//!   record to publish) and a [`dkim::Signer`] that holds the parsed key for
+//!   the outbound hot path; relaxed/relaxed, From oversigned.
+//! - [`verp`]: VERP return paths whose case-insensitive token carries the
+//!   message and recipient ids under a truncated HMAC, with key rotation.
 
 pub mod address;
 pub mod build;
+pub mod dkim;
 pub mod message;
 pub mod reply;
+pub mod verp;
 
 pub use address::{Address, AddressError};
 pub use mail_parser as parser;

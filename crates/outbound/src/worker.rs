@@ -1,8 +1,9 @@
 //! The outbound worker loop.
 
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::time::Duration;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 use tidings_mail::reply::{classify, Kind};
@@ -46,6 +47,20 @@ pub struct OutboundConfig {
     pub max_age: Duration,
     /// Consecutive soft bounces that suppress an address.
     pub soft_bounce_limit: u32,
+    /// VERP return paths (one SMTP transaction per recipient) when set.
+    pub verp: Option<Arc<tidings_mail::verp::VerpCodec>>,
+    /// DKIM signers by (account, From domain).
+    pub dkim: Option<Arc<dyn DkimSigners>>,
+    /// Make leased deliveries due again at start: correct only when this
+    /// process is the store's only user (embedded SQLite).
+    pub release_leases_on_start: bool,
+}
+
+/// Finds the DKIM signer for a message's From domain.
+pub trait DkimSigners: Send + Sync + std::fmt::Debug {
+    /// Sign `raw` for `account` sending as `domain`; `None` when the
+    /// domain has no key.
+    fn sign(&self, account: tidings_types::AccountId, domain: &str, raw: &[u8]) -> Option<Vec<u8>>;
 }
 
 impl Default for OutboundConfig {
@@ -63,6 +78,9 @@ impl Default for OutboundConfig {
             timeout: Duration::from_secs(60),
             max_age: Duration::from_secs(3 * 86_400),
             soft_bounce_limit: 3,
+            verp: None,
+            dkim: None,
+            release_leases_on_start: false,
         }
     }
 }
@@ -76,6 +94,7 @@ pub struct Worker {
     clock: Arc<dyn Clock>,
     config: Arc<OutboundConfig>,
     router: Arc<Router>,
+    pool: Arc<Pool>,
 }
 
 impl Worker {
@@ -84,6 +103,7 @@ impl Worker {
         clock: Arc<dyn Clock>,
         config: OutboundConfig,
     ) -> std::io::Result<Self> {
+        let config_per_dest = config.per_destination;
         let router = Router::new(
             config.smarthost.clone(),
             config.transports.clone(),
@@ -95,11 +115,21 @@ impl Worker {
             clock,
             config: Arc::new(config),
             router: Arc::new(router),
+            pool: Arc::new(Pool::new(config_per_dest, Duration::from_secs(30))),
         })
     }
 
     /// Deliver until `shutdown`; deliveries in progress finish first.
     pub async fn run(self, shutdown: CancellationToken) {
+        if self.config.release_leases_on_start {
+            match self.store.release_outbound_leases(self.clock.now()).await {
+                Ok(n) if n > 0 => {
+                    tracing::info!(deliveries = n, "released leases of a previous run")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "cannot release old outbound leases"),
+            }
+        }
         let notify = self.store.outbound_notify();
         let all = Arc::new(Semaphore::new(self.config.max_parallel));
         let mut per_domain: HashMap<String, Arc<Semaphore>> = HashMap::new();
@@ -154,16 +184,17 @@ impl Worker {
                     .entry(domain.clone())
                     .or_insert_with(|| Arc::new(Semaphore::new(self.config.per_destination)))
                     .clone();
-                let (store, clock, config, router) = (
+                let (store, clock, config, router, pool) = (
                     self.store.clone(),
                     self.clock.clone(),
                     self.config.clone(),
                     self.router.clone(),
+                    self.pool.clone(),
                 );
                 tasks.spawn(async move {
                     let _p = permit;
                     let _d = dsem.acquire_owned().await.expect("semaphore open");
-                    let results = deliver(&router, &config, &*clock, &domain, group).await;
+                    let results = deliver(&router, &pool, &config, &*clock, &domain, group).await;
                     if let Err(e) = store.complete_outbound(results, config.soft_bounce_limit).await {
                         tracing::error!(error = %e, "recording outbound results failed; they will be retried");
                     }
@@ -184,6 +215,7 @@ struct RcptOutcome {
 
 async fn deliver(
     router: &Router,
+    pool: &Pool,
     config: &OutboundConfig,
     clock: &dyn Clock,
     domain: &str,
@@ -212,7 +244,7 @@ async fn deliver(
                 tls: false,
             })
             .collect(),
-        Ok(dests) => transact(router.is_relay(domain), config, &dests, &jobs).await,
+        Ok(dests) => transact(router.is_relay(domain), config, pool, &dests, &jobs).await,
     };
     let now = clock.now();
     jobs.into_iter()
@@ -221,120 +253,202 @@ async fn deliver(
         .collect()
 }
 
-/// Try destinations in order until one gives an answer; then MAIL, one
-/// RCPT per recipient, and DATA for those accepted.
+/// Idle, authenticated sessions kept per destination address, so a burst
+/// of mail to one place reuses connections instead of paying for TCP, TLS
+/// and EHLO every time.
+pub struct Pool {
+    idle: Mutex<HashMap<SocketAddr, Vec<(Session, Instant)>>>,
+    max_idle: usize,
+    keep_for: Duration,
+}
+
+impl Pool {
+    pub fn new(max_idle: usize, keep_for: Duration) -> Self {
+        Self {
+            idle: Mutex::new(HashMap::new()),
+            max_idle,
+            keep_for,
+        }
+    }
+
+    fn take(&self, addr: SocketAddr) -> Option<Session> {
+        let mut idle = self.idle.lock().expect("pool lock");
+        let list = idle.get_mut(&addr)?;
+        while let Some((s, since)) = list.pop() {
+            if since.elapsed() < self.keep_for {
+                return Some(s);
+            }
+        }
+        None
+    }
+
+    fn put(&self, addr: SocketAddr, s: Session) {
+        let mut idle = self.idle.lock().expect("pool lock");
+        let list = idle.entry(addr).or_default();
+        if list.len() < self.max_idle {
+            list.push((s, Instant::now()));
+        }
+    }
+}
+
+/// Why a destination could not be used.
+enum Open {
+    /// The destination answered with a permanent refusal for everyone.
+    Refused(Reply, bool),
+    /// Try the next destination.
+    Next(String),
+}
+
+async fn open(relay: bool, config: &OutboundConfig, dest: &Destination) -> Result<Session, Open> {
+    let (mut s, greeting) = Session::connect(
+        dest.addr,
+        &dest.host,
+        &config.helo,
+        config.starttls,
+        config.timeout,
+    )
+    .await
+    .map_err(|e| Open::Next(format!("{} ({}): {e}", dest.host, dest.addr)))?;
+    if greeting.code != 220 {
+        return Err(if greeting.code >= 500 {
+            Open::Refused(greeting, s.tls)
+        } else {
+            Open::Next(greeting.line())
+        });
+    }
+    if relay {
+        if let Some(auth) = &config.smarthost_auth {
+            match s.auth_plain(&auth.user, auth.password.expose()).await {
+                Ok(r) if r.code == 235 => {}
+                Ok(r) => {
+                    let text = format!("4.7.0 relay refused authentication: {}", r.line());
+                    return Err(Open::Refused(Reply { code: 451, text }, s.tls));
+                }
+                Err(e) => return Err(Open::Next(e.to_string())),
+            }
+        }
+    }
+    Ok(s)
+}
+
+/// MAIL, one RCPT per recipient, DATA if any was accepted. `Err` means the
+/// session broke before MAIL was answered (a stale pooled connection).
+async fn mail_transaction(
+    s: &mut Session,
+    config: &OutboundConfig,
+    jobs: &[OutboundJob],
+) -> Result<Vec<Reply>, String> {
+    let msg = &jobs[0].message;
+    let return_path = match &config.verp {
+        Some(codec) => codec.encode(msg.id, jobs[0].recipient_id),
+        None => msg.mail_from.clone(),
+    };
+    let utf8 = !return_path.is_ascii() || jobs.iter().any(|j| !j.email.is_ascii());
+    let params = if utf8 && s.has("SMTPUTF8") {
+        " SMTPUTF8"
+    } else {
+        ""
+    };
+    let from = s
+        .command(&format!("MAIL FROM:<{return_path}>{params}"))
+        .await
+        .map_err(|e| e.to_string())?;
+    if !from.is_ok() {
+        return Ok(jobs.iter().map(|_| from.clone()).collect());
+    }
+    let mut replies = Vec::with_capacity(jobs.len());
+    for j in jobs {
+        match s.command(&format!("RCPT TO:<{}>", j.email)).await {
+            Ok(r) => replies.push(r),
+            Err(e) => replies.push(Reply {
+                code: 451,
+                text: format!("4.4.2 connection lost: {e}"),
+            }),
+        }
+    }
+    if replies.iter().any(Reply::is_ok) {
+        let signed = config.dkim.as_ref().and_then(|d| {
+            let domain = msg.from.rsplit_once('@')?.1.to_ascii_lowercase();
+            d.sign(msg.account_id, &domain, &jobs[0].raw)
+        });
+        let data = match s.data(signed.as_deref().unwrap_or(&jobs[0].raw)).await {
+            Ok(r) => r,
+            Err(e) => Reply {
+                code: 451,
+                text: format!("4.4.2 connection lost during DATA: {e}"),
+            },
+        };
+        for r in replies.iter_mut().filter(|r| r.is_ok()) {
+            *r = data.clone();
+        }
+    }
+    Ok(replies)
+}
+
+/// Try destinations in order until one gives an answer; reuse a pooled
+/// session when there is one, and return the session to the pool after.
 async fn transact(
     relay: bool,
     config: &OutboundConfig,
+    pool: &Pool,
     dests: &[Destination],
     jobs: &[OutboundJob],
 ) -> Vec<RcptOutcome> {
     let mut last_error = String::from("no destination");
     for dest in dests {
         let remote = dest.host.clone();
-        let fail_all = |reply: Reply, tls: bool| {
-            jobs.iter()
-                .map(|_| RcptOutcome {
-                    reply: reply.clone(),
+        let outcomes = |replies: Vec<Reply>, tls: bool| {
+            replies
+                .into_iter()
+                .map(|reply| RcptOutcome {
+                    reply,
                     remote: remote.clone(),
                     tls,
                 })
                 .collect::<Vec<_>>()
         };
-        let (mut s, greeting) = match Session::connect(
-            dest.addr,
-            &dest.host,
-            &config.helo,
-            config.starttls,
-            config.timeout,
-        )
-        .await
-        {
-            Ok(x) => x,
-            Err(e) => {
-                last_error = format!("{} ({}): {e}", dest.host, dest.addr);
-                continue;
-            }
-        };
-        if greeting.code != 220 {
-            if greeting.code >= 500 {
-                return fail_all(greeting, s.tls);
-            }
-            last_error = greeting.line();
-            continue;
-        }
-        if relay {
-            if let Some(auth) = &config.smarthost_auth {
-                match s.auth_plain(&auth.user, auth.password.expose()).await {
-                    Ok(r) if r.code == 235 => {}
-                    Ok(r) => {
-                        return fail_all(
-                            Reply {
-                                code: 451,
-                                text: format!("4.7.0 relay refused authentication: {}", r.line()),
-                            },
-                            s.tls,
-                        )
+        // A pooled session first; if it turns out stale, a fresh one.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let pooled = if attempt == 1 {
+                pool.take(dest.addr)
+            } else {
+                None
+            };
+            let fresh = pooled.is_none();
+            let mut s = match pooled {
+                Some(s) => s,
+                None => match open(relay, config, dest).await {
+                    Ok(s) => s,
+                    Err(Open::Refused(reply, tls)) => {
+                        return outcomes(jobs.iter().map(|_| reply.clone()).collect(), tls)
                     }
-                    Err(e) => {
-                        last_error = e.to_string();
-                        continue;
+                    Err(Open::Next(e)) => {
+                        last_error = e;
+                        break;
                     }
-                }
-            }
-        }
-        let msg = &jobs[0].message;
-        let utf8 = !msg.mail_from.is_ascii() || jobs.iter().any(|j| !j.email.is_ascii());
-        let params = if utf8 && s.has("SMTPUTF8") {
-            " SMTPUTF8"
-        } else {
-            ""
-        };
-        let from = match s
-            .command(&format!("MAIL FROM:<{}>{params}", msg.mail_from))
-            .await
-        {
-            Ok(r) => r,
-            Err(e) => {
-                last_error = e.to_string();
-                continue;
-            }
-        };
-        if !from.is_ok() {
-            return fail_all(from, s.tls);
-        }
-        let mut replies = Vec::with_capacity(jobs.len());
-        for j in jobs {
-            match s.command(&format!("RCPT TO:<{}>", j.email)).await {
-                Ok(r) => replies.push(r),
-                Err(e) => replies.push(Reply {
-                    code: 451,
-                    text: format!("4.4.2 connection lost: {e}"),
-                }),
-            }
-        }
-        if replies.iter().any(Reply::is_ok) {
-            let data = match s.data(&jobs[0].raw).await {
-                Ok(r) => r,
-                Err(e) => Reply {
-                    code: 451,
-                    text: format!("4.4.2 connection lost during DATA: {e}"),
                 },
             };
-            for r in replies.iter_mut().filter(|r| r.is_ok()) {
-                *r = data.clone();
+            match mail_transaction(&mut s, config, jobs).await {
+                Ok(replies) => {
+                    let tls = s.tls;
+                    let healthy = replies.iter().all(|r| r.code != 421)
+                        && matches!(s.command("RSET").await, Ok(r) if r.is_ok());
+                    if healthy {
+                        pool.put(dest.addr, s);
+                    } else {
+                        s.quit().await;
+                    }
+                    return outcomes(replies, tls);
+                }
+                Err(e) if fresh => {
+                    last_error = e;
+                    break;
+                }
+                Err(_) => continue,
             }
         }
-        let tls = s.tls;
-        s.quit().await;
-        return replies
-            .into_iter()
-            .map(|reply| RcptOutcome {
-                reply,
-                remote: remote.clone(),
-                tls,
-            })
-            .collect();
     }
     jobs.iter()
         .map(|_| RcptOutcome {

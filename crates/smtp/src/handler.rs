@@ -1,7 +1,10 @@
 //! The boundary to the rest of tidings: the session decides SMTP, the
-//! handler decides who may send what, and stores it.
+//! handler decides who may send what, and stores it. One handler trait per
+//! mode: [`SubmissionHandler`] for the submission listener,
+//! [`InboundHandler`] for the inbound MX.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use tidings_types::AccountId;
@@ -51,6 +54,68 @@ pub struct Submission {
     pub body_8bit: bool,
     pub client_ip: IpAddr,
     /// The message came over TLS (always true for submission, since AUTH
-    /// needs TLS; kept for the inbound MX).
+    /// needs TLS).
     pub tls: bool,
+}
+
+/// What an inbound (MX) session asks of the application. Anyone may
+/// connect and send without AUTH, so this is what keeps the MX from being
+/// a relay: a recipient exists for the session only once
+/// [`InboundHandler::check_recipient`] returned `Ok`, and a message only
+/// once [`InboundHandler::accept`] did.
+#[async_trait::async_trait]
+pub trait InboundHandler: Send + Sync + 'static {
+    /// Is this RCPT one tidings receives mail for (a valid VERP bounce
+    /// address, or a feedback-loop address)? Its syntax is already checked,
+    /// and it is ASCII unless the transaction declared SMTPUTF8. Anything
+    /// else, however well formed, must be refused: `Err` gives the reply,
+    /// normally [`crate::Common::NoSuchUser`] (`550 5.1.1`).
+    async fn check_recipient(&self, rcpt: &str) -> Result<(), Reply>;
+
+    /// Durably take the message. Only after this returns `Ok` does the
+    /// session answer `250`, with the returned id in the text. `Err` gives
+    /// the reply: [`crate::Common::StorageFailure`] (`451 4.3.0`) when the
+    /// store failed.
+    async fn accept(&self, message: InboundMessage) -> Result<String, Reply>;
+}
+
+/// One message received by the inbound MX: usually a delivery status
+/// notification or a feedback-loop report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboundMessage {
+    /// The envelope sender, without angle brackets; empty for `<>`, which
+    /// is what every DSN carries (RFC 5321 section 4.5.5).
+    pub mail_from: String,
+    /// The envelope recipients, each accepted by
+    /// [`InboundHandler::check_recipient`], duplicates removed, in order.
+    pub rcpt_to: Vec<String>,
+    /// The message as received: dot-unstuffed, every line ended by CRLF, no
+    /// line longer than 998 octets, at most `max_message_bytes`. A CR that
+    /// is not followed by LF is content, and passes through untouched.
+    /// 8-bit octets are passed through too, in the headers as well (with or
+    /// without SMTPUTF8): nothing received here is relayed.
+    pub raw: Bytes,
+    pub client_ip: IpAddr,
+    /// The message came over TLS (STARTTLS is offered, never required).
+    pub tls: bool,
+    /// The EHLO or HELO argument the client gave.
+    pub helo: String,
+}
+
+/// Which listener a server is, with its handler.
+#[derive(Clone)]
+pub(crate) enum Mode {
+    /// Submission: AUTH (over TLS) before MAIL.
+    Submission(Arc<dyn SubmissionHandler>),
+    /// Inbound MX: no AUTH; every recipient checked by the handler.
+    Inbound(Arc<dyn InboundHandler>),
+}
+
+impl Mode {
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            Mode::Submission(_) => "submission",
+            Mode::Inbound(_) => "inbound",
+        }
+    }
 }

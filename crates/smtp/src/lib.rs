@@ -1,9 +1,25 @@
-//! SMTP server sessions: the submission listener now, the inbound MX later.
+//! SMTP server sessions: the submission listener and the inbound MX.
 //!
 //! The crate owns the protocol and nothing else. Who may send, which
 //! recipients are allowed, and how a message is stored are decided behind
-//! [`SubmissionHandler`], which the application implements over its one
-//! accept path; this crate never touches the store.
+//! [`SubmissionHandler`] (submission: the application's one accept path)
+//! and [`InboundHandler`] (the MX of the bounce domain: VERP addresses
+//! and feedback-loop addresses); this crate never touches the store.
+//!
+//! Two modes, one session. [`SmtpServer::new`] is a submission server,
+//! [`SmtpServer::inbound`] an inbound MX; both run the same session code,
+//! which differs only where the modes must:
+//!
+//! | | submission | inbound MX |
+//! |---|---|---|
+//! | AUTH | offered over TLS, required before MAIL | not offered (`502`), not needed |
+//! | STARTTLS | offered, required for AUTH | offered, optional |
+//! | `MAIL FROM:<>` | accepted after AUTH | accepted (every DSN uses it) |
+//! | RCPT | [`SubmissionHandler::check_recipient`] | [`InboundHandler::check_recipient`]: not ours is `550 5.1.1` |
+//! | 8-bit headers without SMTPUTF8 | `550 5.6.7` | accepted (never relayed) |
+//!
+//! Everything else — limits, timeouts, errors, pipelining, DATA framing
+//! and unstuffing — is the same code in both.
 //!
 //! Design decisions:
 //!
@@ -17,10 +33,13 @@
 //!   `smtp/src/inbound`. Command lines are framed here, with a length cap,
 //!   and parsed by `smtp-proto`; DATA is framed and unstuffed here.
 //! - **Durable before 250.** The session answers `250` to DATA only after
-//!   [`SubmissionHandler::accept`] returned `Ok`; a refused, oversized or
+//!   the handler's `accept` returned `Ok`; a refused, oversized or
 //!   interrupted message never reaches the handler.
-//! - **Never a relay.** MAIL needs an authenticated account, and AUTH is
-//!   offered and accepted only over TLS.
+//! - **Never a relay.** On submission MAIL needs an authenticated account,
+//!   and AUTH is offered and accepted only over TLS. On the inbound MX
+//!   anyone may send, but only to recipients the handler claims, checked
+//!   one by one at RCPT; a well-formed foreign address is refused there
+//!   like any other, and no message is ever forwarded.
 //! - **Everything is bounded**: line lengths, message size (read to the
 //!   end, then refused, never stored), recipients, errors, idle time,
 //!   session time, connections, and AUTH failures per session and per IP
@@ -32,12 +51,18 @@
 //!
 //! Choices where the RFCs leave room: a line longer than 998 octets or a
 //! line not ended by CRLF in DATA makes the message `554 5.6.0` (read to its
-//! end first; only CRLF.CRLF ends DATA, so no SMTP smuggling); non-ASCII
-//! addresses without `SMTPUTF8` get `553 5.6.7`, and 8-bit header octets
-//! without it `550 5.6.7`; an 8-bit body without `BODY=8BITMIME` is
-//! accepted and flagged in [`Submission::body_8bit`]; parameters that EHLO
-//! does not offer (DSN, REQUIRETLS, …) get `555 5.5.4` rather than being
-//! ignored; commands pipelined after STARTTLS are discarded.
+//! end first; only CRLF.CRLF ends DATA, so no SMTP smuggling), in both
+//! modes — an MTA speaking SMTP sends CRLF, and accepting bare LF would
+//! make the MX the one place where `LF.LF` framing is ambiguous. A CR not
+//! followed by LF is content, not framing: it passes through untouched, so
+//! a message whose content has odd line endings inside CRLF-terminated
+//! lines is not refused for that. Non-ASCII addresses without `SMTPUTF8`
+//! get `553 5.6.7`; 8-bit header octets without it `550 5.6.7` on
+//! submission, accepted on the inbound MX; an 8-bit body without
+//! `BODY=8BITMIME` is accepted and flagged in [`Submission::body_8bit`];
+//! parameters that EHLO does not offer (DSN, REQUIRETLS, …) get
+//! `555 5.5.4` rather than being ignored; commands pipelined after
+//! STARTTLS are discarded.
 
 mod config;
 mod error;
@@ -55,7 +80,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use config::{AuthLimits, SmtpConfig, TlsSource};
 pub use error::SmtpError;
-pub use handler::{Submission, SubmissionHandler};
+pub use handler::{InboundHandler, InboundMessage, Submission, SubmissionHandler};
 pub use reply::{Common, Reply};
 pub use server::SmtpServer;
 pub use session::SessionEnd;
@@ -85,6 +110,22 @@ pub async fn serve_implicit_tls(
 ) -> Result<(), SmtpError> {
     SmtpServer::new(config, handler)?
         .serve_implicit_tls(listener, shutdown)
+        .await;
+    Ok(())
+}
+
+/// Serve the inbound MX (port 25 style: STARTTLS offered, no AUTH) on
+/// `listener` until `shutdown`. To serve several listeners with one
+/// certificate and one connection limit, build one server with
+/// [`SmtpServer::inbound`] and call its methods instead.
+pub async fn serve_inbound(
+    listener: TcpListener,
+    config: Arc<SmtpConfig>,
+    handler: Arc<dyn InboundHandler>,
+    shutdown: CancellationToken,
+) -> Result<(), SmtpError> {
+    SmtpServer::inbound(config, handler)?
+        .serve(listener, shutdown)
         .await;
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! SMTP replies. [`Reply`] is what goes on the wire and what a
-//! [`crate::SubmissionHandler`] returns to refuse something; [`Common`] names
+//! [`crate::SubmissionHandler`] or [`crate::InboundHandler`] returns to
+//! refuse something; [`Common`] names
 //! every reply the session itself gives, so each code is chosen once, here.
 
 use std::fmt;
@@ -80,6 +81,8 @@ pub enum Common {
     CannotVerify,
     /// `214 2.0.0` to HELP.
     Help,
+    /// `214 2.0.0` to HELP on an inbound MX (no AUTH).
+    InboundHelp,
     /// `500 5.5.1` to an unknown command or a garbage line.
     UnknownCommand,
     /// `500 5.5.2` to a command line longer than the limit.
@@ -130,6 +133,9 @@ pub enum Common {
     StorageFailure,
     /// `550 5.1.1` for a recipient that is refused (for handlers).
     RecipientRejected,
+    /// `550 5.1.1 No such user here`: an inbound MX refusing a recipient
+    /// that is not one of its own (for handlers).
+    NoSuchUser,
     /// `421 4.7.0`, and the session is closed.
     TooManyErrors,
     /// `421 4.4.2`, and the session is closed.
@@ -163,6 +169,11 @@ impl From<Common> for Reply {
                 214,
                 Some((2, 0, 0)),
                 "Commands: EHLO HELO STARTTLS AUTH MAIL RCPT DATA RSET NOOP VRFY HELP QUIT".into(),
+            ),
+            InboundHelp => (
+                214,
+                Some((2, 0, 0)),
+                "Commands: EHLO HELO STARTTLS MAIL RCPT DATA RSET NOOP VRFY HELP QUIT".into(),
             ),
             UnknownCommand => (500, Some((5, 5, 1)), "Unrecognized command".into()),
             LineTooLong => (500, Some((5, 5, 2)), "Line too long".into()),
@@ -233,6 +244,7 @@ impl From<Common> for Reply {
                 "Temporary failure, try again later".into(),
             ),
             RecipientRejected => (550, Some((5, 1, 1)), "Recipient rejected".into()),
+            NoSuchUser => (550, Some((5, 1, 1)), "No such user here".into()),
             TooManyErrors => (
                 421,
                 Some((4, 7, 0)),

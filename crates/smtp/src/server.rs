@@ -17,7 +17,7 @@ use tracing::Instrument;
 
 use crate::config::SmtpConfig;
 use crate::error::SmtpError;
-use crate::handler::SubmissionHandler;
+use crate::handler::{InboundHandler, Mode, SubmissionHandler};
 use crate::reply::{Common, Reply};
 use crate::session::io::Stream;
 use crate::session::{Session, SessionEnd};
@@ -27,14 +27,17 @@ use crate::tls::ServerTls;
 /// What every session of a server shares.
 pub(crate) struct Shared {
     pub(crate) config: Arc<SmtpConfig>,
-    pub(crate) handler: Arc<dyn SubmissionHandler>,
+    pub(crate) mode: Mode,
     pub(crate) tls: ServerTls,
     pub(crate) throttle: AuthThrottle,
 }
 
-/// An SMTP submission server: one TLS certificate, one AUTH throttle and
-/// one connection limit, for any number of listeners (typically a STARTTLS
-/// one on 587 and an implicit-TLS one on 465). Cheap to clone.
+/// An SMTP server, either submission ([`SmtpServer::new`]) or inbound MX
+/// ([`SmtpServer::inbound`]): one mode, one TLS certificate, one AUTH
+/// throttle and one connection limit, for any number of listeners
+/// (typically, for submission, a STARTTLS one on 587 and an implicit-TLS
+/// one on 465; for inbound, a STARTTLS one on 25). Both modes run the same
+/// session code. Cheap to clone.
 #[derive(Clone)]
 pub struct SmtpServer {
     shared: Arc<Shared>,
@@ -42,19 +45,36 @@ pub struct SmtpServer {
 }
 
 impl SmtpServer {
-    /// Load (or, with [`crate::TlsSource::SelfSigned`], generate) the
-    /// certificate. Fails only on TLS set-up.
+    /// A submission server: AUTH, over TLS only, before MAIL. Loads (or,
+    /// with [`crate::TlsSource::SelfSigned`], generates) the certificate.
+    /// Fails only on TLS set-up.
     pub fn new(
         config: Arc<SmtpConfig>,
         handler: Arc<dyn SubmissionHandler>,
     ) -> Result<Self, SmtpError> {
+        Self::with_mode(config, Mode::Submission(handler))
+    }
+
+    /// An inbound (MX) server: AUTH is neither offered nor needed, the null
+    /// sender `<>` is accepted, STARTTLS is offered but optional, and every
+    /// recipient must pass [`InboundHandler::check_recipient`] at RCPT
+    /// time. Every other limit is that of submission. Fails only on TLS
+    /// set-up.
+    pub fn inbound(
+        config: Arc<SmtpConfig>,
+        handler: Arc<dyn InboundHandler>,
+    ) -> Result<Self, SmtpError> {
+        Self::with_mode(config, Mode::Inbound(handler))
+    }
+
+    fn with_mode(config: Arc<SmtpConfig>, mode: Mode) -> Result<Self, SmtpError> {
         let tls = ServerTls::load(&config.tls, &config.hostname)?;
         let connections = Arc::new(Semaphore::new(config.max_connections));
         let throttle = AuthThrottle::new(config.auth.clone());
         Ok(Self {
             shared: Arc::new(Shared {
                 config,
-                handler,
+                mode,
                 tls,
                 throttle,
             }),
@@ -67,14 +87,21 @@ impl SmtpServer {
         &self.shared.tls.chain
     }
 
-    /// Serve a plain listener (port 587 style: STARTTLS, then AUTH) until
-    /// `shutdown`, then wait for its sessions to end.
+    /// Whether this is an inbound (MX) server.
+    pub fn is_inbound(&self) -> bool {
+        matches!(self.shared.mode, Mode::Inbound(_))
+    }
+
+    /// Serve a plain listener (port 587 style: STARTTLS, then AUTH; or
+    /// port 25 for an inbound server) until `shutdown`, then wait for its
+    /// sessions to end.
     pub async fn serve(&self, listener: TcpListener, shutdown: CancellationToken) {
         self.accept_loop(listener, shutdown, false).await
     }
 
     /// Serve an implicit-TLS listener (port 465 style: the handshake comes
-    /// first) until `shutdown`, then wait for its sessions to end.
+    /// first) until `shutdown`, then wait for its sessions to end. Meant
+    /// for submission; MTAs do not use implicit TLS to reach an MX.
     pub async fn serve_implicit_tls(&self, listener: TcpListener, shutdown: CancellationToken) {
         self.accept_loop(listener, shutdown, true).await
     }
@@ -173,7 +200,12 @@ impl SmtpServer {
                     };
                     let server = self.clone();
                     let token = shutdown.clone();
-                    let span = tracing::info_span!("smtp", client = %peer.ip(), tls = implicit_tls);
+                    let span = tracing::info_span!(
+                        "smtp",
+                        mode = self.shared.mode.name(),
+                        client = %peer.ip(),
+                        tls = implicit_tls,
+                    );
                     sessions.spawn(
                         async move {
                             let _permit = permit;

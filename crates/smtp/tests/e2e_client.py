@@ -1,6 +1,7 @@
 """A real SMTP client (Python's smtplib) for the end-to-end tests.
 
-Usage: e2e_client.py PORT IMPLICIT_TLS_PORT SCENARIO
+Usage: e2e_client.py PORT IMPLICIT_TLS_PORT SCENARIO (the inbound scenario
+ignores IMPLICIT_TLS_PORT)
 Prints one JSON object with what the client saw. The server's certificate
 is self-signed, so verification is off.
 """
@@ -157,6 +158,56 @@ def implicit_tls(_, tls_port):
     s.sendmail(USER, ["a@example.org"], b"Subject: 465\r\n\r\nimplicit TLS\r\n")
     s.quit()
     return {"starttls": starttls}
+
+
+DSN = (
+    b"From: Mail Delivery System <MAILER-DAEMON@mx.example.org>\r\n"
+    b"To: b-msg1=rcpt.example.org@bounces.test\r\n"
+    b"Subject: Undelivered Mail Returned to Sender\r\n"
+    b"MIME-Version: 1.0\r\n"
+    b"Content-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\r\n"
+    b"\r\n"
+    b"--B\r\n"
+    b"\r\n"
+    b".a line that starts with a dot\r\n"
+    b"an odd\rline ending inside a line\r\n"
+    b"--B\r\n"
+    b"Content-Type: message/delivery-status\r\n"
+    b"\r\n"
+    b"Reporting-MTA: dns; mx.example.org\r\n"
+    b"\r\n"
+    b"Final-Recipient: rfc822; rcpt@example.org\r\n"
+    b"Action: failed\r\n"
+    b"Status: 5.1.1\r\n"
+    b"--B--\r\n"
+)
+
+
+def inbound_bounce(port, _):
+    """An MTA's bounce: MAIL FROM:<> without AUTH, to a VERP address (and
+    to a foreign one, which must be refused); then again over STARTTLS."""
+    s = smtplib.SMTP(HOST, port, timeout=20)
+    s.ehlo("mx.example.org")
+    features = sorted(s.esmtp_features)
+    refused = s.sendmail("", ["b-msg1=rcpt.example.org@bounces.test", "someone@example.com"], DSN)
+    try:
+        s.sendmail("", ["postmaster@example.net"], DSN)
+        foreign_only = None
+    except smtplib.SMTPRecipientsRefused as e:
+        foreign_only = {k: [v[0], v[1].decode()] for k, v in e.recipients.items()}
+    auth = s.docmd("AUTH", "PLAIN " + base64.b64encode(f"\0{USER}\0{PASS}".encode()).decode())[0]
+    s.starttls(context=ctx())
+    s.ehlo("mx.example.org")
+    tls_features = sorted(s.esmtp_features)
+    s.sendmail("", ["b-msg2=other.example.org@bounces.test"], DSN)
+    s.quit()
+    return {
+        "features": features,
+        "tls_features": tls_features,
+        "refused": {k: [v[0], v[1].decode()] for k, v in refused.items()},
+        "foreign_only": foreign_only,
+        "auth": auth,
+    }
 
 
 if __name__ == "__main__":

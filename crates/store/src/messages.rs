@@ -185,6 +185,27 @@ pub struct Suppression {
     pub created_at: Timestamp,
 }
 
+/// What an inbound report does, committed in one transaction.
+#[derive(Debug, Clone, Default)]
+pub struct InboundEffects {
+    pub events: Vec<NewEvent>,
+    /// (account, email, reason) to add to suppression lists.
+    pub suppress: Vec<(AccountId, String, String)>,
+    /// (account, email) soft bounces that count toward suppression.
+    pub soft: Vec<(AccountId, String)>,
+}
+
+/// A report nobody could be matched to, kept for the operator.
+#[derive(Debug, Clone, Serialize)]
+pub struct UnmatchedReport {
+    pub id: i64,
+    pub received_at: Timestamp,
+    pub kind: String,
+    pub reason: String,
+    pub envelope_to: String,
+    pub summary: String,
+}
+
 /// The sending side of the store. Each method is one transaction.
 #[async_trait]
 pub trait MessageStore: Send + Sync + 'static {
@@ -214,6 +235,8 @@ pub trait MessageStore: Send + Sync + 'static {
         soft_bounce_limit: u32,
     ) -> Result<()>;
     async fn next_outbound_due(&self) -> Result<Option<Timestamp>>;
+    /// Make every leased delivery due now (single-process startup).
+    async fn release_outbound_leases(&self, now: Timestamp) -> Result<u64>;
     fn outbound_notify(&self) -> std::sync::Arc<tokio::sync::Notify>;
 
     async fn list_suppressions(
@@ -232,4 +255,13 @@ pub trait MessageStore: Send + Sync + 'static {
         at: Timestamp,
     ) -> Result<Suppression>;
     async fn remove_suppression(&self, account: AccountId, email: String) -> Result<()>;
+
+    /// A recipient by its row id: the message (without its recipient list)
+    /// and the recipient's address.
+    async fn find_recipient(&self, recipient_id: i64) -> Result<Option<(MessageRecord, String)>>;
+    /// Messages with this Message-ID header (normally one).
+    async fn find_by_smtp_id(&self, smtp_message_id: String) -> Result<Vec<MessageRecord>>;
+    async fn record_inbound(&self, effects: InboundEffects, soft_bounce_limit: u32) -> Result<()>;
+    async fn record_unmatched(&self, report: UnmatchedReport) -> Result<()>;
+    async fn list_unmatched(&self, limit: u32) -> Result<Vec<UnmatchedReport>>;
 }

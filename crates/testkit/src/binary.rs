@@ -11,6 +11,8 @@ pub struct Binary {
     pub exe: PathBuf,
     pub data_dir: PathBuf,
     pub addr: SocketAddr,
+    /// The SMTP submission listener.
+    pub smtp_addr: Option<SocketAddr>,
     /// The key printed on first start.
     pub key: String,
     env: Vec<(String, String)>,
@@ -25,6 +27,7 @@ impl Binary {
             exe: exe.as_ref().to_path_buf(),
             data_dir: data_dir.as_ref().to_path_buf(),
             addr: "127.0.0.1:0".parse().expect("addr"),
+            smtp_addr: None,
             key: String::new(),
             env: env
                 .iter()
@@ -42,6 +45,8 @@ impl Binary {
             .env("TIDINGS_DATA_DIR", &self.data_dir)
             .env("TIDINGS_HTTP__LISTEN", "127.0.0.1:0")
             .env("TIDINGS_SMTP__LISTEN", "127.0.0.1:0")
+            .env("TIDINGS_INBOUND__LISTEN", "127.0.0.1:0")
+            .env("TIDINGS_HOSTNAME", "tidings.test")
             .env("TIDINGS_WEBHOOKS__ALLOW_LOOPBACK", "true")
             .env("TIDINGS_LOG__LEVEL", "warn")
             .stdout(Stdio::piped())
@@ -59,6 +64,9 @@ impl Binary {
                 .expect("read stdout");
             if let Some(k) = line.strip_prefix("api key (shown once): ") {
                 self.key = k.trim().to_string();
+            }
+            if let Some(rest) = line.strip_prefix("smtp submission (STARTTLS") {
+                self.smtp_addr = rest.rsplit(' ').next().and_then(|a| a.parse().ok());
             }
             if let Some(a) = line.strip_prefix("listening on http://") {
                 self.addr = a.trim().parse().expect("address");

@@ -27,7 +27,9 @@ pub struct FakeDns {
 impl FakeDns {
     /// Serve `zones` (names without the trailing dot); other names are NXDOMAIN.
     pub async fn start(zones: HashMap<String, Zone>) -> Self {
-        let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        let sock = tokio::net::UdpSocket::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = sock.local_addr().expect("addr");
         let zones = Arc::new(zones);
         let task = tokio::spawn(async move {

@@ -55,6 +55,10 @@ pub struct InProcess {
     pub api: Api,
     pub config: tidings::Config,
     pub dir: tempfile::TempDir,
+    /// The DNS server outbound mail resolves through (every name is
+    /// NXDOMAIN unless a test points `outbound.nameservers` elsewhere), so
+    /// no test ever asks the Internet.
+    pub dns: dns::FakeDns,
 }
 
 impl InProcess {
@@ -68,6 +72,10 @@ impl InProcess {
         };
         config.http.listen = "127.0.0.1:0".parse().expect("addr");
         config.smtp.listen = Some("127.0.0.1:0".parse().expect("addr"));
+        config.inbound.listen = Some("127.0.0.1:0".parse().expect("addr"));
+        config.hostname = "tidings.test".into();
+        let dns = dns::FakeDns::start(Default::default()).await;
+        config.outbound.nameservers = vec![dns.addr];
         config.webhooks.allow_loopback = true;
         config.storage.durability = tidings::config::Durability::Normal;
         tweak(&mut config);
@@ -88,6 +96,7 @@ impl InProcess {
             api,
             config,
             dir,
+            dns,
         }
     }
 

@@ -27,6 +27,32 @@ pub struct Config {
     pub log: LogConfig,
     pub outbound: OutboundSettings,
     pub smtp: SmtpSettings,
+    pub inbound: InboundSettings,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InboundSettings {
+    /// The inbound MX (bounces and feedback-loop reports); unset disables it.
+    pub listen: Option<SocketAddr>,
+    /// Domain of VERP return paths (`b-<token>@<domain>`); point its MX at
+    /// the inbound listener. Defaults to `hostname`. Empty disables VERP.
+    pub bounce_domain: Option<String>,
+    /// Addresses feedback-loop reports are sent to.
+    pub feedback_addresses: Vec<String>,
+    /// A complaint also records an `unsubscribe` with method `complaint`.
+    pub complaint_unsubscribes: bool,
+}
+
+impl Default for InboundSettings {
+    fn default() -> Self {
+        Self {
+            listen: Some("127.0.0.1:2525".parse().expect("valid address")),
+            bounce_domain: None,
+            feedback_addresses: Vec::new(),
+            complaint_unsubscribes: false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -171,6 +197,7 @@ impl Default for Config {
             log: LogConfig::default(),
             outbound: OutboundSettings::default(),
             smtp: SmtpSettings::default(),
+            inbound: InboundSettings::default(),
         }
     }
 }
@@ -258,6 +285,18 @@ impl Config {
 
     pub fn database_path(&self) -> PathBuf {
         self.data_dir.join("tidings.db")
+    }
+
+    /// The VERP bounce domain, if VERP is on.
+    pub fn bounce_domain(&self) -> Option<String> {
+        match &self.inbound.bounce_domain {
+            Some(d) if d.is_empty() => None,
+            Some(d) => Some(d.clone()),
+            // A bare host name (`localhost`) cannot receive mail from the
+            // Internet: no VERP until a bounce domain is configured.
+            None if !self.hostname.contains('.') => None,
+            None => Some(self.hostname.clone()),
+        }
     }
 
     pub fn webhook_timeout(&self) -> Duration {

@@ -9,6 +9,7 @@
 //! `App` in-process (optionally with a manual clock) or run the binary.
 
 pub mod config;
+mod inbound;
 mod submission;
 
 use std::net::SocketAddr;
@@ -37,6 +38,8 @@ pub struct RunningApp {
     pub smtp_addr: Option<SocketAddr>,
     /// The implicit-TLS submission listener, when enabled.
     pub smtps_addr: Option<SocketAddr>,
+    /// The inbound MX, when enabled.
+    pub inbound_addr: Option<SocketAddr>,
     pub metrics: Arc<Metrics>,
     shutdown: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
@@ -84,12 +87,17 @@ impl App {
             pause_after: config.webhooks.pause_after,
             hostname: config.hostname.clone(),
             retention: Duration::from_secs(u64::from(config.retention.days) * 86_400),
+            complaint_unsubscribes: config.inbound.complaint_unsubscribes,
             ..CoreConfig::default()
         };
+        let verp = verp_codec(config)?;
         let metrics = Arc::new(Metrics::new());
-        let app = Tidings::new(store.clone(), clock.clone(), core_cfg)
+        let mut app = Tidings::new(store.clone(), clock.clone(), core_cfg)
             .with_metrics(metrics.clone())
             .with_messages(store.clone());
+        if let Some(v) = &verp {
+            app = app.with_verp(v.clone());
+        }
         let client = WebhookClient::new(ClientConfig {
             timeout: config.webhook_timeout(),
             policy,
@@ -135,7 +143,7 @@ impl App {
             }
         }));
         tasks.push(tokio::spawn(dispatcher.run(shutdown.clone())));
-        let outbound = outbound_worker(config, store.clone(), clock.clone())?;
+        let outbound = outbound_worker(config, store.clone(), clock.clone(), verp.clone())?;
         tasks.push(tokio::spawn(outbound.run(shutdown.clone())));
 
         let smtp = tidings_smtp::SmtpServer::new(
@@ -162,6 +170,31 @@ impl App {
             let (server, token) = (smtp.clone(), shutdown.clone());
             tasks.push(tokio::spawn(async move { server.serve(l, token).await }));
         }
+        let mut inbound_addr = None;
+        if let Some(listen) = config.inbound.listen {
+            let mx = tidings_smtp::SmtpServer::inbound(
+                Arc::new(tidings_smtp::SmtpConfig {
+                    hostname: config.hostname.clone(),
+                    ..tidings_smtp::SmtpConfig::default()
+                }),
+                Arc::new(inbound::Handler {
+                    app: app.clone(),
+                    feedback: config
+                        .inbound
+                        .feedback_addresses
+                        .iter()
+                        .map(|a| a.to_ascii_lowercase())
+                        .collect(),
+                }),
+            )
+            .context("setting up the inbound MX")?;
+            let l = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("binding the inbound MX on {listen}"))?;
+            inbound_addr = Some(l.local_addr()?);
+            let token = shutdown.clone();
+            tasks.push(tokio::spawn(async move { mx.serve(l, token).await }));
+        }
         let mut smtps_addr = None;
         if let Some(listen) = config.smtp.tls_listen {
             let l = tokio::net::TcpListener::bind(listen)
@@ -184,6 +217,7 @@ impl App {
             addr,
             smtp_addr,
             smtps_addr,
+            inbound_addr,
             metrics,
             shutdown,
             tasks,
@@ -195,6 +229,7 @@ fn outbound_worker(
     config: &Config,
     store: Arc<SqliteStore>,
     clock: Arc<dyn Clock>,
+    verp: Option<Arc<tidings_mail::verp::VerpCodec>>,
 ) -> anyhow::Result<tidings_outbound::Worker> {
     let o = &config.outbound;
     let cfg = tidings_outbound::OutboundConfig {
@@ -214,9 +249,35 @@ fn outbound_worker(
         per_destination: o.per_destination.max(1),
         timeout: Duration::from_secs(o.timeout_secs.max(1)),
         max_age: Duration::from_secs(u64::from(o.max_age_hours) * 3600),
+        verp,
+        release_leases_on_start: true,
         ..Default::default()
     };
     tidings_outbound::Worker::new(store, clock, cfg).context("starting outbound delivery")
+}
+
+/// The VERP codec, its key kept in the data directory (created on first
+/// start).
+pub fn verp_codec(config: &Config) -> anyhow::Result<Option<Arc<tidings_mail::verp::VerpCodec>>> {
+    let Some(domain) = config.bounce_domain() else {
+        return Ok(None);
+    };
+    std::fs::create_dir_all(&config.data_dir)?;
+    let path = config.data_dir.join("verp.key");
+    let key = match std::fs::read(&path) {
+        Ok(k) if k.len() >= 32 => k,
+        _ => {
+            let mut k = vec![0u8; 32];
+            rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut k);
+            let tmp = path.with_extension("tmp");
+            std::fs::write(&tmp, &k)?;
+            std::fs::rename(&tmp, &path)?;
+            k
+        }
+    };
+    let codec = tidings_mail::verp::VerpCodec::new(&key, &domain)
+        .map_err(|e| anyhow::anyhow!("bounce domain {domain}: {e}"))?;
+    Ok(Some(Arc::new(codec)))
 }
 
 /// Open the configured store (the event log and the messages live in it).

@@ -34,6 +34,13 @@ enum Command {
     Key(KeyCmd),
     /// Validate the configuration and print it with defaults filled in.
     CheckConfig,
+    /// Process one bounce or feedback-loop report read from standard input
+    /// (for operators whose MX is another MTA).
+    Inbound {
+        /// The address the report was delivered to (the VERP address).
+        #[arg(long)]
+        to: Vec<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -91,6 +98,18 @@ async fn main() -> anyhow::Result<()> {
     let cfg = Config::load(cli.config.as_deref())?;
     match cli.command {
         Command::Serve => serve(cfg).await,
+        Command::Inbound { to } => {
+            use std::io::Read;
+            let mut raw = Vec::new();
+            std::io::stdin().read_to_end(&mut raw)?;
+            let mut app = admin(&cfg)?;
+            if let Some(v) = tidings::verp_codec(&cfg)? {
+                app = app.with_verp(v);
+            }
+            let summary = app.receive_report(&raw, &to, None).await?;
+            println!("{}", serde_json::to_string(&summary)?);
+            Ok(())
+        }
         Command::CheckConfig => {
             println!("{}", serde_json::to_string_pretty(&cfg)?);
             Ok(())
@@ -165,6 +184,9 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     }
     if let Some(a) = running.smtp_addr {
         println!("smtp submission (STARTTLS, user `apikey`, password: an API key) on {a}");
+    }
+    if let Some(a) = running.inbound_addr {
+        println!("inbound mx (bounces, feedback loops) on {a}");
     }
     if let Some(a) = running.smtps_addr {
         println!("smtp submission (implicit TLS) on {a}");

@@ -29,6 +29,11 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/v1/messages/{id}", get(read))
         .route(
+            "/v1/inbound",
+            axum::routing::post(inbound)
+                .layer(axum::extract::DefaultBodyLimit::max(MAX_MESSAGE_BODY)),
+        )
+        .route(
             "/v1/suppressions",
             get(list_suppressions).post(add_suppression),
         )
@@ -93,6 +98,24 @@ async fn read(
         })).collect::<Vec<_>>(),
         "events": events.iter().map(|e| e.to_json(None)).collect::<Vec<_>>(),
     })))
+}
+
+/// A bounce or feedback-loop report received by another MTA, posted raw.
+/// Only this account's messages are affected.
+async fn inbound(
+    State(st): State<AppState>,
+    Auth(account): Auth,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    if body.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_message",
+            "post the report as the raw message",
+        ));
+    }
+    let summary = st.app.receive_report(&body, &[], Some(account)).await?;
+    Ok((StatusCode::ACCEPTED, Json(json!(summary))))
 }
 
 fn suppression_json(s: &Suppression) -> Value {

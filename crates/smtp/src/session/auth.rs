@@ -1,6 +1,7 @@
 //! AUTH PLAIN and LOGIN (RFC 4954), only over TLS. Failures are delayed,
 //! counted per session and per client IP, and end the session past the
 //! limits; a throttled IP is refused before its credentials are read.
+//! An inbound MX does not offer AUTH: there it is `502`.
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -9,6 +10,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::io::Line;
 use super::{Session, SessionEnd, Step};
+use crate::handler::Mode;
 use crate::reply::{Common, Reply};
 
 /// The result of the SASL exchange.
@@ -27,6 +29,10 @@ enum Creds {
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     pub(super) async fn auth(&mut self, mechanism: u64, initial: String) -> Step {
+        let handler = match &self.shared.mode {
+            Mode::Submission(h) => h.clone(),
+            Mode::Inbound(_) => return self.error(Common::NotImplemented),
+        };
         if !matches!(self.helo, Some((_, true))) {
             return self.error(Common::BadSequence("Send EHLO first"));
         }
@@ -53,17 +59,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         let user = match creds {
             Creds::Answered => return Ok(()),
             Creds::Refused { user } => user,
-            Creds::Given { user, pass } => {
-                match self.shared.handler.authenticate(&user, &pass).await {
-                    Some(account) => {
-                        tracing::info!(client = %self.client_ip, user = ?user, %account, "smtp auth succeeded");
-                        self.account = Some(account);
-                        self.reply(Common::AuthSucceeded);
-                        return Ok(());
-                    }
-                    None => user,
+            Creds::Given { user, pass } => match handler.authenticate(&user, &pass).await {
+                Some(account) => {
+                    tracing::info!(client = %self.client_ip, user = ?user, %account, "smtp auth succeeded");
+                    self.account = Some(account);
+                    self.reply(Common::AuthSucceeded);
+                    return Ok(());
                 }
-            }
+                None => user,
+            },
         };
         self.failed(&user).await
     }

@@ -1,13 +1,20 @@
 //! DATA: read the message to its end, whatever happens, and hand it to the
 //! handler only if every rule held. `250` only after the handler has
 //! stored it; a client that disconnects mid-DATA leaves nothing behind.
+//!
+//! Framing is the same in both modes: only `CRLF.CRLF` ends the data, and
+//! a line ended by a bare LF, or longer than 998 octets, makes the message
+//! `554 5.6.0`. A CR not followed by LF is content, never framing, and is
+//! kept as it came. The one difference: an inbound MX accepts 8-bit
+//! headers without SMTPUTF8, since what it receives is parsed, never
+//! relayed.
 
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::io::Line;
-use super::{Session, Step};
-use crate::handler::Submission;
+use super::{Session, Step, Transaction};
+use crate::handler::{InboundMessage, Mode, Submission};
 use crate::reply::{Common, Reply};
 
 /// RFC 5322 section 2.1.1: at most 998 octets before the CRLF.
@@ -23,9 +30,7 @@ struct Received {
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     pub(super) async fn data(&mut self) -> Step {
         // Whatever happens from here, the transaction ends with this DATA.
-        let (Some(account), Some(tx)) =
-            (self.account, self.tx.take_if(|tx| !tx.rcpt_to.is_empty()))
-        else {
+        let Some(tx) = self.tx.take_if(|tx| !tx.rcpt_to.is_empty()) else {
             return self.error(Common::BadSequence(if self.tx.is_some() {
                 "Need RCPT before DATA"
             } else {
@@ -34,11 +39,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         };
         self.reply(Common::StartData);
         let received = self.receive().await?;
-        let reply: Reply = match received {
+        let reply = match received {
             Err(refusal) => refusal.into(),
-            Ok(msg) if msg.eight_bit_headers && !tx.smtputf8 => Common::EightBitHeaders.into(),
-            Ok(msg) => {
-                let size = msg.raw.len();
+            Ok(msg) => self.hand_over(tx, msg).await,
+        };
+        self.reply(reply);
+        Ok(())
+    }
+
+    /// Give a message that met every framing rule to the handler of this
+    /// mode; the reply to the end of DATA.
+    async fn hand_over(&mut self, tx: Transaction, msg: Received) -> Reply {
+        let size = msg.raw.len();
+        let client = self.client_ip;
+        let tls = self.conn.is_tls();
+        let accepted = match (&self.shared.mode, tx.account) {
+            (Mode::Submission(_), _) if msg.eight_bit_headers && !tx.smtputf8 => {
+                return Common::EightBitHeaders.into();
+            }
+            (Mode::Submission(h), Some(account)) => {
                 let submission = Submission {
                     account,
                     mail_from: tx.mail_from,
@@ -46,20 +65,42 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                     raw: msg.raw.freeze(),
                     smtputf8: tx.smtputf8,
                     body_8bit: tx.body_8bitmime || msg.eight_bit_body,
-                    client_ip: self.client_ip,
-                    tls: self.conn.is_tls(),
+                    client_ip: client,
+                    tls,
                 };
-                match self.shared.handler.accept(submission).await {
-                    Ok(id) => {
-                        tracing::info!(client = %self.client_ip, %account, message = %id, size, "smtp message accepted");
-                        Common::Queued(id).into()
-                    }
-                    Err(reply) => reply,
+                let accepted = h.accept(submission).await;
+                if let Ok(id) = &accepted {
+                    tracing::info!(%client, %account, message = %id, size, "smtp message accepted");
                 }
+                accepted
             }
+            (Mode::Inbound(h), _) => {
+                let message = InboundMessage {
+                    mail_from: tx.mail_from,
+                    rcpt_to: tx.rcpt_to,
+                    raw: msg.raw.freeze(),
+                    client_ip: client,
+                    tls,
+                    helo: self
+                        .helo
+                        .as_ref()
+                        .map(|(h, _)| h.clone())
+                        .unwrap_or_default(),
+                };
+                let (from, rcpts) = (message.mail_from.clone(), message.rcpt_to.len());
+                let accepted = h.accept(message).await;
+                if let Ok(id) = &accepted {
+                    tracing::info!(%client, from = ?from, rcpts, message = %id, size, tls, "inbound message accepted");
+                }
+                accepted
+            }
+            // MAIL does not start a submission transaction without AUTH.
+            (Mode::Submission(_), None) => return Common::AuthRequired.into(),
         };
-        self.reply(reply);
-        Ok(())
+        match accepted {
+            Ok(id) => Common::Queued(id).into(),
+            Err(reply) => reply,
+        }
     }
 
     /// Read up to `CRLF.CRLF`, unstuffing dots. Past the first broken rule

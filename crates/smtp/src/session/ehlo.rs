@@ -7,7 +7,8 @@ use crate::reply::Reply;
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     /// EHLO (`esmtp`) or HELO. Either one ends a transaction in progress.
-    /// AUTH is offered only once TLS is active, STARTTLS only until then.
+    /// STARTTLS is offered until TLS is active; AUTH only once it is, and
+    /// never by an inbound MX.
     pub(super) fn ehlo(&mut self, host: String, esmtp: bool) -> Step {
         self.tx = None;
         let mut lines = vec![format!("{} greets {}", self.hostname(), host)];
@@ -19,10 +20,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 "SMTPUTF8".into(),
                 "ENHANCEDSTATUSCODES".into(),
             ]);
-            if self.conn.is_tls() {
-                lines.push("AUTH PLAIN LOGIN".into());
-            } else {
+            if !self.conn.is_tls() {
                 lines.push("STARTTLS".into());
+            } else if !self.inbound() {
+                lines.push("AUTH PLAIN LOGIN".into());
             }
         }
         self.helo = Some((host, esmtp));

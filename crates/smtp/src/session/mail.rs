@@ -1,5 +1,7 @@
-//! MAIL FROM: starts a transaction, only for an authenticated client — the
-//! submission server never relays for anyone else.
+//! MAIL FROM: starts a transaction. On submission only for an
+//! authenticated client — the submission server never relays for anyone
+//! else. On an inbound MX for anyone, the null sender `<>` included (every
+//! DSN has it): there RCPT is what keeps it from being a relay.
 
 use smtp_proto::{
     MailFrom, MAIL_BODY_7BIT, MAIL_BODY_8BITMIME, MAIL_BODY_BINARYMIME, MAIL_CONPERM,
@@ -8,6 +10,7 @@ use smtp_proto::{
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::{Session, Step, Transaction};
+use crate::handler::Mode;
 use crate::reply::Common;
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
@@ -15,9 +18,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         if self.helo.is_none() {
             return self.error(Common::BadSequence("Send EHLO first"));
         }
-        if self.account.is_none() {
-            return self.error(Common::AuthRequired);
-        }
+        let account = match (&self.shared.mode, self.account) {
+            (Mode::Submission(_), None) => return self.error(Common::AuthRequired),
+            (Mode::Submission(_), account) => account,
+            (Mode::Inbound(_), _) => None,
+        };
         if self.tx.is_some() {
             return self.error(Common::BadSequence("Nested MAIL command"));
         }
@@ -37,6 +42,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             return Ok(());
         }
         self.tx = Some(Transaction {
+            account,
             mail_from: from.address,
             smtputf8,
             body_8bitmime: from.flags & MAIL_BODY_8BITMIME != 0,

@@ -24,7 +24,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     }
 
     pub(super) fn help(&mut self) -> Step {
-        self.reply(Common::Help);
+        self.reply(if self.inbound() {
+            Common::InboundHelp
+        } else {
+            Common::Help
+        });
         Ok(())
     }
 

@@ -5,6 +5,10 @@
 //! State machine: greeting → EHLO/HELO → (STARTTLS → EHLO) → AUTH →
 //! MAIL → RCPT… → DATA → back to "authenticated, no transaction". A
 //! command out of order gets `503 5.5.1` and changes nothing.
+//!
+//! The inbound (MX) mode is the same machine without the AUTH step: the
+//! few places that differ (`ehlo.rs`, `auth.rs`, `mail.rs`, `rcpt.rs`,
+//! `data.rs`, HELP) match on [`Mode`], everything else is shared.
 
 mod auth;
 mod data;
@@ -25,6 +29,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::handler::Mode;
 use crate::reply::{Common, Reply};
 use crate::server::Shared;
 use io::{Conn, Line, Stream};
@@ -76,6 +81,8 @@ type Step = Result<(), SessionEnd>;
 
 /// A mail transaction: from MAIL to the end of DATA (or RSET).
 struct Transaction {
+    /// The authenticated account (submission); `None` on an inbound MX.
+    account: Option<AccountId>,
     mail_from: String,
     smtputf8: bool,
     body_8bitmime: bool,
@@ -136,6 +143,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         self.conn.close().await;
         tracing::debug!(client = %self.client_ip, ?end, "smtp session ended");
         end
+    }
+
+    fn inbound(&self) -> bool {
+        matches!(self.shared.mode, Mode::Inbound(_))
     }
 
     fn hostname(&self) -> &str {

@@ -48,28 +48,34 @@ async fn start(config: SmtpConfig) -> Tcp {
     }
 }
 
+/// Run one scenario of tests/e2e_client.py against these ports; what the
+/// client printed.
+pub(super) async fn python(port: u16, tls_port: u16, scenario: &str) -> Value {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e_client.py");
+    let out = tokio::process::Command::new("python3")
+        .arg(script)
+        .arg(port.to_string())
+        .arg(tls_port.to_string())
+        .arg(scenario)
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(DEADLINE * 3, out)
+        .await
+        .expect("client finished in time")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{scenario} failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(stdout.trim()).unwrap()
+}
+
 impl Tcp {
     async fn python(&self, scenario: &str) -> Value {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e_client.py");
-        let out = tokio::process::Command::new("python3")
-            .arg(script)
-            .arg(self.port.to_string())
-            .arg(self.tls_port.to_string())
-            .arg(scenario)
-            .stdin(Stdio::null())
-            .kill_on_drop(true)
-            .output();
-        let out = tokio::time::timeout(DEADLINE * 3, out)
-            .await
-            .expect("client finished in time")
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "{scenario} failed: {stdout}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_str(stdout.trim()).unwrap()
+        python(self.port, self.tls_port, scenario).await
     }
 
     /// Stop the listeners and wait until every session has ended.

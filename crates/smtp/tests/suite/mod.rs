@@ -2,6 +2,7 @@ mod auth;
 mod basics;
 mod data;
 mod e2e;
+mod inbound;
 mod limits;
 mod support;
 mod tls;

@@ -1,5 +1,7 @@
+use std::collections::hash_map::{Entry, HashMap};
+
 use rusqlite::{params, Connection, OptionalExtension, Row};
-use tidings_types::{AccountId, Event, EventId, NewEvent, WebhookId};
+use tidings_types::{AccountId, Event, EventId, EventType, NewEvent, WebhookId};
 
 use super::{ms, parse_col, ts};
 use crate::{Result, StoreError};
@@ -71,13 +73,22 @@ pub fn record(c: &Connection, events: Vec<NewEvent>) -> Result<Vec<Event>> {
 }
 
 /// [`record`] of events serialised beforehand.
+///
+/// The subscriptions of each (account, type) are read once per call and the
+/// jobs inserted one row at a time. An `INSERT … SELECT` per event would
+/// do the same work, but SQLite gives every multi-row statement a
+/// statement journal that copies each page it touches, which made up a
+/// good part of the cost of recording.
 pub fn record_encoded(c: &Connection, events: Vec<Encoded>) -> Result<Vec<Event>> {
     let mut out = Vec::with_capacity(events.len());
-    let mut fanout = c.prepare_cached(
-        "INSERT INTO jobs (webhook_id, event_seq, event_type, kind, due_at, held)
-         SELECT webhook_id, ?1, event_type, 'live', ?2, paused FROM webhook_types
-         WHERE account_id = ?3 AND event_type = ?4",
+    let mut subscribers = c.prepare_cached(
+        "SELECT webhook_id, paused FROM webhook_types WHERE account_id = ?1 AND event_type = ?2",
     )?;
+    let mut enqueue = c.prepare_cached(
+        "INSERT INTO jobs (webhook_id, event_seq, event_type, kind, due_at, held)
+         VALUES (?1, ?2, ?3, 'live', ?4, ?5)",
+    )?;
+    let mut fanout: HashMap<(AccountId, EventType), Vec<(String, bool)>> = HashMap::new();
     // Producers record events of one account at a time: format its id once.
     let mut account: Option<(AccountId, String)> = None;
     for e in events {
@@ -87,12 +98,24 @@ pub fn record_encoded(c: &Connection, events: Vec<Encoded>) -> Result<Vec<Event>
         }
         let acc = account.as_ref().map_or("", |(_, text)| text.as_str());
         let ev = insert(c, e, acc, false)?;
-        fanout.execute(params![
-            ev.seq,
-            ms(ev.timestamp),
-            acc,
-            ev.event_type.as_str()
-        ])?;
+        let subs = match fanout.entry((ev.account_id, ev.event_type)) {
+            Entry::Occupied(known) => known.into_mut(),
+            Entry::Vacant(new) => {
+                let rows = subscribers.query_map(params![acc, ev.event_type.as_str()], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?;
+                new.insert(rows.collect::<rusqlite::Result<_>>()?)
+            }
+        };
+        for (webhook, paused) in subs.iter() {
+            enqueue.execute(params![
+                webhook,
+                ev.seq,
+                ev.event_type.as_str(),
+                ms(ev.timestamp),
+                paused
+            ])?;
+        }
         out.push(ev);
     }
     Ok(out)

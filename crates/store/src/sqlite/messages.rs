@@ -41,6 +41,8 @@ CREATE TABLE recipients (
     attempts INTEGER NOT NULL DEFAULT 0,
     first_attempt_at INTEGER,
     due_at INTEGER,
+    -- Leased to a worker; due_at is then the lease's expiry.
+    leased INTEGER NOT NULL DEFAULT 0,
     last_response TEXT,
     updated_at INTEGER NOT NULL
 );
@@ -64,6 +66,17 @@ CREATE TABLE soft_bounces (
 ) WITHOUT ROWID;
 
 CREATE INDEX events_message ON events(account_id, json_extract(data, '$.message_id'));
+CREATE INDEX messages_smtp_id ON messages(smtp_message_id);
+
+-- Inbound reports that matched no message, for the operator.
+CREATE TABLE inbound_unmatched (
+    id INTEGER PRIMARY KEY,
+    received_at INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    envelope_to TEXT NOT NULL,
+    summary TEXT NOT NULL
+);
 "#;
 
 const MSG_COLS: &str = "id, account_id, created_at, source, mail_from, from_addr, subject, \
@@ -229,7 +242,7 @@ fn lease(c: &Connection, now: Timestamp, until: Timestamp, limit: u32) -> Result
             raw: raw.into(),
         });
     }
-    let mut up = c.prepare_cached("UPDATE recipients SET due_at = ?2 WHERE id = ?1")?;
+    let mut up = c.prepare_cached("UPDATE recipients SET due_at = ?2, leased = 1 WHERE id = ?1")?;
     for j in &jobs {
         up.execute(params![j.recipient_id, ms(until)])?;
     }
@@ -284,7 +297,7 @@ fn complete(c: &Connection, results: Vec<OutboundResult>, soft_limit: u32) -> Re
         let now = r.event.timestamp;
         c.prepare_cached(
             "UPDATE recipients SET status = ?2, attempts = attempts + 1,
-               first_attempt_at = COALESCE(first_attempt_at, ?3), due_at = ?4,
+               first_attempt_at = COALESCE(first_attempt_at, ?3), due_at = ?4, leased = 0,
                last_response = ?5, updated_at = ?3 WHERE id = ?1",
         )?
         .execute(params![
@@ -299,17 +312,11 @@ fn complete(c: &Connection, results: Vec<OutboundResult>, soft_limit: u32) -> Re
         if r.status == RecipientStatus::Sent {
             c.prepare_cached("DELETE FROM soft_bounces WHERE account_id = ?1 AND email = ?2")?
                 .execute(params![account, r.email])?;
-        } else if r.soft_failure {
-            let n: u32 = c
-                .prepare_cached(
-                    "INSERT INTO soft_bounces (account_id, email, count) VALUES (?1, ?2, 1)
-                     ON CONFLICT (account_id, email) DO UPDATE SET count = count + 1
-                     RETURNING count",
-                )?
-                .query_row(params![account, r.email], |row| row.get(0))?;
-            if n >= soft_limit && suppress.is_none() {
-                suppress = Some("soft_bounces".to_string());
-            }
+        } else if r.soft_failure
+            && count_soft(c, r.account_id, &r.email)? >= soft_limit
+            && suppress.is_none()
+        {
+            suppress = Some("soft_bounces".to_string());
         }
         if let Some(reason) = suppress {
             add_suppression(c, r.account_id, &r.email, &reason, now)?;
@@ -318,6 +325,43 @@ fn complete(c: &Connection, results: Vec<OutboundResult>, soft_limit: u32) -> Re
     }
     super::events::record(c, events)?;
     Ok(())
+}
+
+/// Count one more consecutive soft bounce; the new count.
+fn count_soft(c: &Connection, account: AccountId, email: &str) -> Result<u32> {
+    Ok(c.prepare_cached(
+        "INSERT INTO soft_bounces (account_id, email, count) VALUES (?1, ?2, 1)
+             ON CONFLICT (account_id, email) DO UPDATE SET count = count + 1
+             RETURNING count",
+    )?
+    .query_row(params![account.to_string(), email], |row| row.get(0))?)
+}
+
+fn record_inbound(c: &Connection, fx: InboundEffects, soft_limit: u32) -> Result<()> {
+    let now = fx.events.first().map(|e| e.timestamp);
+    for (account, email) in &fx.soft {
+        if count_soft(c, *account, email)? >= soft_limit {
+            add_suppression(c, *account, email, "soft_bounces", now.unwrap_or_default())?;
+        }
+    }
+    for (account, email, reason) in &fx.suppress {
+        add_suppression(c, *account, email, reason, now.unwrap_or_default())?;
+    }
+    if !fx.events.is_empty() {
+        super::events::record(c, fx.events)?;
+    }
+    Ok(())
+}
+
+fn unmatched_row(r: &Row) -> rusqlite::Result<UnmatchedReport> {
+    Ok(UnmatchedReport {
+        id: r.get(0)?,
+        received_at: ts(r.get(1)?),
+        kind: r.get(2)?,
+        reason: r.get(3)?,
+        envelope_to: r.get(4)?,
+        summary: r.get(5)?,
+    })
 }
 
 fn suppression_row(r: &Row) -> rusqlite::Result<Suppression> {
@@ -385,6 +429,16 @@ impl MessageStore for SqliteStore {
         })
         .await
     }
+    async fn release_outbound_leases(&self, now: Timestamp) -> Result<u64> {
+        let n = self.outbound_notify.clone();
+        self.write_notify(Some(n), move |c| {
+            Ok(
+                c.prepare_cached("UPDATE recipients SET due_at = ?1, leased = 0 WHERE leased = 1")?
+                    .execute([ms(now)])? as u64,
+            )
+        })
+        .await
+    }
     fn outbound_notify(&self) -> Arc<Notify> {
         self.outbound_notify.clone()
     }
@@ -429,6 +483,75 @@ impl MessageStore for SqliteStore {
             )?
             .query_row(params![account.to_string(), email], suppression_row)
             .map_err(Into::into)
+        })
+        .await
+    }
+    async fn find_recipient(&self, recipient_id: i64) -> Result<Option<(MessageRecord, String)>> {
+        self.read(move |c| {
+            let row: Option<(String, String, String)> = c
+                .prepare_cached(
+                    "SELECT message_id, account_id, email FROM recipients WHERE id = ?1",
+                )?
+                .query_row([recipient_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .optional()?;
+            let Some((mid, account, email)) = row else {
+                return Ok(None);
+            };
+            let account: AccountId = account
+                .parse()
+                .map_err(|_| StoreError::Corrupt("account id".into()))?;
+            let id: MessageId = mid
+                .parse()
+                .map_err(|_| StoreError::Corrupt("message id".into()))?;
+            let mut m = get(c, account, id)?;
+            m.recipients.clear();
+            Ok(Some((m, email)))
+        })
+        .await
+    }
+    async fn find_by_smtp_id(&self, smtp_message_id: String) -> Result<Vec<MessageRecord>> {
+        self.read(move |c| {
+            let mut st = c.prepare_cached(&format!(
+                "SELECT {MSG_COLS} FROM messages WHERE smtp_message_id = ?1 LIMIT 10"
+            ))?;
+            let rows = st.query_map([smtp_message_id], message_row)?;
+            let mut out: Vec<MessageRecord> = rows.collect::<rusqlite::Result<_>>()?;
+            for m in &mut out {
+                m.recipients = recipients_of(c, &m.id.to_string())?;
+            }
+            Ok(out)
+        })
+        .await
+    }
+    async fn record_inbound(&self, effects: InboundEffects, soft_limit: u32) -> Result<()> {
+        self.write(true, move |c| record_inbound(c, effects, soft_limit))
+            .await
+    }
+    async fn record_unmatched(&self, r: UnmatchedReport) -> Result<()> {
+        self.write(false, move |c| {
+            c.prepare_cached(
+                "INSERT INTO inbound_unmatched (received_at, kind, reason, envelope_to, summary)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![
+                ms(r.received_at),
+                r.kind,
+                r.reason,
+                r.envelope_to,
+                r.summary
+            ])?;
+            Ok(())
+        })
+        .await
+    }
+    async fn list_unmatched(&self, limit: u32) -> Result<Vec<UnmatchedReport>> {
+        self.read(move |c| {
+            let mut st = c.prepare_cached(
+                "SELECT id, received_at, kind, reason, envelope_to, summary FROM inbound_unmatched
+                 ORDER BY id DESC LIMIT ?1",
+            )?;
+            let rows = st.query_map([limit], unmatched_row)?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
         })
         .await
     }

@@ -33,6 +33,13 @@ use crate::{Result, Store, StoreError};
 type Finish = Box<dyn FnOnce(bool) + Send>;
 type WriteOp = Box<dyn FnOnce(&Connection) -> Finish + Send>;
 
+/// A write for the writer thread, and whether it must be durable when its
+/// caller hears back.
+struct Write {
+    durable: bool,
+    op: WriteOp,
+}
+
 /// How durable a commit is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Durability {
@@ -63,12 +70,20 @@ impl SqliteOptions {
 }
 
 pub struct SqliteStore {
-    writer: mpsc::Sender<WriteOp>,
+    writer: mpsc::Sender<Write>,
+    /// Dropped with the store, which ends the checkpointer thread.
+    _checkpointer: std::sync::mpsc::Sender<()>,
     readers: Arc<Mutex<Vec<Connection>>>,
     path: PathBuf,
     notify: Arc<Notify>,
     outbound_notify: Arc<Notify>,
 }
+
+/// Pages of WAL (~80 MB) after which a commit checkpoints what the
+/// checkpointer thread has not yet copied.
+const WAL_AUTOCHECKPOINT: i64 = 20_000;
+/// How often the checkpointer thread copies the WAL into the database.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
 
 fn open_conn(path: &Path, durability: Durability) -> Result<Connection> {
     let conn = Connection::open_with_flags(
@@ -93,6 +108,14 @@ fn open_conn(path: &Path, durability: Durability) -> Result<Connection> {
     // the pages a savepoint changes in a sub-journal, a temp file by
     // default: one pwrite per page per write. In memory it costs a memcpy.
     conn.pragma_update(None, "temp_store", "MEMORY")?;
+    // Checkpoints (copying the WAL into the database, then an fsync of it)
+    // are the checkpointer thread's job; a commit only checkpoints what is
+    // left once the WAL has grown this large, so that the WAL can start
+    // over from its beginning. See `checkpoint_loop`.
+    conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT)?;
+    // After a huge transaction (backfilling a new webhook with a million
+    // jobs) the WAL shrinks back to this once checkpointed.
+    conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
 }
@@ -117,14 +140,20 @@ impl SqliteStore {
         }
         let mut conn = open_conn(&opts.path, opts.durability)?;
         migrate(&mut conn)?;
-        let (tx, rx) = mpsc::channel::<WriteOp>(16 * 1024);
+        let (tx, rx) = mpsc::channel::<Write>(16 * 1024);
         let max_batch = opts.max_batch.max(1);
         // The writer ends, after committing what is queued, once the store
         // (the only sender) is dropped.
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || writer_loop(conn, rx, max_batch))?;
+            .spawn(move || writer_loop(conn, rx, max_batch, opts.durability))?;
+        let checkpointer = open_conn(&opts.path, opts.durability)?;
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        std::thread::Builder::new()
+            .name("sqlite-checkpoint".into())
+            .spawn(move || checkpoint_loop(checkpointer, stopped))?;
         Ok(Self {
+            _checkpointer: stop,
             writer: tx,
             readers: Arc::new(Mutex::new(Vec::new())),
             path: opts.path,
@@ -153,6 +182,26 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
+        self.submit(true, notify, f).await
+    }
+
+    /// Like `write`, for a change that may be lost in a power cut without
+    /// harm: its caller hears back once it is committed, not necessarily
+    /// fsync'd. Only leases are written so: a lost lease makes its jobs due
+    /// again, and they are delivered again, which at-least-once allows.
+    async fn write_volatile<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        self.submit(false, None, f).await
+    }
+
+    async fn submit<T, F>(&self, durable: bool, notify: Option<Arc<Notify>>, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
         let (tx, rx) = oneshot::channel();
         let op: WriteOp = Box::new(move |conn| {
             let result = in_savepoint(conn, f);
@@ -171,7 +220,10 @@ impl SqliteStore {
                 let _ = tx.send(result);
             })
         });
-        self.writer.send(op).await.map_err(|_| StoreError::Closed)?;
+        self.writer
+            .send(Write { durable, op })
+            .await
+            .map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
@@ -215,8 +267,33 @@ fn in_savepoint<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T>) 
     }
 }
 
-fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<WriteOp>, max_batch: usize) {
-    let mut batch: Vec<WriteOp> = Vec::with_capacity(max_batch);
+/// Copy the WAL into the database every [`CHECKPOINT_EVERY`], on a
+/// connection of its own, until the store is dropped.
+///
+/// Checkpointing on the writer's thread (SQLite's default) stops every
+/// write for as long as the copy and the fsync of the database take, and
+/// the events being recorded wait behind it. Here it runs beside the
+/// writer (a passive checkpoint takes no lock the writer needs), so the
+/// writer's own automatic checkpoint only finds the last few pages left to
+/// copy before the WAL starts over.
+fn checkpoint_loop(conn: Connection, stop: std::sync::mpsc::Receiver<()>) {
+    use std::sync::mpsc::RecvTimeoutError;
+    while let Err(RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_EVERY) {
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(error = %e, "checkpoint failed");
+        }
+    }
+}
+
+fn writer_loop(
+    conn: Connection,
+    mut rx: mpsc::Receiver<Write>,
+    max_batch: usize,
+    durability: Durability,
+) {
+    let mut batch: Vec<Write> = Vec::with_capacity(max_batch);
+    // Whether the connection is set to commit without an fsync.
+    let mut relaxed = false;
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);
         while batch.len() < max_batch {
@@ -225,13 +302,38 @@ fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<WriteOp>, max_batch: usi
                 Err(_) => break,
             }
         }
+        // A batch of volatile writes only (leases, when nothing else is
+        // waiting) commits without an fsync, so the dispatcher is not held
+        // up by one on its way to the receiver. The next durable commit's
+        // fsync covers its WAL frames too: the WAL is written in order.
+        // Checkpoints, which copy WAL frames into the database and need
+        // them durable first, are off while the connection is relaxed.
+        let relax = durability == Durability::Full && !batch.iter().any(|w| w.durable);
+        if relax != relaxed {
+            let sql = if relax {
+                "PRAGMA wal_autocheckpoint = 0; PRAGMA synchronous = OFF".to_string()
+            } else {
+                format!(
+                    "PRAGMA synchronous = FULL; PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT}"
+                )
+            };
+            match conn.execute_batch(&sql) {
+                Ok(()) => relaxed = relax,
+                Err(e) if relax => tracing::warn!(error = %e, "cannot relax synchronous"),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot make commits durable again");
+                    // Dropping an op drops its reply channel: its caller sees `Closed`.
+                    batch.clear();
+                    continue;
+                }
+            }
+        }
         if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
             tracing::error!(error = %e, "cannot begin a write transaction");
-            // Dropping an op drops its reply channel: its caller sees `Closed`.
             batch.clear();
             continue;
         }
-        let finishers: Vec<Finish> = batch.drain(..).map(|op| op(&conn)).collect();
+        let finishers: Vec<Finish> = batch.drain(..).map(|w| (w.op)(&conn)).collect();
         let committed = match conn.execute_batch("COMMIT") {
             Ok(()) => true,
             Err(e) => {
@@ -384,11 +486,18 @@ impl Store for SqliteStore {
     ) -> Result<Vec<LeasedJob>> {
         let skip = skip.to_vec();
         let raw = self
-            .write(false, move |c| {
-                jobs::lease(c, now, lease_until, limit, &skip)
-            })
+            .write_volatile(move |c| jobs::lease(c, now, lease_until, limit, &skip))
             .await?;
-        raw.into_iter().map(jobs::RawLeased::parse).collect()
+        // A job whose event does not parse is left leased (and logged each
+        // time its lease runs out) rather than failing the whole batch.
+        Ok(raw
+            .into_iter()
+            .filter_map(|r| {
+                r.parse()
+                    .map_err(|e| tracing::error!(error = %e, "cannot deliver a job"))
+                    .ok()
+            })
+            .collect())
     }
     async fn complete_jobs(
         &self,

@@ -104,7 +104,10 @@ CREATE INDEX attempts_account ON attempts(account_id, id);
 CREATE INDEX attempts_at ON attempts(at);
 "#,
     super::messages::SCHEMA,
-    // Leasing past the webhooks whose lanes are full, webhook by webhook
-    // (`jobs::due_skipping`), instead of scanning their backlog.
-    "CREATE INDEX jobs_webhook_due ON jobs(webhook_id, due_at, event_seq) WHERE held = 0;",
+    // A webhook's jobs by type, then in leasing order: what pausing,
+    // resuming and counting a type need, and what leasing past the webhooks
+    // whose lanes are full needs (`jobs::due_skipping`) to go webhook by
+    // webhook instead of scanning their backlog.
+    "DROP INDEX jobs_webhook;
+     CREATE INDEX jobs_webhook ON jobs(webhook_id, event_type, held, due_at, event_seq);",
 ];

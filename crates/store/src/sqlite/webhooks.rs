@@ -66,6 +66,10 @@ pub fn create(c: &Connection, w: &Webhook, since: Option<Timestamp>) -> Result<u
         .prepare_cached(
             "INSERT INTO jobs (webhook_id, event_seq, event_type, kind, due_at, held)
              SELECT ?1, seq, type, 'backfill', ?2, 0 FROM events
+             -- In log order straight from the index: picking the rows by
+             -- time would need them sorted by seq, and a sort of a million
+             -- rows is held in memory (temp_store = MEMORY).
+             INDEXED BY events_account_seq
              WHERE account_id = ?3 AND test = 0 AND ts >= ?4
                AND type IN (SELECT value FROM json_each(?5))
              ORDER BY seq",
@@ -255,7 +259,7 @@ pub fn replay(
              SELECT ?1, e.seq, e.type, 'replay', ?2,
                     COALESCE((SELECT paused FROM webhook_types t
                               WHERE t.webhook_id = ?1 AND t.event_type = e.type), 0)
-             FROM events e
+             FROM events e INDEXED BY events_account_seq
              WHERE e.account_id = ?3 AND e.test = 0 AND e.ts >= ?4 AND e.ts < ?5
                AND e.type IN (SELECT value FROM json_each(?6))
              ORDER BY e.seq",

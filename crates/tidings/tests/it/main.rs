@@ -5,6 +5,7 @@
 mod api;
 mod delivery;
 mod durability;
+mod inbound;
 mod ops;
 mod outbound;
 mod pausing;

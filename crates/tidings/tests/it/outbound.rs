@@ -8,14 +8,14 @@ use std::process::{Child, Command, Stdio};
 use serde_json::{json, Value};
 use tidings_testkit::{wait_until, InProcess, Receiver, DEADLINE};
 
-struct Mx {
+pub struct Mx {
     child: Child,
-    port: u16,
+    pub port: u16,
     dir: tempfile::TempDir,
 }
 
 impl Mx {
-    fn start() -> Mx {
+    pub fn start() -> Mx {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -36,7 +36,7 @@ impl Mx {
         Mx { child, port, dir }
     }
 
-    fn messages(&self) -> Vec<String> {
+    pub fn messages(&self) -> Vec<String> {
         let mut files: Vec<_> = std::fs::read_dir(self.dir.path())
             .unwrap()
             .filter_map(|e| e.ok())
@@ -135,7 +135,10 @@ async fn each_smtp_outcome_becomes_the_right_event() {
     let msgs = mx.messages();
     assert_eq!(msgs.len(), 1);
     assert!(msgs[0].contains("X-Envelope-To: ok@example.test\r\n"));
-    assert!(msgs[0].contains("X-Envelope-From: app@sender.test"));
+    assert!(
+        msgs[0].contains("X-Envelope-From: b-") && msgs[0].contains("@tidings.test\r\n"),
+        "a VERP return path"
+    );
     assert!(
         msgs[0].contains("\r\n.leading dot\r\n"),
         "dot-stuffing round-trips"
@@ -268,11 +271,41 @@ async fn mx_records_are_found_through_real_dns() {
     let mx = Mx::start();
     let localhost = "127.0.0.1".parse().unwrap();
     let zones = HashMap::from([
-        ("mx.test".to_string(), Zone { mx: vec![(20, "backup.mx.test".into()), (10, "mail.mx.test".into())], a: vec![] }),
-        ("mail.mx.test".to_string(), Zone { mx: vec![], a: vec![localhost] }),
-        ("backup.mx.test".to_string(), Zone { mx: vec![], a: vec![] }),
-        ("amx.test".to_string(), Zone { mx: vec![], a: vec![localhost] }),
-        ("nullmx.test".to_string(), Zone { mx: vec![(0, ".".into())], a: vec![] }),
+        (
+            "mx.test".to_string(),
+            Zone {
+                mx: vec![(20, "backup.mx.test".into()), (10, "mail.mx.test".into())],
+                a: vec![],
+            },
+        ),
+        (
+            "mail.mx.test".to_string(),
+            Zone {
+                mx: vec![],
+                a: vec![localhost],
+            },
+        ),
+        (
+            "backup.mx.test".to_string(),
+            Zone {
+                mx: vec![],
+                a: vec![],
+            },
+        ),
+        (
+            "amx.test".to_string(),
+            Zone {
+                mx: vec![],
+                a: vec![localhost],
+            },
+        ),
+        (
+            "nullmx.test".to_string(),
+            Zone {
+                mx: vec![(0, ".".into())],
+                a: vec![],
+            },
+        ),
     ]);
     let dns = FakeDns::start(zones).await;
     let (dns_addr, port) = (dns.addr, mx.port);
@@ -301,7 +334,13 @@ async fn mx_records_are_found_through_real_dns() {
         (got.len() >= 4).then_some(got)
     })
     .await;
-    let by = |email: &str| events.iter().find(|e| e["data"]["email"] == email).unwrap().clone();
+    let by = |email: &str| {
+        events
+            .iter()
+            .find(|e| e["data"]["email"] == email)
+            .unwrap()
+            .clone()
+    };
     let a = by("a@mx.test");
     assert_eq!(a["type"], "sent", "{a}");
     assert_eq!(a["data"]["remote_mta"], "mail.mx.test", "the preferred MX");
@@ -309,8 +348,94 @@ async fn mx_records_are_found_through_real_dns() {
     assert_eq!(b["type"], "sent", "no MX: the domain's own address");
     assert_eq!(b["data"]["remote_mta"], "amx.test");
     let c = by("c@nowhere.test");
-    assert_eq!((c["type"].as_str(), c["data"]["reason"].as_str()), (Some("bounce"), Some("host_unknown")), "{c}");
+    assert_eq!(
+        (c["type"].as_str(), c["data"]["reason"].as_str()),
+        (Some("bounce"), Some("host_unknown")),
+        "{c}"
+    );
     let d = by("d@nullmx.test");
-    assert_eq!((d["type"].as_str(), d["data"]["reason"].as_str()), (Some("bounce"), Some("host_unknown")), "{d}");
+    assert_eq!(
+        (d["type"].as_str(), d["data"]["reason"].as_str()),
+        (Some("bounce"), Some("host_unknown")),
+        "{d}"
+    );
     t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_smtp_submissions_loses_no_accepted_message() {
+    use std::collections::HashSet;
+    let mx = Mx::start();
+    let dir = tempfile::tempdir().unwrap();
+    let smarthost = format!("127.0.0.1:{}", mx.port);
+    let mut bin = tidings_testkit::Binary::start(
+        env!("CARGO_BIN_EXE_tidings"),
+        dir.path(),
+        &[("TIDINGS_OUTBOUND__SMARTHOST", &smarthost)],
+    );
+    let smtp = bin.smtp_addr.expect("smtp listener");
+    let accepted = dir.path().join("accepted.txt");
+    let refused = dir.path().join("refused.txt");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/burst.py");
+    let mut burst = tokio::process::Command::new("python3")
+        .args([
+            script,
+            "127.0.0.1",
+            &smtp.port().to_string(),
+            &bin.key,
+            "4",
+            "150",
+            accepted.to_str().unwrap(),
+            refused.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let read = |p: &std::path::Path| -> Vec<String> {
+        std::fs::read_to_string(p)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    };
+    wait_until(
+        "submissions under way",
+        std::time::Duration::from_secs(60),
+        || async { (read(&accepted).len() >= 100).then_some(()) },
+    )
+    .await;
+    bin.kill9();
+    burst.wait().await.unwrap();
+    let acked: HashSet<String> = read(&accepted).into_iter().collect();
+    assert!(acked.len() < 4 * 150, "the kill came too late");
+    let rejected: Vec<String> = read(&refused);
+    assert!(
+        !rejected.is_empty() && rejected.iter().all(|l| l.ends_with(" 554")),
+        "{rejected:?}"
+    );
+
+    bin.restart();
+    let delivered: HashSet<String> = wait_until(
+        "every acknowledged message at the MX",
+        std::time::Duration::from_secs(180),
+        || async {
+            let subjects: HashSet<String> = mx
+                .messages()
+                .iter()
+                .filter_map(|m| {
+                    m.lines()
+                        .find_map(|l| l.strip_prefix("Subject: ").map(str::to_string))
+                })
+                .collect();
+            acked.is_subset(&subjects).then_some(subjects)
+        },
+    )
+    .await;
+    for r in rejected {
+        let subject = r.split(' ').next().unwrap();
+        assert!(
+            !delivered.contains(subject),
+            "{subject} was refused but delivered"
+        );
+    }
 }

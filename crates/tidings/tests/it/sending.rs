@@ -99,13 +99,12 @@ async fn suppressed_recipients_are_dropped_with_an_event() {
         t.api.get("/v1/suppressions/gone@example.org").await.status,
         200
     );
-    assert_eq!(
-        t.api.get("/v1/suppressions").await.body["data"]
-            .as_array()
-            .unwrap()
-            .len(),
-        1
-    );
+    let listed = t.api.get("/v1/suppressions").await;
+    assert!(listed.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| s["email"] == "gone@example.org"));
     assert_eq!(
         t.api
             .delete("/v1/suppressions/GONE@example.org")

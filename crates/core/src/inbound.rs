@@ -1,0 +1,268 @@
+//! Reports that come back as mail: bounces (DSNs and the non-standard
+//! kinds) and feedback-loop complaints, turned into `bounce`, `block` and
+//! `complaint` events on the right message and recipient.
+//!
+//! Correlation trusts the VERP return path first: its token is signed, so
+//! it names the message and recipient with certainty. When the report
+//! arrives elsewhere (forwarded, or from an MTA that rewrote the return
+//! path), the original message's Message-ID inside the report is the
+//! fallback — accepted only when the reported address really was a
+//! recipient of that message. Anything else is recorded for the operator,
+//! never turned into an event for some account.
+
+use serde::Serialize;
+use serde_json::json;
+use tidings_bounce::{BounceType, Report};
+use tidings_store::{InboundEffects, MessageRecord, UnmatchedReport};
+use tidings_types::{AccountId, EventType, NewEvent};
+
+use crate::{CoreError, Tidings};
+
+/// What one inbound message did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct InboundSummary {
+    /// `bounce`, `complaint`, `auto_reply`, `delivery_success`, `unrecognised`.
+    pub kind: &'static str,
+    pub events: Vec<tidings_types::EventId>,
+    pub matched: bool,
+}
+
+/// Reasons of the parser that are about the sender, not the address:
+/// those reports become `block` events.
+fn block_reason(reason: &str) -> Option<&'static str> {
+    Some(match reason {
+        "blocked" | "bad_reputation" | "rate_limited" | "too_many_connections" => "reputation",
+        "spam_detected" | "virus_detected" | "content_error" => "content",
+        "auth_failure" | "require_ptr" | "security_error" | "failed_starttls" => "auth",
+        "policy_violation" | "no_relaying" | "not_compliant_rfc" => "policy",
+        _ => return None,
+    })
+}
+
+impl Tidings {
+    /// Process one inbound report. `envelope_to` are the SMTP recipients
+    /// (VERP or feedback-loop addresses); `only_account` restricts effects
+    /// to one account's messages (the HTTP API).
+    pub async fn receive_report(
+        &self,
+        raw: &[u8],
+        envelope_to: &[String],
+        only_account: Option<AccountId>,
+    ) -> Result<InboundSummary, CoreError> {
+        let report = tidings_bounce::parse(raw);
+        let verp = self.verp.as_deref();
+        // Without an envelope (HTTP, CLI), the MTA that took the report
+        // usually recorded where it was addressed.
+        let from_headers;
+        let envelope_to = if envelope_to.is_empty() {
+            from_headers = delivered_to(raw);
+            &from_headers[..]
+        } else {
+            envelope_to
+        };
+        let kind = report.kind();
+        let store = self.messages()?;
+        let now = self.clock.now();
+        let mut summary = InboundSummary {
+            kind,
+            ..Default::default()
+        };
+        let targets = self.correlate(&report, envelope_to, verp).await?;
+        let targets: Vec<_> = targets
+            .into_iter()
+            .filter(|(m, _)| only_account.is_none_or(|a| a == m.account_id))
+            .collect();
+        let mut fx = InboundEffects::default();
+        match &report {
+            Report::Bounce(b) => {
+                for (m, email) in &targets {
+                    let r = b
+                        .recipients
+                        .iter()
+                        .find(|r| r.email.eq_ignore_ascii_case(email))
+                        .or(b.recipients.first());
+                    let Some(r) = r else { continue };
+                    if r.action == tidings_bounce::Action::Delayed {
+                        continue; // Not final: the remote MTA is still trying.
+                    }
+                    let mut data = m.event_data(email);
+                    let reason = r.reason.as_str();
+                    let diagnostic: String = r.diagnostic.chars().take(1000).collect();
+                    let ty = if let Some(block) = block_reason(reason) {
+                        data.insert("status".into(), json!(r.status.to_string()));
+                        data.insert("reason".into(), json!(block));
+                        data.insert("diagnostic".into(), json!(diagnostic));
+                        EventType::Block
+                    } else {
+                        let hard = r.bounce_type == BounceType::Hard;
+                        data.insert(
+                            "bounce_type".into(),
+                            json!(if hard { "hard" } else { "soft" }),
+                        );
+                        data.insert("status".into(), json!(r.status.to_string()));
+                        data.insert("reason".into(), json!(reason));
+                        data.insert("diagnostic".into(), json!(diagnostic));
+                        data.insert("source".into(), json!("dsn"));
+                        if hard {
+                            fx.suppress
+                                .push((m.account_id, email.clone(), "hard_bounce".into()));
+                        } else {
+                            fx.soft.push((m.account_id, email.clone()));
+                        }
+                        EventType::Bounce
+                    };
+                    if let Some(mta) = &r.remote_mta {
+                        data.insert("remote_mta".into(), json!(mta));
+                    }
+                    fx.events.push(NewEvent::new(m.account_id, ty, now, data)?);
+                }
+            }
+            Report::Complaint(c) => {
+                for (m, email) in &targets {
+                    let mut data = m.event_data(email);
+                    data.insert("feedback_type".into(), json!(c.feedback_type));
+                    if let Some(rep) = &c.reporter {
+                        data.insert("reporter".into(), json!(rep));
+                    }
+                    fx.events.push(NewEvent::new(
+                        m.account_id,
+                        EventType::Complaint,
+                        now,
+                        data,
+                    )?);
+                    fx.suppress
+                        .push((m.account_id, email.clone(), "complaint".into()));
+                    if self.config.complaint_unsubscribes {
+                        let mut u = m.event_data(email);
+                        u.insert("method".into(), json!("complaint"));
+                        fx.events.push(NewEvent::new(
+                            m.account_id,
+                            EventType::Unsubscribe,
+                            now,
+                            u,
+                        )?);
+                    }
+                }
+            }
+            // Auto-replies and delivery successes are not failures.
+            _ => return Ok(summary),
+        }
+        if fx.events.is_empty() {
+            store
+                .record_unmatched(UnmatchedReport {
+                    id: 0,
+                    received_at: now,
+                    kind: kind.to_string(),
+                    reason: if targets.is_empty() {
+                        "no message matched".into()
+                    } else {
+                        "no final failure in the report".into()
+                    },
+                    envelope_to: envelope_to.join(","),
+                    summary: summarise(&report),
+                })
+                .await?;
+            return Ok(summary);
+        }
+        summary.events = fx.events.iter().map(|e| e.id).collect();
+        summary.matched = true;
+        store
+            .record_inbound(fx, self.config.soft_bounce_limit)
+            .await?;
+        Ok(summary)
+    }
+
+    /// (message, recipient address) pairs the report is about.
+    async fn correlate(
+        &self,
+        report: &Report,
+        envelope_to: &[String],
+        verp: Option<&tidings_mail::verp::VerpCodec>,
+    ) -> Result<Vec<(MessageRecord, String)>, CoreError> {
+        let store = self.messages()?;
+        let mut out: Vec<(MessageRecord, String)> = Vec::new();
+        if let Some(codec) = verp {
+            for rcpt in envelope_to {
+                if let Ok(tok) = codec.decode(rcpt) {
+                    if let Some((m, email)) = store.find_recipient(tok.recipient_id).await? {
+                        if m.id == tok.message_id
+                            && !out.iter().any(|(o, e)| o.id == m.id && *e == email)
+                        {
+                            out.push((m, email));
+                        }
+                    }
+                }
+            }
+        }
+        if !out.is_empty() {
+            return Ok(out);
+        }
+        let (original, reported): (_, Vec<String>) = match report {
+            Report::Bounce(b) => (
+                &b.original,
+                b.recipients.iter().map(|r| r.email.clone()).collect(),
+            ),
+            Report::Complaint(c) => {
+                let mut v = c.recipients.clone();
+                v.extend(c.email.clone());
+                v.extend(c.original.to.iter().cloned());
+                (&c.original, v)
+            }
+            _ => return Ok(out),
+        };
+        let Some(mid) = &original.message_id else {
+            return Ok(out);
+        };
+        let mid = if mid.starts_with('<') {
+            mid.clone()
+        } else {
+            format!("<{mid}>")
+        };
+        for m in store.find_by_smtp_id(mid).await? {
+            for email in &reported {
+                let e = email.to_ascii_lowercase();
+                if m.recipients.iter().any(|r| r.email == e)
+                    && !out.iter().any(|(o, x)| o.id == m.id && *x == e)
+                {
+                    let mut bare = m.clone();
+                    bare.recipients.clear();
+                    out.push((bare, e));
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Addresses from Delivered-To, X-Original-To, Envelope-To and To.
+fn delivered_to(raw: &[u8]) -> Vec<String> {
+    use tidings_mail::parser::{HeaderValue, MessageParser};
+    let Some(m) = MessageParser::default().parse_headers(raw) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for h in m.headers() {
+        let name = h.name().to_ascii_lowercase();
+        if !matches!(
+            name.as_str(),
+            "delivered-to" | "x-original-to" | "envelope-to" | "to"
+        ) {
+            continue;
+        }
+        match h.value() {
+            HeaderValue::Address(a) => out.extend(
+                a.iter()
+                    .filter_map(|x| x.address.as_deref())
+                    .map(str::to_string),
+            ),
+            HeaderValue::Text(t) => out.push(t.trim().trim_matches(['<', '>']).to_string()),
+            _ => {}
+        }
+    }
+    out
+}
+
+fn summarise(report: &Report) -> String {
+    let s = serde_json::to_string(report).unwrap_or_default();
+    s.chars().take(2000).collect()
+}

@@ -1,0 +1,272 @@
+//! Reports that come back as mail: a DSN sent over SMTP to the VERP return
+//! path, an ARF complaint to the feedback-loop address, and reports posted
+//! over HTTP — each becomes the right event on the right message, or is
+//! kept for the operator when it matches nothing.
+
+use serde_json::{json, Value};
+use tidings_testkit::{wait_until, InProcess, Receiver, DEADLINE};
+
+use crate::outbound::Mx;
+
+fn dsn(rcpt: &str, message_id: &str) -> String {
+    format!(
+        "From: MAILER-DAEMON@mx.example.test\r\nTo: bounces\r\nSubject: Undelivered Mail Returned to Sender\r\n\
+MIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\r\n\r\n\
+--B\r\nContent-Type: text/plain\r\n\r\nI'm sorry to have to inform you that your message could not be delivered.\r\n\r\n\
+--B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.test\r\n\r\n\
+Final-Recipient: rfc822; {rcpt}\r\nAction: failed\r\nStatus: 5.1.1\r\nRemote-MTA: dns; mx.example.test\r\n\
+Diagnostic-Code: smtp; 550 5.1.1 <{rcpt}>: Recipient address rejected: User unknown\r\n\r\n\
+--B\r\nContent-Type: text/rfc822-headers\r\n\r\nFrom: app@sender.test\r\nTo: {rcpt}\r\nMessage-ID: {message_id}\r\nSubject: hello\r\n\r\n--B--\r\n"
+    )
+}
+
+fn arf(rcpt: &str, message_id: &str) -> String {
+    format!(
+        "From: staff@hotmail.example\r\nTo: fbl@tidings.test\r\nSubject: complaint about message\r\n\
+MIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=feedback-report; boundary=\"F\"\r\n\r\n\
+--F\r\nContent-Type: text/plain\r\n\r\nThis is an email abuse report.\r\n\r\n\
+--F\r\nContent-Type: message/feedback-report\r\n\r\nFeedback-Type: abuse\r\nUser-Agent: SomeGenerator/1.0\r\nVersion: 1\r\n\
+Original-Rcpt-To: {rcpt}\r\nSource-IP: 192.0.2.1\r\n\r\n\
+--F\r\nContent-Type: message/rfc822\r\n\r\nFrom: app@sender.test\r\nTo: {rcpt}\r\nMessage-ID: {message_id}\r\nSubject: hello\r\n\r\nbody\r\n--F--\r\n"
+    )
+}
+
+async fn smtp_send(port: u16, from: &str, to: &str, msg: &str) {
+    let script = format!(
+        "import smtplib,sys\ns=smtplib.SMTP('127.0.0.1',{port})\ns.sendmail({from:?},[{to:?}],sys.stdin.buffer.read())\ns.quit()\n"
+    );
+    let mut child = tokio::process::Command::new("python3")
+        .args(["-c", &script])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use tokio::io::AsyncWriteExt;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(msg.as_bytes())
+        .await
+        .unwrap();
+    let out = child.wait_with_output().await.unwrap();
+    assert!(
+        out.status.success(),
+        "smtplib failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+async fn send_one(t: &InProcess, to: &str) -> (String, String) {
+    let r = t
+        .api
+        .post(
+            "/v1/messages",
+            &json!({"from": "app@sender.test", "to": to, "subject": "hello", "text": "hi"}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{:?}", r.body);
+    (
+        r.body["id"].as_str().unwrap().to_string(),
+        r.body["smtp_message_id"].as_str().unwrap().to_string(),
+    )
+}
+
+#[tokio::test]
+async fn a_dsn_to_the_verp_address_bounces_the_right_recipient() {
+    let mx = Mx::start();
+    let port = mx.port;
+    let t = InProcess::start(move |c| {
+        c.outbound
+            .transports
+            .insert("example.test".into(), format!("127.0.0.1:{port}"));
+    })
+    .await;
+    let rx = Receiver::start().await;
+    t.api
+        .create_webhook(json!({"url": rx.url("/h"), "event_types": ["sent", "bounce"]}))
+        .await;
+    let (id, smtp_id) = send_one(&t, "gone@example.test").await;
+    let msgs = wait_until("delivery", DEADLINE, || async {
+        (mx.messages().len() == 1).then(|| mx.messages())
+    })
+    .await;
+    let verp = msgs[0]
+        .lines()
+        .find_map(|l| l.strip_prefix("X-Envelope-From: "))
+        .unwrap()
+        .to_string();
+    assert!(
+        verp.starts_with("b-") && verp.ends_with("@tidings.test"),
+        "VERP return path: {verp}"
+    );
+
+    // The remote MTA later bounces it to the return path, over SMTP.
+    let inbound = t.running.as_ref().unwrap().inbound_addr.unwrap().port();
+    smtp_send(inbound, "", &verp, &dsn("gone@example.test", &smtp_id)).await;
+    let events: Vec<Value> = wait_until("sent and bounce", DEADLINE, || async {
+        let got: Vec<Value> = rx.requests().iter().map(|r| r.json()).collect();
+        (got.len() >= 2).then_some(got)
+    })
+    .await;
+    let bounce = events.iter().find(|e| e["type"] == "bounce").unwrap();
+    assert_eq!(bounce["data"]["message_id"], id);
+    assert_eq!(bounce["data"]["email"], "gone@example.test");
+    assert_eq!(bounce["data"]["bounce_type"], "hard");
+    assert_eq!(bounce["data"]["status"], "5.1.1");
+    assert_eq!(bounce["data"]["reason"], "user_unknown");
+    assert_eq!(bounce["data"]["source"], "dsn");
+    let s = t.api.get("/v1/suppressions/gone@example.test").await;
+    assert_eq!(
+        (s.status, s.body["reason"].as_str()),
+        (200, Some("hard_bounce"))
+    );
+
+    // The MX is never a relay: a foreign or forged address is refused at RCPT.
+    let out = tokio::process::Command::new("python3")
+        .args(["-c", &format!(
+            "import smtplib\ns=smtplib.SMTP('127.0.0.1',{inbound})\ns.ehlo()\ns.mail('')\nprint(s.rcpt('someone@elsewhere.example')[0], s.rcpt('b-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa@tidings.test')[0])\ns.quit()"
+        )])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "550 550");
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn an_arf_complaint_is_matched_by_its_message_id() {
+    let mx = Mx::start();
+    let port = mx.port;
+    let t = InProcess::start(move |c| {
+        c.outbound
+            .transports
+            .insert("example.test".into(), format!("127.0.0.1:{port}"));
+        c.inbound.feedback_addresses = vec!["fbl@tidings.test".into()];
+    })
+    .await;
+    let rx = Receiver::start().await;
+    t.api
+        .create_webhook(json!({"url": rx.url("/h"), "event_types": ["complaint"]}))
+        .await;
+    let (id, smtp_id) = send_one(&t, "annoyed@example.test").await;
+    let inbound = t.running.as_ref().unwrap().inbound_addr.unwrap().port();
+    smtp_send(
+        inbound,
+        "staff@hotmail.example",
+        "fbl@tidings.test",
+        &arf("annoyed@example.test", &smtp_id),
+    )
+    .await;
+    let got = rx.wait_for(1, DEADLINE).await;
+    let c = got[0].json();
+    assert_eq!(c["type"], "complaint");
+    assert_eq!(c["data"]["message_id"], id);
+    assert_eq!(c["data"]["email"], "annoyed@example.test");
+    assert_eq!(c["data"]["feedback_type"], "abuse");
+    let s = t.api.get("/v1/suppressions/annoyed@example.test").await;
+    assert_eq!(
+        (s.status, s.body["reason"].as_str()),
+        (200, Some("complaint"))
+    );
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn reports_over_http_affect_only_matching_messages() {
+    let t = InProcess::start(|_| {}).await;
+    let rx = Receiver::start().await;
+    t.api
+        .create_webhook(
+            json!({"url": rx.url("/h"), "event_types": ["bounce", "complaint", "unsubscribe"]}),
+        )
+        .await;
+    let (id, smtp_id) = send_one(&t, "x@nowhere.invalid").await;
+
+    // A report about a message nobody sent: kept for the operator, no event.
+    let r = t
+        .api
+        .raw(
+            reqwest::Method::POST,
+            "/v1/inbound",
+            "message/rfc822",
+            dsn("x@nowhere.invalid", "<unknown@elsewhere>").into_bytes(),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{:?}", r.body);
+    assert_eq!(
+        (r.body["kind"].as_str(), r.body["matched"].as_bool()),
+        (Some("bounce"), Some(false))
+    );
+    let unmatched = t
+        .app()
+        .messages()
+        .unwrap()
+        .list_unmatched(10)
+        .await
+        .unwrap();
+    assert_eq!(unmatched.len(), 1);
+
+    // An auto-reply is not a bounce.
+    let vacation = "From: x@nowhere.invalid\r\nTo: app@sender.test\r\nAuto-Submitted: auto-replied\r\nSubject: Out of office\r\n\r\nI am away.\r\n";
+    let r = t
+        .api
+        .raw(
+            reqwest::Method::POST,
+            "/v1/inbound",
+            "message/rfc822",
+            vacation.as_bytes().to_vec(),
+        )
+        .await;
+    assert_eq!(
+        (r.body["kind"].as_str(), r.body["matched"].as_bool()),
+        (Some("auto_reply"), Some(false))
+    );
+
+    // Another account cannot bounce this account's message.
+    let other = t.app().create_account("other", None).await.unwrap();
+    let key = t.app().create_api_key(other.id, "k").await.unwrap();
+    let r = t
+        .api
+        .with_key(key.key.expose())
+        .raw(
+            reqwest::Method::POST,
+            "/v1/inbound",
+            "message/rfc822",
+            dsn("x@nowhere.invalid", &smtp_id).into_bytes(),
+        )
+        .await;
+    assert_eq!(r.body["matched"], false);
+
+    // The owner can.
+    let r = t
+        .api
+        .raw(
+            reqwest::Method::POST,
+            "/v1/inbound",
+            "message/rfc822",
+            dsn("x@nowhere.invalid", &smtp_id).into_bytes(),
+        )
+        .await;
+    assert_eq!(r.body["matched"], true, "{:?}", r.body);
+    let ev = wait_until("the DSN bounce", DEADLINE, || async {
+        rx.requests()
+            .iter()
+            .map(|r| r.json())
+            .find(|e| e["type"] == "bounce" && e["data"]["source"] == "dsn")
+    })
+    .await;
+    assert_eq!(ev["data"]["message_id"], id);
+    assert_eq!(ev["data"]["source"], "dsn");
+    let empty = t
+        .api
+        .raw(
+            reqwest::Method::POST,
+            "/v1/inbound",
+            "message/rfc822",
+            vec![],
+        )
+        .await;
+    assert_eq!((empty.status, empty.code()), (422, "invalid_message"));
+    t.stop().await;
+}
