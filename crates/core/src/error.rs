@@ -14,6 +14,7 @@ pub enum ErrorCode {
     InvalidAddress,
     TooManyRecipients,
     MessageTooLarge,
+    Conflict,
     NotFound,
     Unauthorized,
     Internal,
@@ -31,6 +32,7 @@ impl ErrorCode {
             ErrorCode::InvalidAddress => "invalid_address",
             ErrorCode::TooManyRecipients => "too_many_recipients",
             ErrorCode::MessageTooLarge => "message_too_large",
+            ErrorCode::Conflict => "conflict",
             ErrorCode::NotFound => "not_found",
             ErrorCode::Unauthorized => "unauthorized",
             ErrorCode::Internal => "internal",
@@ -74,6 +76,7 @@ impl From<StoreError> for CoreError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound => CoreError::NotFound,
+            StoreError::Conflict(m) => CoreError::invalid(ErrorCode::Conflict, m),
             other => CoreError::Store(other),
         }
     }

@@ -9,6 +9,7 @@
 //! are always committed together.
 
 pub mod accounts;
+pub mod domains;
 mod error;
 pub mod inbound;
 pub mod samples;
@@ -77,6 +78,7 @@ pub struct Tidings {
     metrics: Option<Arc<Metrics>>,
     messages: Option<Arc<dyn MessageStore>>,
     verp: Option<Arc<tidings_mail::verp::VerpCodec>>,
+    dkim: Arc<domains::DkimRegistry>,
 }
 
 impl Tidings {
@@ -88,6 +90,7 @@ impl Tidings {
             metrics: None,
             messages: None,
             verp: None,
+            dkim: Arc::default(),
         }
     }
 

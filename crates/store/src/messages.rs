@@ -206,6 +206,18 @@ pub struct UnmatchedReport {
     pub summary: String,
 }
 
+/// A DKIM key of an account's sending domain.
+#[derive(Debug, Clone)]
+pub struct DomainKey {
+    pub account_id: AccountId,
+    pub domain: String,
+    pub selector: String,
+    /// `rsa2048` or `ed25519`.
+    pub algorithm: String,
+    pub private_pem: tidings_types::SecretString,
+    pub created_at: Timestamp,
+}
+
 /// The sending side of the store. Each method is one transaction.
 #[async_trait]
 pub trait MessageStore: Send + Sync + 'static {
@@ -264,4 +276,10 @@ pub trait MessageStore: Send + Sync + 'static {
     async fn record_inbound(&self, effects: InboundEffects, soft_bounce_limit: u32) -> Result<()>;
     async fn record_unmatched(&self, report: UnmatchedReport) -> Result<()>;
     async fn list_unmatched(&self, limit: u32) -> Result<Vec<UnmatchedReport>>;
+
+    /// Add a sending domain's key; `Conflict` if the account has the domain.
+    async fn add_domain_key(&self, key: DomainKey) -> Result<()>;
+    /// Every account's keys (`None`) or one account's.
+    async fn domain_keys(&self, account: Option<AccountId>) -> Result<Vec<DomainKey>>;
+    async fn remove_domain_key(&self, account: AccountId, domain: String) -> Result<()>;
 }

@@ -143,7 +143,9 @@ impl App {
             }
         }));
         tasks.push(tokio::spawn(dispatcher.run(shutdown.clone())));
-        let outbound = outbound_worker(config, store.clone(), clock.clone(), verp.clone())?;
+        let keys = app.load_dkim().await.context("loading DKIM keys")?;
+        tracing::debug!(keys, "DKIM keys loaded");
+        let outbound = outbound_worker(config, store.clone(), clock.clone(), verp.clone(), &app)?;
         tasks.push(tokio::spawn(outbound.run(shutdown.clone())));
 
         let smtp = tidings_smtp::SmtpServer::new(
@@ -230,6 +232,7 @@ fn outbound_worker(
     store: Arc<SqliteStore>,
     clock: Arc<dyn Clock>,
     verp: Option<Arc<tidings_mail::verp::VerpCodec>>,
+    app: &Tidings,
 ) -> anyhow::Result<tidings_outbound::Worker> {
     let o = &config.outbound;
     let cfg = tidings_outbound::OutboundConfig {
@@ -251,9 +254,38 @@ fn outbound_worker(
         max_age: Duration::from_secs(u64::from(o.max_age_hours) * 3600),
         verp,
         release_leases_on_start: true,
+        dkim: Some(Arc::new(Dkim {
+            registry: app.dkim_registry(),
+            clock: clock.clone(),
+        })),
         ..Default::default()
     };
     tidings_outbound::Worker::new(store, clock, cfg).context("starting outbound delivery")
+}
+
+/// DKIM signing for outbound mail, from the keys of the account's domains.
+struct Dkim {
+    registry: Arc<tidings_core::domains::DkimRegistry>,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for Dkim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.registry.fmt(f)
+    }
+}
+
+impl tidings_outbound::worker::DkimSigners for Dkim {
+    fn sign(&self, account: tidings_types::AccountId, domain: &str, raw: &[u8]) -> Option<Vec<u8>> {
+        let signer = self.registry.signer(account, domain)?;
+        match signer.sign(raw, self.clock.now().timestamp()) {
+            Ok(signed) => Some(signed),
+            Err(e) => {
+                tracing::warn!(error = %e, domain, "DKIM signing failed; sending unsigned");
+                None
+            }
+        }
+    }
 }
 
 /// The VERP codec, its key kept in the data directory (created on first

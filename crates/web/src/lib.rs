@@ -8,6 +8,7 @@
 //! refused rather than silently ignored.
 
 mod auth;
+mod domains;
 pub mod error;
 mod events;
 mod json;
@@ -37,6 +38,7 @@ pub fn router(state: AppState) -> Router {
         .merge(webhooks::routes())
         .merge(events::routes())
         .merge(messages::routes())
+        .merge(domains::routes())
         .merge(ops::routes())
         .merge(openapi::routes())
         .fallback(error::not_found)

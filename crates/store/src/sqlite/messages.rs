@@ -79,6 +79,30 @@ CREATE TABLE inbound_unmatched (
 );
 "#;
 
+/// Sending domains and their DKIM keys.
+pub(super) const SCHEMA_DKIM: &str = r#"
+CREATE TABLE domain_keys (
+    account_id TEXT NOT NULL,
+    domain TEXT NOT NULL,
+    selector TEXT NOT NULL,
+    algorithm TEXT NOT NULL,
+    private_pem TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (account_id, domain)
+) WITHOUT ROWID;
+"#;
+
+fn domain_key_row(r: &Row) -> rusqlite::Result<DomainKey> {
+    Ok(DomainKey {
+        account_id: parse_col(r.get(0)?)?,
+        domain: r.get(1)?,
+        selector: r.get(2)?,
+        algorithm: r.get(3)?,
+        private_pem: tidings_types::SecretString::new(r.get::<_, String>(4)?),
+        created_at: ts(r.get(5)?),
+    })
+}
+
 const MSG_COLS: &str = "id, account_id, created_at, source, mail_from, from_addr, subject, \
     smtp_message_id, custom_id, grp, tags, track_opens, track_clicks, length(raw)";
 
@@ -552,6 +576,55 @@ impl MessageStore for SqliteStore {
             )?;
             let rows = st.query_map([limit], unmatched_row)?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+        .await
+    }
+    async fn add_domain_key(&self, k: DomainKey) -> Result<()> {
+        self.write(false, move |c| {
+            let n = c
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO domain_keys
+                     (account_id, domain, selector, algorithm, private_pem, created_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )?
+                .execute(params![
+                    k.account_id.to_string(),
+                    k.domain,
+                    k.selector,
+                    k.algorithm,
+                    k.private_pem.expose(),
+                    ms(k.created_at)
+                ])?;
+            if n == 0 {
+                return Err(StoreError::Conflict(format!(
+                    "{} already has a key",
+                    k.domain
+                )));
+            }
+            Ok(())
+        })
+        .await
+    }
+    async fn domain_keys(&self, account: Option<AccountId>) -> Result<Vec<DomainKey>> {
+        self.read(move |c| {
+            let mut st = c.prepare_cached(
+                "SELECT account_id, domain, selector, algorithm, private_pem, created_at
+                 FROM domain_keys WHERE ?1 IS NULL OR account_id = ?1 ORDER BY domain",
+            )?;
+            let rows = st.query_map([account.map(|a| a.to_string())], domain_key_row)?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+        .await
+    }
+    async fn remove_domain_key(&self, account: AccountId, domain: String) -> Result<()> {
+        self.write(false, move |c| {
+            let n = c
+                .prepare_cached("DELETE FROM domain_keys WHERE account_id = ?1 AND domain = ?2")?
+                .execute(params![account.to_string(), domain])?;
+            if n == 0 {
+                return Err(StoreError::NotFound);
+            }
+            Ok(())
         })
         .await
     }

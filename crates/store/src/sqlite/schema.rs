@@ -104,6 +104,7 @@ CREATE INDEX attempts_account ON attempts(account_id, id);
 CREATE INDEX attempts_at ON attempts(at);
 "#,
     super::messages::SCHEMA,
+    super::messages::SCHEMA_DKIM,
     // A webhook's jobs by type, then in leasing order: what pausing,
     // resuming and counting a type need, and what leasing past the webhooks
     // whose lanes are full needs (`jobs::due_skipping`) to go webhook by

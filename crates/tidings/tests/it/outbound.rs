@@ -439,3 +439,115 @@ async fn kill_9_during_smtp_submissions_loses_no_accepted_message() {
         );
     }
 }
+
+/// Verify a received message with dkimpy, answering its DNS query with
+/// the record the API told us to publish.
+fn dkimpy_verifies(message: &str, dns_name: &str, dns_value: &str) -> bool {
+    let script = format!(
+        r#"
+import dkim, sys
+msg = sys.stdin.buffer.read()
+# Drop the test MX's own envelope lines: they were added after signing.
+lines = msg.split(b"\r\n")
+while lines and lines[0].startswith(b"X-Envelope-"):
+    lines.pop(0)
+msg = b"\r\n".join(lines)
+def dns(name, timeout=5):
+    return {value:?}.encode() if name.decode().rstrip(".") == {name:?} else None
+print("ok" if dkim.verify(msg, dnsfunc=dns) else "bad")
+"#,
+        value = dns_value,
+        name = dns_name
+    );
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", &script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 with dkimpy (pip install dkimpy)");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(message.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim() == "ok"
+}
+
+#[tokio::test]
+async fn outbound_mail_is_dkim_signed_with_the_domains_key() {
+    let mx = Mx::start();
+    let port = mx.port;
+    let t = InProcess::start(move |c| {
+        c.outbound
+            .transports
+            .insert("example.test".into(), format!("127.0.0.1:{port}"));
+    })
+    .await;
+    let mut records = Vec::new();
+    for (domain, alg) in [("sender.test", "rsa2048"), ("ed.sender2.test", "ed25519")] {
+        let r = t
+            .api
+            .post("/v1/domains", &json!({"domain": domain, "algorithm": alg}))
+            .await;
+        assert_eq!(r.status, 201, "{:?}", r.body);
+        assert_eq!(r.body["dns"]["type"], "TXT");
+        assert!(r.body["dns"]["name"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("._domainkey.{domain}")));
+        records.push(r.body["dns"].clone());
+    }
+    let dup = t
+        .api
+        .post("/v1/domains", &json!({"domain": "sender.test"}))
+        .await;
+    assert_eq!((dup.status, dup.code()), (409, "conflict"));
+    assert_eq!(
+        t.api.get("/v1/domains").await.body["data"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+
+    for from in ["app@sender.test", "app@ed.sender2.test"] {
+        let r = t
+            .api
+            .post("/v1/messages", &json!({"from": from, "to": "ok@example.test", "subject": "signed", "text": "héllo\n\n\n", "html": "<p>hi</p>"}))
+            .await;
+        assert_eq!(r.status, 202);
+    }
+    let msgs = wait_until("both messages", DEADLINE, || async {
+        let m = mx.messages();
+        (m.len() == 2).then_some(m)
+    })
+    .await;
+    for (i, m) in msgs.iter().enumerate() {
+        let rec = if m.contains("d=sender.test") {
+            &records[0]
+        } else {
+            &records[1]
+        };
+        assert!(m.contains("DKIM-Signature:"), "message {i} is not signed");
+        assert!(
+            dkimpy_verifies(
+                m,
+                rec["name"].as_str().unwrap(),
+                rec["value"].as_str().unwrap()
+            ),
+            "dkimpy does not verify message {i}"
+        );
+        let tampered = m.replacen("hi", "ho", 1);
+        assert!(!dkimpy_verifies(
+            &tampered,
+            rec["name"].as_str().unwrap(),
+            rec["value"].as_str().unwrap()
+        ));
+    }
+    assert_eq!(t.api.delete("/v1/domains/sender.test").await.status, 204);
+    assert_eq!(t.api.get("/v1/domains/sender.test").await.status, 404);
+    t.stop().await;
+}

@@ -1,0 +1,173 @@
+//! Sending domains and their DKIM keys. Keys are made here (the private
+//! key never leaves the server); the account is shown the TXT record to
+//! publish. Signers are kept parsed in memory, since outbound delivery
+//! signs every message.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use serde::{Deserialize, Serialize};
+use tidings_mail::dkim::{DkimKey, KeyAlgorithm, Signer};
+use tidings_store::DomainKey;
+use tidings_types::{AccountId, Timestamp};
+
+use crate::{CoreError, ErrorCode, Tidings};
+
+/// Parsed signers by (account, domain).
+#[derive(Default)]
+pub struct DkimRegistry {
+    signers: RwLock<HashMap<(AccountId, String), Arc<Signer>>>,
+}
+
+impl std::fmt::Debug for DkimRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.signers.read().map(|s| s.len()).unwrap_or(0);
+        write!(f, "DkimRegistry({n} keys)")
+    }
+}
+
+impl DkimRegistry {
+    /// The signer for an account's From domain (or a parent domain it owns,
+    /// so `news.example.com` mail signs as `example.com`).
+    pub fn signer(&self, account: AccountId, domain: &str) -> Option<Arc<Signer>> {
+        let signers = self.signers.read().ok()?;
+        let mut d = domain;
+        loop {
+            if let Some(s) = signers.get(&(account, d.to_string())) {
+                return Some(s.clone());
+            }
+            d = d.split_once('.')?.1;
+            if !d.contains('.') {
+                return None;
+            }
+        }
+    }
+
+    fn insert(&self, account: AccountId, domain: String, signer: Signer) {
+        if let Ok(mut s) = self.signers.write() {
+            s.insert((account, domain), Arc::new(signer));
+        }
+    }
+
+    fn remove(&self, account: AccountId, domain: &str) {
+        if let Ok(mut s) = self.signers.write() {
+            s.remove(&(account, domain.to_string()));
+        }
+    }
+}
+
+/// `POST /v1/domains`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DomainInput {
+    pub domain: String,
+    #[serde(default)]
+    pub selector: Option<String>,
+    #[serde(default)]
+    pub algorithm: Option<KeyAlgorithm>,
+}
+
+/// A sending domain as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct DomainView {
+    pub domain: String,
+    pub selector: String,
+    pub algorithm: KeyAlgorithm,
+    pub created_at: String,
+    /// The TXT record to publish.
+    pub dns: DnsView,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DnsView {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub value: String,
+}
+
+fn view(k: &DkimKey, created_at: Timestamp) -> DomainView {
+    let dns = k.dns_record();
+    DomainView {
+        domain: k.domain.clone(),
+        selector: k.selector.clone(),
+        algorithm: k.algorithm,
+        created_at: tidings_types::time::rfc3339(created_at),
+        dns: DnsView {
+            name: dns.name,
+            kind: "TXT",
+            value: dns.value,
+        },
+    }
+}
+
+fn key_of(k: &DomainKey) -> Result<DkimKey, CoreError> {
+    DkimKey::from_pem(&k.domain, &k.selector, k.private_pem.expose())
+        .map_err(|e| CoreError::Internal(format!("stored DKIM key for {}: {e}", k.domain)))
+}
+
+impl Tidings {
+    pub async fn add_domain(
+        &self,
+        account: AccountId,
+        input: DomainInput,
+    ) -> Result<DomainView, CoreError> {
+        let selector = input
+            .selector
+            .unwrap_or_else(|| format!("tidings{}", self.clock.now().format("%Y%m")));
+        let algorithm = input.algorithm.unwrap_or(KeyAlgorithm::Rsa2048);
+        let domain = input.domain.trim().to_ascii_lowercase();
+        let key = DkimKey::generate(&domain, &selector, algorithm)
+            .map_err(|e| CoreError::invalid(ErrorCode::InvalidRequest, e.to_string()))?;
+        let signer = Signer::new(&key).map_err(|e| CoreError::Internal(e.to_string()))?;
+        let now = self.clock.now();
+        self.messages()?
+            .add_domain_key(DomainKey {
+                account_id: account,
+                domain: key.domain.clone(),
+                selector: key.selector.clone(),
+                algorithm: serde_json::to_value(algorithm)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default(),
+                private_pem: key.private_pem().clone(),
+                created_at: now,
+            })
+            .await?;
+        self.dkim.insert(account, key.domain.clone(), signer);
+        Ok(view(&key, now))
+    }
+
+    pub async fn list_domains(&self, account: AccountId) -> Result<Vec<DomainView>, CoreError> {
+        let keys = self.messages()?.domain_keys(Some(account)).await?;
+        keys.iter()
+            .map(|k| Ok(view(&key_of(k)?, k.created_at)))
+            .collect()
+    }
+
+    pub async fn remove_domain(&self, account: AccountId, domain: &str) -> Result<(), CoreError> {
+        let domain = domain.to_ascii_lowercase();
+        self.messages()?
+            .remove_domain_key(account, domain.clone())
+            .await?;
+        self.dkim.remove(account, &domain);
+        Ok(())
+    }
+
+    /// Load every stored key into the signer registry (at start).
+    pub async fn load_dkim(&self) -> Result<usize, CoreError> {
+        let keys = self.messages()?.domain_keys(None).await?;
+        let n = keys.len();
+        for k in keys {
+            let signer =
+                Signer::new(&key_of(&k)?).map_err(|e| CoreError::Internal(e.to_string()))?;
+            self.dkim.insert(k.account_id, k.domain, signer);
+        }
+        Ok(n)
+    }
+
+    /// The signers outbound delivery uses.
+    pub fn dkim_registry(&self) -> Arc<DkimRegistry> {
+        self.dkim.clone()
+    }
+}
