@@ -15,6 +15,7 @@ pub mod inbound;
 pub mod samples;
 pub mod sending;
 pub mod suppressions;
+pub mod tracking;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -79,6 +80,7 @@ pub struct Tidings {
     messages: Option<Arc<dyn MessageStore>>,
     verp: Option<Arc<tidings_mail::verp::VerpCodec>>,
     dkim: Arc<domains::DkimRegistry>,
+    tracker: Option<Arc<tracking::Tracker>>,
 }
 
 impl Tidings {
@@ -91,6 +93,7 @@ impl Tidings {
             messages: None,
             verp: None,
             dkim: Arc::default(),
+            tracker: None,
         }
     }
 

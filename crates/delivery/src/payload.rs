@@ -68,7 +68,8 @@ pub fn build(events: &[&Event], webhook: &WebhookSettings) -> Result<Payload, Pa
     let fields = webhook.fields.as_deref();
     match webhook.format {
         WebhookFormat::Json => {
-            let value = match webhook.batch {
+            let wire = |event| Wire { event, fields };
+            let body = match webhook.batch {
                 Some(batch) => {
                     if count > batch.max_events.max(1) as usize {
                         return Err(PayloadError::BatchTooLarge {
@@ -76,12 +77,13 @@ pub fn build(events: &[&Event], webhook: &WebhookSettings) -> Result<Payload, Pa
                             max: batch.max_events,
                         });
                     }
-                    serde_json::Value::Array(events.iter().map(|e| e.to_json(fields)).collect())
+                    let all: Vec<Wire> = events.iter().map(|e| wire(e)).collect();
+                    serde_json::to_vec(&all)
                 }
                 None if count > 1 => return Err(PayloadError::NotBatched { count }),
-                None => first.to_json(fields),
+                None => serde_json::to_vec(&wire(first)),
             };
-            let body = Bytes::from(serde_json::to_vec(&value).map_err(PayloadError::Json)?);
+            let body = Bytes::from(body.map_err(PayloadError::Json)?);
             Ok(Payload {
                 method: Method::POST,
                 url: webhook.url.clone(),
@@ -114,6 +116,45 @@ pub fn build(events: &[&Event], webhook: &WebhookSettings) -> Result<Payload, Pa
                 signed,
             })
         }
+    }
+}
+
+/// One event as the `json` format sends it: the document of
+/// [`Event::to_json`], written straight from the event. Building the
+/// `Value` first would copy every data field for each delivery. The keys
+/// come in the same (sorted) order as the `Value`'s, so the bytes are the
+/// same too.
+struct Wire<'a> {
+    event: &'a Event,
+    fields: Option<&'a [Field]>,
+}
+
+impl serde::Serialize for Wire<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(4))?;
+        map.serialize_entry("data", &WireData(self))?;
+        map.serialize_entry("id", &self.event.id)?;
+        map.serialize_entry(
+            "timestamp",
+            &tidings_types::time::rfc3339(self.event.timestamp),
+        )?;
+        map.serialize_entry("type", &self.event.event_type)?;
+        map.end()
+    }
+}
+
+/// The selected data fields of a [`Wire`] event, in the data's own order.
+struct WireData<'a>(&'a Wire<'a>);
+
+impl serde::Serialize for WireData<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let selected = |key: &str| {
+            self.0
+                .fields
+                .is_none_or(|sel| sel.iter().any(|f| f.as_str() == key))
+        };
+        s.collect_map(self.0.event.data.iter().filter(|(k, _)| selected(k)))
     }
 }
 
@@ -248,6 +289,26 @@ mod tests {
         assert_eq!(body, e.to_json(None));
         assert_eq!(body["timestamp"], "2025-03-04T05:06:07.089Z");
         assert_eq!(p.signed, p.body);
+    }
+
+    #[test]
+    fn json_bytes_are_those_of_the_canonical_value() {
+        let (a, b) = (click(), click());
+        let mut s = settings(WebhookFormat::Json, "https://h.example/");
+        for fields in [None, Some(vec![Field::Email, Field::Url, Field::Tags])] {
+            s.fields = fields.clone();
+            s.batch = None;
+            let p = build(&[&a], &s).unwrap();
+            let want = serde_json::to_vec(&a.to_json(fields.as_deref())).unwrap();
+            assert_eq!(p.body, want);
+            s.batch = Some(BatchSettings {
+                max_events: 10,
+                max_wait_ms: 0,
+            });
+            let p = build(&[&a, &b], &s).unwrap();
+            let want = json!([a.to_json(fields.as_deref()), b.to_json(fields.as_deref())]);
+            assert_eq!(p.body, serde_json::to_vec(&want).unwrap());
+        }
     }
 
     #[test]

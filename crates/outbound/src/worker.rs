@@ -51,9 +51,17 @@ pub struct OutboundConfig {
     pub verp: Option<Arc<tidings_mail::verp::VerpCodec>>,
     /// DKIM signers by (account, From domain).
     pub dkim: Option<Arc<dyn DkimSigners>>,
+    /// Per-recipient rewriting (engagement tracking) before signing.
+    pub rewriter: Option<Arc<dyn Rewriter>>,
     /// Make leased deliveries due again at start: correct only when this
     /// process is the store's only user (embedded SQLite).
     pub release_leases_on_start: bool,
+}
+
+/// Rewrites a message for one recipient (tracking links, pixel,
+/// unsubscribe headers); `None` leaves it as it is.
+pub trait Rewriter: Send + Sync + std::fmt::Debug {
+    fn rewrite(&self, job: &OutboundJob) -> Option<Vec<u8>>;
 }
 
 /// Finds the DKIM signer for a message's From domain.
@@ -80,6 +88,7 @@ impl Default for OutboundConfig {
             soft_bounce_limit: 3,
             verp: None,
             dkim: None,
+            rewriter: None,
             release_leases_on_start: false,
         }
     }
@@ -166,19 +175,23 @@ impl Worker {
                 continue;
             }
             // One SMTP transaction per (message, domain).
-            let mut groups: HashMap<(String, String), Vec<OutboundJob>> = HashMap::new();
+            // With VERP or tracking, one per recipient: each has its own
+            // return path and its own links.
+            let per_rcpt = self.config.verp.is_some() || self.config.rewriter.is_some();
+            let mut groups: HashMap<(String, String, i64), Vec<OutboundJob>> = HashMap::new();
             for j in jobs {
                 let domain = j
                     .email
                     .rsplit_once('@')
                     .map(|(_, d)| d.to_string())
                     .unwrap_or_default();
+                let rcpt = if per_rcpt { j.recipient_id } else { 0 };
                 groups
-                    .entry((j.message.id.to_string(), domain))
+                    .entry((j.message.id.to_string(), domain, rcpt))
                     .or_default()
                     .push(j);
             }
-            for ((_, domain), group) in groups {
+            for ((_, domain, _), group) in groups {
                 let permit = all.clone().acquire_owned().await.expect("semaphore open");
                 let dsem = per_domain
                     .entry(domain.clone())
@@ -367,11 +380,17 @@ async fn mail_transaction(
         }
     }
     if replies.iter().any(Reply::is_ok) {
+        // Rewrite for this recipient first, then sign what is sent.
+        let rewritten = match (&config.rewriter, jobs) {
+            (Some(r), [one]) => r.rewrite(one),
+            _ => None,
+        };
+        let body: &[u8] = rewritten.as_deref().unwrap_or(&jobs[0].raw);
         let signed = config.dkim.as_ref().and_then(|d| {
             let domain = msg.from.rsplit_once('@')?.1.to_ascii_lowercase();
-            d.sign(msg.account_id, &domain, &jobs[0].raw)
+            d.sign(msg.account_id, &domain, body)
         });
-        let data = match s.data(signed.as_deref().unwrap_or(&jobs[0].raw)).await {
+        let data = match s.data(signed.as_deref().unwrap_or(body)).await {
             Ok(r) => r,
             Err(e) => Reply {
                 code: 451,

@@ -268,8 +268,18 @@ pub trait MessageStore: Send + Sync + 'static {
     ) -> Result<Suppression>;
     async fn remove_suppression(&self, account: AccountId, email: String) -> Result<()>;
 
-    /// A recipient by its row id: the message (without its recipient list)
-    /// and the recipient's address.
+    /// The stored message itself.
+    async fn message_raw(&self, id: MessageId) -> Result<Bytes>;
+    /// Whether an event of this type exists for this message and address.
+    async fn has_event(
+        &self,
+        account: AccountId,
+        id: MessageId,
+        email: String,
+        event_type: tidings_types::EventType,
+    ) -> Result<bool>;
+    /// A recipient by its row id: the message (with its recipients) and
+    /// the recipient's address.
     async fn find_recipient(&self, recipient_id: i64) -> Result<Option<(MessageRecord, String)>>;
     /// Messages with this Message-ID header (normally one).
     async fn find_by_smtp_id(&self, smtp_message_id: String) -> Result<Vec<MessageRecord>>;

@@ -28,6 +28,17 @@ pub struct Config {
     pub outbound: OutboundSettings,
     pub smtp: SmtpSettings,
     pub inbound: InboundSettings,
+    pub tracking: TrackingSettings,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrackingSettings {
+    /// Public base URL of the tracking links (e.g. `https://t.example.com`);
+    /// the HTTP listener's address when unset.
+    pub base_url: Option<String>,
+    /// Add `List-Unsubscribe` (RFC 8058 one-click) to every message.
+    pub unsubscribe: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -198,6 +209,7 @@ impl Default for Config {
             outbound: OutboundSettings::default(),
             smtp: SmtpSettings::default(),
             inbound: InboundSettings::default(),
+            tracking: TrackingSettings::default(),
         }
     }
 }

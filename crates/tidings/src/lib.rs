@@ -91,6 +91,11 @@ impl App {
             ..CoreConfig::default()
         };
         let verp = verp_codec(config)?;
+        let listener = tokio::net::TcpListener::bind(config.http.listen)
+            .await
+            .with_context(|| format!("binding the HTTP listener on {}", config.http.listen))?;
+        let addr = listener.local_addr()?;
+        let tracker = tracker(config, addr)?;
         let metrics = Arc::new(Metrics::new());
         let mut app = Tidings::new(store.clone(), clock.clone(), core_cfg)
             .with_metrics(metrics.clone())
@@ -98,6 +103,7 @@ impl App {
         if let Some(v) = &verp {
             app = app.with_verp(v.clone());
         }
+        app = app.with_tracker(tracker);
         let client = WebhookClient::new(ClientConfig {
             timeout: config.webhook_timeout(),
             policy,
@@ -124,10 +130,6 @@ impl App {
         );
 
         let shutdown = CancellationToken::new();
-        let listener = tokio::net::TcpListener::bind(config.http.listen)
-            .await
-            .with_context(|| format!("binding the HTTP listener on {}", config.http.listen))?;
-        let addr = listener.local_addr()?;
         let router = tidings_web::router(tidings_web::AppState {
             app: app.clone(),
             metrics: metrics.clone(),
@@ -136,8 +138,11 @@ impl App {
         let mut tasks = Vec::new();
         let token = shutdown.clone();
         tasks.push(tokio::spawn(async move {
-            let serve = axum::serve(listener, router)
-                .with_graceful_shutdown(async move { token.cancelled().await });
+            let serve = axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move { token.cancelled().await });
             if let Err(e) = serve.await {
                 tracing::error!(error = %e, "HTTP server failed");
             }
@@ -254,6 +259,7 @@ fn outbound_worker(
         max_age: Duration::from_secs(u64::from(o.max_age_hours) * 3600),
         verp,
         release_leases_on_start: true,
+        rewriter: Some(Arc::new(Tracking { app: app.clone() })),
         dkim: Some(Arc::new(Dkim {
             registry: app.dkim_registry(),
             clock: clock.clone(),
@@ -288,25 +294,72 @@ impl tidings_outbound::worker::DkimSigners for Dkim {
     }
 }
 
-/// The VERP codec, its key kept in the data directory (created on first
-/// start).
-pub fn verp_codec(config: &Config) -> anyhow::Result<Option<Arc<tidings_mail::verp::VerpCodec>>> {
-    let Some(domain) = config.bounce_domain() else {
-        return Ok(None);
-    };
+/// Tracking rewrites for outbound mail.
+struct Tracking {
+    app: Tidings,
+}
+
+impl std::fmt::Debug for Tracking {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Tracking")
+    }
+}
+
+impl tidings_outbound::worker::Rewriter for Tracking {
+    fn rewrite(&self, job: &tidings_store::OutboundJob) -> Option<Vec<u8>> {
+        self.app
+            .rewrite_for(&job.message, job.recipient_id, &job.raw)
+    }
+}
+
+/// A 32-byte secret kept in the data directory, made on first start.
+fn secret_file(config: &Config, name: &str) -> anyhow::Result<Vec<u8>> {
     std::fs::create_dir_all(&config.data_dir)?;
-    let path = config.data_dir.join("verp.key");
-    let key = match std::fs::read(&path) {
-        Ok(k) if k.len() >= 32 => k,
+    let path = config.data_dir.join(name);
+    match std::fs::read(&path) {
+        Ok(k) if k.len() >= 32 => Ok(k),
         _ => {
             let mut k = vec![0u8; 32];
             rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut k);
             let tmp = path.with_extension("tmp");
             std::fs::write(&tmp, &k)?;
             std::fs::rename(&tmp, &path)?;
-            k
+            Ok(k)
         }
+    }
+}
+
+fn tracker(
+    config: &Config,
+    addr: SocketAddr,
+) -> anyhow::Result<Arc<tidings_core::tracking::Tracker>> {
+    let key = secret_file(config, "tracking.key")?;
+    let mut k = [0u8; 32];
+    k.copy_from_slice(&key[..32]);
+    let keys = tidings_tracking::TokenKeys::new((1, k), vec![])
+        .map_err(|e| anyhow::anyhow!("tracking keys: {e:?}"))?;
+    let base = config
+        .tracking
+        .base_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"));
+    let base_url = base
+        .parse()
+        .with_context(|| format!("tracking.base_url {base}"))?;
+    Ok(Arc::new(tidings_core::tracking::Tracker {
+        keys,
+        base_url,
+        unsubscribe: config.tracking.unsubscribe,
+    }))
+}
+
+/// The VERP codec, its key kept in the data directory (created on first
+/// start).
+pub fn verp_codec(config: &Config) -> anyhow::Result<Option<Arc<tidings_mail::verp::VerpCodec>>> {
+    let Some(domain) = config.bounce_domain() else {
+        return Ok(None);
     };
+    let key = secret_file(config, "verp.key")?;
     let codec = tidings_mail::verp::VerpCodec::new(&key, &domain)
         .map_err(|e| anyhow::anyhow!("bounce domain {domain}: {e}"))?;
     Ok(Some(Arc::new(codec)))

@@ -15,6 +15,7 @@ mod json;
 mod messages;
 mod openapi;
 mod ops;
+mod tracking;
 mod webhooks;
 
 use std::sync::Arc;
@@ -39,6 +40,7 @@ pub fn router(state: AppState) -> Router {
         .merge(events::routes())
         .merge(messages::routes())
         .merge(domains::routes())
+        .merge(tracking::routes())
         .merge(ops::routes())
         .merge(openapi::routes())
         .fallback(error::not_found)

@@ -453,6 +453,35 @@ impl MessageStore for SqliteStore {
         })
         .await
     }
+    async fn message_raw(&self, id: MessageId) -> Result<bytes::Bytes> {
+        self.read(move |c| {
+            let raw: Vec<u8> = c
+                .prepare_cached("SELECT raw FROM messages WHERE id = ?1")?
+                .query_row([id.to_string()], |r| r.get(0))
+                .optional()?
+                .ok_or(StoreError::NotFound)?;
+            Ok(raw.into())
+        })
+        .await
+    }
+    async fn has_event(
+        &self,
+        account: AccountId,
+        id: MessageId,
+        email: String,
+        ty: tidings_types::EventType,
+    ) -> Result<bool> {
+        self.read(move |c| {
+            Ok(c.prepare_cached(
+                "SELECT 1 FROM events WHERE account_id = ?1 AND json_extract(data, '$.message_id') = ?2
+                 AND type = ?3 AND json_extract(data, '$.email') = ?4 LIMIT 1",
+            )?
+            .query_row(params![account.to_string(), id.to_string(), ty.as_str(), email], |_| Ok(()))
+            .optional()?
+            .is_some())
+        })
+        .await
+    }
     async fn release_outbound_leases(&self, now: Timestamp) -> Result<u64> {
         let n = self.outbound_notify.clone();
         self.write_notify(Some(n), move |c| {
@@ -527,9 +556,7 @@ impl MessageStore for SqliteStore {
             let id: MessageId = mid
                 .parse()
                 .map_err(|_| StoreError::Corrupt("message id".into()))?;
-            let mut m = get(c, account, id)?;
-            m.recipients.clear();
-            Ok(Some((m, email)))
+            Ok(Some((get(c, account, id)?, email)))
         })
         .await
     }

@@ -12,6 +12,7 @@ mod pausing;
 mod polling;
 mod retries;
 mod sending;
+mod tracking;
 
 use serde_json::{json, Value};
 use tidings_testkit::InProcess;

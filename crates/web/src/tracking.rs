@@ -1,0 +1,141 @@
+//! The public tracking endpoints: `/o/{token}` (open pixel), `/c/{token}`
+//! (click redirect), `/u/{token}` (unsubscribe: GET shows a confirmation
+//! page, POST unsubscribes — including the RFC 8058 one-click POST). No
+//! key: the signed token is the credential. A forged or altered token gets
+//! 404 and records nothing; the pixel is served whatever the token.
+
+use std::net::SocketAddr;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::Router;
+use tidings_core::tracking::UnsubscribeMethod;
+
+use crate::AppState;
+
+/// A transparent 1×1 GIF.
+const PIXEL: &[u8] = &[
+    0x47, 0x49, 0x46, 0x38, 0x39, 0x61, 0x01, 0x00, 0x01, 0x00, 0x80, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0xff, 0xff, 0xff, 0x21, 0xf9, 0x04, 0x01, 0x00, 0x00, 0x00, 0x00, 0x2c, 0x00, 0x00, 0x00, 0x00,
+    0x01, 0x00, 0x01, 0x00, 0x00, 0x02, 0x02, 0x44, 0x01, 0x00, 0x3b,
+];
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/o/{token}", get(open))
+        .route("/c/{token}", get(click).head(click))
+        .route("/u/{token}", get(unsubscribe_page).post(unsubscribe))
+}
+
+fn ua(h: &HeaderMap) -> Option<&str> {
+    h.get(header::USER_AGENT).and_then(|v| v.to_str().ok())
+}
+
+fn not_found() -> Response {
+    (StatusCode::NOT_FOUND, "not found").into_response()
+}
+
+async fn open(
+    State(st): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let token = token.trim_end_matches(".gif");
+    if let Err(e) = st.app.track_open(token, peer.ip(), ua(&headers)).await {
+        tracing::error!(error = %e, "recording an open failed");
+    }
+    (
+        [
+            (header::CONTENT_TYPE, "image/gif"),
+            (
+                header::CACHE_CONTROL,
+                "no-store, no-cache, must-revalidate, private",
+            ),
+        ],
+        PIXEL,
+    )
+        .into_response()
+}
+
+async fn click(
+    State(st): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    method: Method,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    match st
+        .app
+        .track_click(&token, &method, peer.ip(), ua(&headers))
+        .await
+    {
+        Ok(Some(url)) => Redirect::to(url.as_str()).into_response(),
+        Ok(None) => not_found(),
+        Err(e) => {
+            tracing::error!(error = %e, "recording a click failed");
+            (StatusCode::SERVICE_UNAVAILABLE, "try again").into_response()
+        }
+    }
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+async fn unsubscribe_page(State(st): State<AppState>, Path(token): Path<String>) -> Response {
+    match st.app.unsubscribe_target(&token).await {
+        Ok(Some(email)) => Html(format!(
+            "<!doctype html><html><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">\
+<title>Unsubscribe</title></head><body style=\"font-family:sans-serif;max-width:32em;margin:4em auto\">\
+<h1>Unsubscribe</h1><p>Stop sending email to <strong>{}</strong>?</p>\
+<form method=\"post\"><button type=\"submit\">Unsubscribe</button></form></body></html>",
+            escape(&email)
+        ))
+        .into_response(),
+        Ok(None) => not_found(),
+        Err(e) => {
+            tracing::error!(error = %e, "unsubscribe page failed");
+            (StatusCode::SERVICE_UNAVAILABLE, "try again").into_response()
+        }
+    }
+}
+
+async fn unsubscribe(
+    State(st): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let one_click =
+        std::str::from_utf8(&body).is_ok_and(|b| b.contains("List-Unsubscribe=One-Click"));
+    let method = if one_click {
+        UnsubscribeMethod::OneClick
+    } else {
+        UnsubscribeMethod::Link
+    };
+    match st
+        .app
+        .unsubscribe(&token, method, peer.ip(), ua(&headers))
+        .await
+    {
+        Ok(true) => Html(
+            "<!doctype html><html><head><meta charset=\"utf-8\"><title>Unsubscribed</title></head>\
+<body style=\"font-family:sans-serif;max-width:32em;margin:4em auto\"><h1>You are unsubscribed</h1>\
+<p>You will not receive these emails any more.</p></body></html>",
+        )
+        .into_response(),
+        Ok(false) => not_found(),
+        Err(e) => {
+            tracing::error!(error = %e, "unsubscribe failed");
+            (StatusCode::SERVICE_UNAVAILABLE, "try again").into_response()
+        }
+    }
+}
