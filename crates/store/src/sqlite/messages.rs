@@ -107,29 +107,7 @@ const MSG_COLS: &str = "id, account_id, created_at, source, mail_from, from_addr
     smtp_message_id, custom_id, grp, tags, track_opens, track_clicks, length(raw)";
 
 fn message_row(r: &Row) -> rusqlite::Result<MessageRecord> {
-    let tags: String = r.get(10)?;
-    let source: String = r.get(3)?;
-    Ok(MessageRecord {
-        id: parse_col(r.get(0)?)?,
-        account_id: parse_col(r.get(1)?)?,
-        created_at: ts(r.get(2)?),
-        source: if source == "smtp" {
-            Source::Smtp
-        } else {
-            Source::Http
-        },
-        mail_from: r.get(4)?,
-        from: r.get(5)?,
-        subject: r.get(6)?,
-        smtp_message_id: r.get(7)?,
-        custom_id: r.get(8)?,
-        group: r.get(9)?,
-        tags: serde_json::from_str(&tags).unwrap_or_default(),
-        track_opens: r.get(11)?,
-        track_clicks: r.get(12)?,
-        size: r.get(13)?,
-        recipients: Vec::new(),
-    })
+    message_row_at(r, 0)
 }
 
 fn is_suppressed(c: &Connection, account: AccountId, email: &str) -> Result<bool> {

@@ -8,6 +8,12 @@
 //! the writer commits. Because `seq` is assigned by the single writer in
 //! commit order, a reader always sees a gap-free prefix of the log — the
 //! property the polling cursor relies on.
+//!
+//! The writer's time is what every producer and the dispatcher share, so
+//! work that needs no transaction happens before or after it (encoding
+//! event data, parsing leased events), a batch that holds only leases
+//! commits without an fsync (see `writer_loop`), and a checkpointer thread
+//! copies the WAL into the database beside the writer rather than on it.
 
 mod accounts;
 mod events;
