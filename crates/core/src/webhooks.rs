@@ -396,3 +396,55 @@ fn dedup<T: Ord + Copy>(mut v: Vec<T>) -> Vec<T> {
 pub(crate) fn chrono_dur(d: Duration) -> chrono::Duration {
     chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }
+
+impl Tidings {
+    /// Tell the account's contact that an event type stopped being posted
+    /// to one of its webhooks (the status API shows it too). Best effort:
+    /// a failure here is logged, never fatal.
+    pub async fn notify_pause(
+        &self,
+        webhook: WebhookId,
+        event_type: EventType,
+        reason: tidings_store::PauseReason,
+    ) {
+        let result = async {
+            let w = self.store.load_webhook(webhook).await?;
+            let account = self.store.get_account(w.account_id).await?;
+            let Some(contact) = account.contact_email else {
+                return Ok::<_, CoreError>(());
+            };
+            let domain = if self.config.hostname.contains('.') {
+                self.config.hostname.clone()
+            } else {
+                "tidings.invalid".to_string()
+            };
+            let why = match reason {
+                tidings_store::PauseReason::Gone => "it answered 410 Gone".to_string(),
+                tidings_store::PauseReason::ConsecutiveFailures => format!(
+                    "{} deliveries in a row failed",
+                    self.config.pause_after
+                ),
+            };
+            let text = format!(
+                "tidings stopped posting `{event_type}` events to your webhook {} ({}) because {why}.\n\n\
+                 Nothing is lost: the events wait, and are delivered in order once you fix the \
+                 receiver and resume (POST /v1/webhooks/{}/resume) or update the webhook.\n",
+                w.id, w.settings.url, w.id
+            );
+            let req: crate::sending::SendRequest = serde_json::from_value(serde_json::json!({
+                "from": format!("tidings <notifications@{domain}>"),
+                "to": contact,
+                "subject": format!("Webhook paused: {event_type} events to {}", w.settings.url),
+                "text": text,
+                "track": {"opens": false, "clicks": false},
+            }))
+            .map_err(|e| CoreError::Internal(e.to_string()))?;
+            self.send_json(w.account_id, req).await?;
+            Ok(())
+        }
+        .await;
+        if let Err(e) = result {
+            tracing::warn!(error = %e, %webhook, "could not email the account about a paused webhook");
+        }
+    }
+}

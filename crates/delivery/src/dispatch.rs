@@ -27,7 +27,8 @@ use std::time::Duration;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use tidings_store::{
-    AttemptOutcome, AttemptRecord, JobKind, JobOutcome, LeasedJob, Next, Store, StoreError,
+    AttemptOutcome, AttemptRecord, JobKind, JobOutcome, LeasedJob, Next, PauseReason, Store,
+    StoreError,
 };
 use tidings_types::{AttemptId, Clock, Timestamp, Webhook, WebhookId};
 use tokio::sync::{mpsc, Notify};
@@ -60,6 +61,21 @@ pub struct DispatcherConfig {
     pub release_leases_on_start: bool,
     /// Seed for retry jitter; random when `None`.
     pub seed: Option<u64>,
+    /// Told whenever an event type is paused on a webhook (to notify the
+    /// account); called after the pause is committed.
+    pub on_pause: Option<PauseHook>,
+}
+
+/// A callback for pauses.
+#[derive(Clone)]
+pub struct PauseHook(
+    pub Arc<dyn Fn(WebhookId, tidings_types::EventType, PauseReason) + Send + Sync>,
+);
+
+impl std::fmt::Debug for PauseHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PauseHook")
+    }
 }
 
 impl Default for DispatcherConfig {
@@ -73,6 +89,7 @@ impl Default for DispatcherConfig {
             retry: RetryPolicy::default(),
             release_leases_on_start: false,
             seed: None,
+            on_pause: None,
         }
     }
 }
@@ -481,6 +498,9 @@ async fn complete_loop(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<JobOut
                     for (webhook, event_type, reason) in summary.paused {
                         tracing::warn!(%webhook, %event_type, reason = reason.as_str(),
                             "paused delivery of an event type");
+                        if let Some(PauseHook(f)) = &inner.config.on_pause {
+                            f(webhook, event_type, reason);
+                        }
                     }
                     break;
                 }

@@ -124,6 +124,7 @@ impl App {
                 },
                 // The embedded store has exactly one user: this process.
                 release_leases_on_start: true,
+                on_pause: Some(pause_hook(app.clone())),
                 ..DispatcherConfig::default()
             },
             metrics.clone(),
@@ -292,6 +293,14 @@ impl tidings_outbound::worker::DkimSigners for Dkim {
             }
         }
     }
+}
+
+/// Email the account when one of its webhooks pauses.
+fn pause_hook(app: Tidings) -> tidings_delivery::dispatch::PauseHook {
+    tidings_delivery::dispatch::PauseHook(Arc::new(move |webhook, event_type, reason| {
+        let app = app.clone();
+        tokio::spawn(async move { app.notify_pause(webhook, event_type, reason).await });
+    }))
 }
 
 /// Tracking rewrites for outbound mail.

@@ -169,3 +169,45 @@ async fn gone_pauses_at_once() {
     rx.wait_for(2, DEADLINE).await;
     t.stop().await;
 }
+
+#[tokio::test]
+async fn the_account_contact_is_emailed_when_a_type_pauses() {
+    let mx = crate::outbound::Mx::start();
+    let port = mx.port;
+    let t = InProcess::start(move |c| {
+        c.outbound
+            .transports
+            .insert("example.test".into(), format!("127.0.0.1:{port}"));
+    })
+    .await;
+    let acc = t
+        .app()
+        .create_account("ops", Some("ops@example.test".into()))
+        .await
+        .unwrap();
+    let key = t.app().create_api_key(acc.id, "k").await.unwrap();
+    let api = t.api.with_key(key.key.expose());
+    let rx = Receiver::start().await;
+    rx.script(|_| Reply::status(410));
+    let wh = api
+        .create_webhook(json!({"url": rx.url("/gone"), "event_types": ["open"]}))
+        .await;
+    t.app()
+        .record_event(acc.id, EventType::Open, crate::data("a@example.org"))
+        .await
+        .unwrap();
+    let id = wh["id"].as_str().unwrap();
+    let msgs = wait_until("the notice at the contact's MX", DEADLINE, || async {
+        let m = mx.messages();
+        (!m.is_empty()).then_some(m)
+    })
+    .await;
+    assert!(msgs[0].contains("X-Envelope-To: ops@example.test"));
+    assert!(
+        msgs[0].contains("Subject: Webhook paused: open events"),
+        "{}",
+        msgs[0]
+    );
+    assert!(msgs[0].contains(id));
+    t.stop().await;
+}
