@@ -1,0 +1,624 @@
+//! `sending-load`: the load generators of the sending benchmarks
+//! (`bench/sending/run.sh`, figures in `docs/benchmarks.md`, "Sending").
+//!
+//! - `smtp`: N messages over C concurrent SMTP sessions. Each session does
+//!   EHLO, optionally STARTTLS and AUTH PLAIN, once, then sends its share
+//!   of the messages one after another, pipelining MAIL, RCPT and DATA in
+//!   one write (RFC 2920), the message and its final dot in another; a
+//!   message counts when the server answered 250 to its final dot. Works
+//!   against tidings (STARTTLS + AUTH) and Postfix (STARTTLS, no AUTH)
+//!   alike, so both are measured with the same client.
+//! - `http`: N raw messages (`message/rfc822`) posted to `/v1/messages`
+//!   over C keep-alive HTTP/1.1 connections; a message counts on 202.
+//! - `wait-sent`: watch a tidings database (read-only) until N recipients
+//!   are `sent`, and time it.
+//! - `blackhole`: a TCP listener that never accepts, so a smarthost that
+//!   points at it takes connections and never greets: the outbound
+//!   worker waits and does nothing, which isolates acceptance.
+//!
+//! The clock of `smtp` and `http` starts once every session is set up
+//! (connected, TLS, AUTH) and stops at the last acknowledgement.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use bytes::Bytes;
+use clap::{Args, Parser, Subcommand};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::sync::Barrier;
+
+#[derive(Parser)]
+#[command(
+    name = "sending-load",
+    about = "Load generators of the sending benchmarks"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Submit messages over SMTP.
+    Smtp(SmtpArgs),
+    /// Submit raw messages over HTTP (POST /v1/messages).
+    Http(HttpArgs),
+    /// Wait until a tidings database has N sent recipients; time it.
+    WaitSent(WaitArgs),
+    /// Listen and never accept (a smarthost that never answers).
+    Blackhole {
+        #[arg(long)]
+        listen: SocketAddr,
+    },
+}
+
+#[derive(Args, Clone)]
+struct Common {
+    /// Concurrent connections.
+    #[arg(long, default_value_t = 16)]
+    conns: usize,
+    /// Messages in all.
+    #[arg(long, default_value_t = 10_000)]
+    messages: usize,
+    /// Size of each message, headers included, in bytes.
+    #[arg(long, default_value_t = 10_240)]
+    size: usize,
+    /// Envelope and header sender.
+    #[arg(long, default_value = "app@sender.test")]
+    from: String,
+    /// Recipients are `rcpt<N>@<domain>`.
+    #[arg(long, default_value = "example.test")]
+    rcpt_domain: String,
+    /// A name for the result line.
+    #[arg(long, default_value = "run")]
+    label: String,
+}
+
+#[derive(Args)]
+struct SmtpArgs {
+    /// The server, e.g. 127.0.0.1:2587.
+    #[arg(long)]
+    addr: SocketAddr,
+    #[command(flatten)]
+    common: Common,
+    /// Upgrade with STARTTLS after the first EHLO (certificate not checked).
+    #[arg(long)]
+    starttls: bool,
+    /// AUTH PLAIN with `user:password` (after STARTTLS).
+    #[arg(long)]
+    auth: Option<String>,
+    /// One command, one reply (as smtp-source) instead of pipelining
+    /// MAIL, RCPT and DATA.
+    #[arg(long)]
+    no_pipelining: bool,
+}
+
+#[derive(Args)]
+struct HttpArgs {
+    /// The HTTP API, e.g. 127.0.0.1:8080.
+    #[arg(long)]
+    addr: SocketAddr,
+    /// An API key.
+    #[arg(long)]
+    key: String,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Args)]
+struct WaitArgs {
+    /// The tidings database (`<data_dir>/tidings.db`), opened read-only.
+    #[arg(long)]
+    db: std::path::PathBuf,
+    /// Sent recipients to wait for.
+    #[arg(long)]
+    count: u64,
+    /// Start of the clock, Unix milliseconds (default: now).
+    #[arg(long)]
+    since_ms: Option<i64>,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 900)]
+    timeout: u64,
+    #[arg(long, default_value = "run")]
+    label: String,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    if let Cmd::Blackhole { listen } = cli.cmd {
+        let _l = std::net::TcpListener::bind(listen).context("binding the blackhole")?;
+        println!("blackhole on {listen}");
+        loop {
+            std::thread::sleep(Duration::from_secs(3600));
+        }
+    }
+    if let Cmd::WaitSent(a) = cli.cmd {
+        return wait_sent(a);
+    }
+    // As many worker threads as cores, like any tokio client would use.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        match cli.cmd {
+            Cmd::Smtp(a) => smtp(a).await,
+            Cmd::Http(a) => http(a).await,
+            _ => unreachable!(),
+        }
+    })
+}
+
+// ---------------------------------------------------------------- messages
+
+/// The message body (shared by all messages) and the header template.
+struct Corpus {
+    body: Bytes,
+    from: String,
+    rcpt_domain: String,
+}
+
+impl Corpus {
+    fn new(c: &Common) -> Corpus {
+        // Headers take about 330 bytes; the body fills up to `size`.
+        let line = b"Thank you for your order. Your receipt follows; nothing to do here.\r\n";
+        let want = c.size.saturating_sub(330);
+        let mut body = Vec::with_capacity(want + line.len());
+        let mut n = 0u32;
+        while body.len() + line.len() <= want.max(line.len()) {
+            n += 1;
+            body.extend_from_slice(format!("{n:06} ").as_bytes());
+            body.extend_from_slice(&line[..line.len() - 7]);
+            body.extend_from_slice(b"\r\n");
+        }
+        Corpus {
+            body: Bytes::from(body),
+            from: c.from.clone(),
+            rcpt_domain: c.rcpt_domain.clone(),
+        }
+    }
+
+    fn rcpt(&self, i: usize) -> String {
+        format!("rcpt{i}@{}", self.rcpt_domain)
+    }
+
+    /// Message `i` (CRLF line ends, no line starts with a dot).
+    fn message(&self, i: usize) -> Vec<u8> {
+        let mut m = Vec::with_capacity(self.body.len() + 512);
+        m.extend_from_slice(
+            format!(
+                "From: Bench Shop <{from}>\r\n\
+                 To: <{to}>\r\n\
+                 Subject: Your receipt {i}\r\n\
+                 Date: Tue, 25 Nov 2025 10:00:00 +0000\r\n\
+                 Message-ID: <bench-{i}-{pid}@sender.test>\r\n\
+                 MIME-Version: 1.0\r\n\
+                 Content-Type: text/plain; charset=us-ascii\r\n\
+                 Content-Transfer-Encoding: 7bit\r\n\
+                 X-Bench: tidings-bench-sending\r\n\r\n",
+                from = self.from,
+                to = self.rcpt(i),
+                pid = std::process::id(),
+            )
+            .as_bytes(),
+        );
+        m.extend_from_slice(&self.body);
+        m
+    }
+}
+
+// ---------------------------------------------------------------- results
+
+struct Outcome {
+    ok: usize,
+    refused: usize,
+    latencies_us: Vec<u32>,
+    last_refusal: Option<String>,
+}
+
+fn report(kind: &str, c: &Common, sample_len: usize, elapsed: Duration, mut outs: Vec<Outcome>) {
+    let ok: usize = outs.iter().map(|o| o.ok).sum();
+    let refused: usize = outs.iter().map(|o| o.refused).sum();
+    let mut lat: Vec<u32> = outs
+        .iter_mut()
+        .flat_map(|o| std::mem::take(&mut o.latencies_us))
+        .collect();
+    lat.sort_unstable();
+    let pct = |p: f64| -> f64 {
+        if lat.is_empty() {
+            return 0.0;
+        }
+        let i = ((lat.len() as f64 - 1.0) * p).round() as usize;
+        lat[i] as f64 / 1000.0
+    };
+    let secs = elapsed.as_secs_f64();
+    let rate = ok as f64 / secs;
+    if let Some(r) = outs.iter().find_map(|o| o.last_refusal.clone()) {
+        eprintln!("a refusal: {r}");
+    }
+    println!(
+        "RESULT {kind} {label}: {ok} accepted, {refused} refused, in {secs:.2} s = {rate:.0} msg/s; \
+         latency p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; {} connections, {sample_len}-byte messages",
+        pct(0.5),
+        pct(0.99),
+        pct(1.0),
+        c.conns,
+        label = c.label,
+    );
+}
+
+// ---------------------------------------------------------------- SMTP
+
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
+
+struct Smtp {
+    io: BufReader<Box<dyn Stream>>,
+    line: String,
+}
+
+struct Reply {
+    code: u16,
+    text: String,
+}
+
+impl Smtp {
+    async fn reply(&mut self) -> anyhow::Result<Reply> {
+        let mut text = String::new();
+        loop {
+            self.line.clear();
+            let n = self.io.read_line(&mut self.line).await?;
+            if n == 0 {
+                bail!("connection closed by the server");
+            }
+            let l = self.line.trim_end();
+            if l.len() < 3 {
+                bail!("not an SMTP reply: {l:?}");
+            }
+            let code: u16 = l[..3].parse().context("reply code")?;
+            text.push_str(l);
+            if l.as_bytes().get(3) != Some(&b'-') {
+                return Ok(Reply { code, text });
+            }
+            text.push(' ');
+        }
+    }
+
+    async fn send(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
+        let w = self.io.get_mut();
+        w.write_all(bytes).await?;
+        w.flush().await?;
+        Ok(())
+    }
+
+    async fn command(&mut self, line: &str, expect: u16) -> anyhow::Result<Reply> {
+        self.send(format!("{line}\r\n").as_bytes()).await?;
+        let r = self.reply().await?;
+        if r.code != expect {
+            bail!("{line:?} got {}", r.text);
+        }
+        Ok(r)
+    }
+
+    async fn open(addr: SocketAddr, starttls: bool, auth: Option<&str>) -> anyhow::Result<Smtp> {
+        let tcp = TcpStream::connect(addr).await.context("connecting")?;
+        tcp.set_nodelay(true)?;
+        let mut s = Smtp {
+            io: BufReader::with_capacity(16 * 1024, Box::new(tcp)),
+            line: String::new(),
+        };
+        let greeting = s.reply().await?;
+        if greeting.code != 220 {
+            bail!("greeting: {}", greeting.text);
+        }
+        s.command("EHLO bench.test", 250).await?;
+        if starttls {
+            s.command("STARTTLS", 220).await?;
+            let connector = tokio_rustls::TlsConnector::from(tls_config());
+            let name = rustls::pki_types::ServerName::try_from("localhost".to_string())?;
+            let tls = connector.connect(name, s.io.into_inner()).await?;
+            s = Smtp {
+                io: BufReader::with_capacity(16 * 1024, Box::new(tls)),
+                line: String::new(),
+            };
+            s.command("EHLO bench.test", 250).await?;
+        }
+        if let Some(auth) = auth {
+            use base64::Engine;
+            let (user, pass) = auth.split_once(':').context("--auth user:password")?;
+            let token =
+                base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{pass}"));
+            s.command(&format!("AUTH PLAIN {token}"), 235).await?;
+        }
+        Ok(s)
+    }
+
+    /// One message; `Ok(None)` when accepted, `Ok(Some(reply))` when refused.
+    async fn transaction(
+        &mut self,
+        from: &str,
+        rcpt: &str,
+        data: &[u8],
+        pipelining: bool,
+    ) -> anyhow::Result<Option<String>> {
+        let mail = format!("MAIL FROM:<{from}>\r\n");
+        let rcpt = format!("RCPT TO:<{rcpt}>\r\n");
+        let (m, r, d) = if pipelining {
+            self.send(format!("{mail}{rcpt}DATA\r\n").as_bytes())
+                .await?;
+            (
+                self.reply().await?,
+                self.reply().await?,
+                self.reply().await?,
+            )
+        } else {
+            self.send(mail.as_bytes()).await?;
+            let m = self.reply().await?;
+            if m.code != 250 {
+                return Ok(Some(m.text));
+            }
+            self.send(rcpt.as_bytes()).await?;
+            let r = self.reply().await?;
+            if r.code != 250 {
+                self.command("RSET", 250).await?;
+                return Ok(Some(r.text));
+            }
+            self.send(b"DATA\r\n").await?;
+            (m, r, self.reply().await?)
+        };
+        if d.code != 354 {
+            let why = [m, r, d]
+                .into_iter()
+                .find(|x| x.code >= 400)
+                .map(|x| x.text)
+                .unwrap_or_default();
+            if pipelining {
+                self.command("RSET", 250).await?;
+            }
+            return Ok(Some(why));
+        }
+        self.send(data).await?;
+        let end = self.reply().await?;
+        Ok((end.code != 250).then_some(end.text))
+    }
+}
+
+fn tls_config() -> Arc<rustls::ClientConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Arc::new(
+        rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("ring supports the default versions")
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(NoVerify))
+            .with_no_client_auth(),
+    )
+}
+
+/// The benchmark talks to 127.0.0.1 with self-signed certificates.
+#[derive(Debug)]
+struct NoVerify;
+
+impl rustls::client::danger::ServerCertVerifier for NoVerify {
+    fn verify_server_cert(
+        &self,
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &[rustls::pki_types::CertificateDer<'_>],
+        _: &rustls::pki_types::ServerName<'_>,
+        _: &[u8],
+        _: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        _: &[u8],
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+    }
+    fn verify_tls13_signature(
+        &self,
+        _: &[u8],
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        rustls::crypto::ring::default_provider()
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+async fn smtp(a: SmtpArgs) -> anyhow::Result<()> {
+    let corpus = Arc::new(Corpus::new(&a.common));
+    let sample = corpus.message(0).len();
+    let next = Arc::new(AtomicUsize::new(0));
+    let ready = Arc::new(Barrier::new(a.common.conns + 1));
+    let mut tasks = Vec::new();
+    for _ in 0..a.common.conns {
+        let (corpus, next, ready) = (corpus.clone(), next.clone(), ready.clone());
+        let (addr, starttls, auth, total) = (a.addr, a.starttls, a.auth.clone(), a.common.messages);
+        let pipelining = !a.no_pipelining;
+        tasks.push(tokio::spawn(async move {
+            let opened = Smtp::open(addr, starttls, auth.as_deref()).await;
+            ready.wait().await;
+            let mut s = opened?;
+            let mut out = Outcome {
+                ok: 0,
+                refused: 0,
+                latencies_us: Vec::with_capacity(total / 8),
+                last_refusal: None,
+            };
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= total {
+                    break;
+                }
+                let mut data = corpus.message(i);
+                data.extend_from_slice(b".\r\n");
+                let t = Instant::now();
+                match s
+                    .transaction(&corpus.from, &corpus.rcpt(i), &data, pipelining)
+                    .await?
+                {
+                    None => {
+                        out.ok += 1;
+                        out.latencies_us.push(t.elapsed().as_micros() as u32);
+                    }
+                    Some(why) => {
+                        out.refused += 1;
+                        out.last_refusal = Some(why);
+                    }
+                }
+            }
+            let _ = s.command("QUIT", 221).await;
+            anyhow::Ok(out)
+        }));
+    }
+    ready.wait().await;
+    let start = Instant::now();
+    let mut outs = Vec::new();
+    for t in tasks {
+        outs.push(t.await??);
+    }
+    let elapsed = start.elapsed();
+    report("smtp", &a.common, sample, elapsed, outs);
+    Ok(())
+}
+
+// ---------------------------------------------------------------- HTTP
+
+async fn http(a: HttpArgs) -> anyhow::Result<()> {
+    use http_body_util::{BodyExt, Full};
+    let corpus = Arc::new(Corpus::new(&a.common));
+    let sample = corpus.message(0).len();
+    let next = Arc::new(AtomicUsize::new(0));
+    let ready = Arc::new(Barrier::new(a.common.conns + 1));
+    let auth = format!("Bearer {}", a.key);
+    let mut tasks = Vec::new();
+    for _ in 0..a.common.conns {
+        let (corpus, next, ready, auth) =
+            (corpus.clone(), next.clone(), ready.clone(), auth.clone());
+        let (addr, total) = (a.addr, a.common.messages);
+        tasks.push(tokio::spawn(async move {
+            let opened = async {
+                let tcp = TcpStream::connect(addr).await?;
+                tcp.set_nodelay(true)?;
+                let (sender, conn) = hyper::client::conn::http1::handshake::<_, Full<Bytes>>(
+                    hyper_util::rt::TokioIo::new(tcp),
+                )
+                .await?;
+                tokio::spawn(conn);
+                anyhow::Ok(sender)
+            }
+            .await;
+            ready.wait().await;
+            let mut sender = opened?;
+            let mut out = Outcome {
+                ok: 0,
+                refused: 0,
+                latencies_us: Vec::with_capacity(total / 8),
+                last_refusal: None,
+            };
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= total {
+                    break;
+                }
+                let req = hyper::Request::post("/v1/messages")
+                    .header("host", addr.to_string())
+                    .header("authorization", &auth)
+                    .header("content-type", "message/rfc822")
+                    .body(Full::new(Bytes::from(corpus.message(i))))?;
+                let t = Instant::now();
+                sender.ready().await?;
+                let resp = sender.send_request(req).await?;
+                let status = resp.status();
+                let body = resp.into_body().collect().await?.to_bytes();
+                if status == 202 {
+                    out.ok += 1;
+                    out.latencies_us.push(t.elapsed().as_micros() as u32);
+                } else {
+                    out.refused += 1;
+                    out.last_refusal = Some(format!("{status} {}", String::from_utf8_lossy(&body)));
+                }
+            }
+            anyhow::Ok(out)
+        }));
+    }
+    ready.wait().await;
+    let start = Instant::now();
+    let mut outs = Vec::new();
+    for t in tasks {
+        outs.push(t.await??);
+    }
+    let elapsed = start.elapsed();
+    report("http", &a.common, sample, elapsed, outs);
+    Ok(())
+}
+
+// ---------------------------------------------------------------- outbound
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_millis() as i64
+}
+
+fn wait_sent(a: WaitArgs) -> anyhow::Result<()> {
+    use rusqlite::{Connection, OpenFlags};
+    let since = a.since_ms.unwrap_or_else(now_ms);
+    let conn = Connection::open_with_flags(
+        &a.db,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .with_context(|| format!("opening {}", a.db.display()))?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    let deadline = Instant::now() + Duration::from_secs(a.timeout);
+    let mut last_print = Instant::now();
+    let counts = |conn: &Connection| -> anyhow::Result<Vec<(String, u64)>> {
+        let mut st =
+            conn.prepare_cached("SELECT status, count(*) FROM recipients GROUP BY status")?;
+        let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u64>(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    };
+    loop {
+        let c = counts(&conn)?;
+        let sent = c.iter().find(|(s, _)| s == "sent").map_or(0, |x| x.1);
+        if sent >= a.count {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("timed out with {c:?}");
+        }
+        if last_print.elapsed() > Duration::from_secs(2) {
+            eprintln!("  … {:.1} s: {c:?}", (now_ms() - since) as f64 / 1000.0);
+            last_print = Instant::now();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let c = counts(&conn)?;
+    let (first, last, n): (i64, i64, u64) = conn.query_row(
+        "SELECT min(updated_at), max(updated_at), count(*) FROM recipients WHERE status = 'sent'",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?;
+    let total = (last - since).max(1) as f64 / 1000.0;
+    let span = (last - first).max(1) as f64 / 1000.0;
+    println!(
+        "RESULT outbound {label}: {n} sent in {total:.2} s from start = {:.0} msg/s \
+         (first to last sent: {span:.2} s = {:.0} msg/s); statuses {c:?}",
+        n as f64 / total,
+        (n.saturating_sub(1)) as f64 / span,
+        label = a.label,
+    );
+    Ok(())
+}
