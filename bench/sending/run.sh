@@ -7,14 +7,16 @@
 #      message/rfc822), 16 connections, 10 KB messages; the same client
 #      against Postfix, and Postfix's own smtp-source against Postfix.
 #   2. outbound: messages/s delivered from tidings to smtp-sink after
-#      enqueueing N messages, without DKIM, with RSA-2048 and with Ed25519.
+#      enqueueing N messages: plain text without DKIM, with RSA-2048, with
+#      Ed25519, and HTML with 10 links (click tracking rewrites them).
 #
 # Usage: bench/sending/run.sh [all|submission|postfix|outbound|dkim] ...
 # Settings (environment): N (messages per run, default 20000), RUNS
 # (repetitions, default 2), CONNS (default 16), SIZE (default 10240),
 # PER_DEST (outbound.per_destination for the outbound runs, default: the
-# configured default, 4), BENCH_TIDINGS_BIN (use this binary instead of
-# building), WORK (scratch directory, default /tmp/tidings-bench-sending),
+# configured default, 4), VARIANTS (outbound variants, default
+# "none rsa2048 ed25519 html"), BENCH_TIDINGS_BIN (use this binary instead of
+# building; BENCH_TIDINGS_REV names its revision), WORK (scratch directory, default /tmp/tidings-bench-sending),
 # SKIP_BUILD=1.
 #
 # Needs root (Postfix), `apt-get install postfix` (smtp-source, smtp-sink,
@@ -53,7 +55,11 @@ machine() {
     echo "date: $(date -u +%Y-%m-%dT%H:%MZ)"
     echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB"
     echo "load: $(cut -d' ' -f1-3 /proc/loadavg)"
-    echo "tidings: $TIDINGS ($(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?')$(cd "$ROOT" && git diff --quiet 2>/dev/null || echo ', working tree differs'))"
+    if [ -n "${BENCH_TIDINGS_BIN:-}" ]; then
+        echo "tidings: $TIDINGS (given; built from ${BENCH_TIDINGS_REV:-an unrecorded revision})"
+    else
+        echo "tidings: $TIDINGS, built from $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?')$(cd "$ROOT" && git diff --quiet HEAD -- crates 2>/dev/null || echo ' (crates/ differ from HEAD)')"
+    fi
     echo "postfix: $(postconf -h mail_version 2>/dev/null || echo 'not installed')"
 }
 
@@ -216,18 +222,25 @@ settle() {
 
 outbound() {
     local variant r d since s0 k0 k1 s1
-    for variant in ${VARIANTS:-none rsa2048 ed25519}; do
+    for variant in ${VARIANTS:-none rsa2048 ed25519 html}; do
         log "== outbound to smtp-sink, DKIM: $variant, N=$N, per_destination=${PER_DEST:-default}"
         for r in $(seq "$RUNS"); do
             d=$(fresh "out-$variant")
             start_tidings "$d" "127.0.0.1:$BLACKHOLE_PORT"
-            if [ "$variant" != none ]; then
+            local alg=none body=()
+            case "$variant" in
+            rsa2048 | ed25519) alg=$variant ;;
+            # HTML with 10 links: click tracking rewrites each (a fresh
+            # signed token per link and recipient), no DKIM.
+            html) body=(--html-links 10) ;;
+            esac
+            if [ "$alg" != none ]; then
                 curl -sf "http://127.0.0.1:$HTTP_PORT/v1/domains" -H "Authorization: Bearer $KEY" \
                     -H 'content-type: application/json' \
-                    -d "{\"domain\": \"sender.test\", \"algorithm\": \"$variant\"}" >/dev/null
+                    -d "{\"domain\": \"sender.test\", \"algorithm\": \"$alg\"}" >/dev/null
             fi
             "$LOAD" http --addr "127.0.0.1:$HTTP_PORT" --key "$KEY" --conns "$CONNS" \
-                --messages "$N" --size "$SIZE" --label "enqueue-$variant-$r" >&2
+                --messages "$N" --size "$SIZE" --label "enqueue-$variant-$r" "${body[@]}" >&2
             kill_tidings
             # Now deliver: the same data, the smarthost is smtp-sink.
             k0=$(ticks "$SINK_PID"); read -r mb0 mt0 < <(machine_ticks)
@@ -240,7 +253,7 @@ outbound() {
             read -r mb1 mt1 < <(machine_ticks)
             s1=$(ticks "$TPID"); k1=$(ticks "$SINK_PID")
             log "  cpu: tidings $(( s1 * 1000 / HZ )) ms, smtp-sink $(( (k1 - k0) * 1000 / HZ )) ms, machine busy $(( (mb1 - mb0) * 100 / (mt1 - mt0 + 1) ))% of $(nproc) cores"
-            if [ "$variant" != none ]; then
+            if [ "$alg" != none ]; then
                 log "  dkim keys: $(python3 -c "import sqlite3,sys; print(sqlite3.connect('file:'+sys.argv[1]+'?mode=ro', uri=True).execute('select domain, algorithm from domain_keys').fetchall())" "$d/tidings.db")"
             fi
             kill_tidings

@@ -76,6 +76,10 @@ struct Common {
     /// A name for the result line.
     #[arg(long, default_value = "run")]
     label: String,
+    /// An HTML message (multipart/alternative) with this many links, which
+    /// tidings' click tracking rewrites, instead of plain text without any.
+    #[arg(long)]
+    html_links: Option<usize>,
 }
 
 #[derive(Args)]
@@ -157,12 +161,57 @@ fn main() -> anyhow::Result<()> {
 /// The message body (shared by all messages) and the header template.
 struct Corpus {
     body: Bytes,
+    content_type: String,
     from: String,
     rcpt_domain: String,
 }
 
 impl Corpus {
     fn new(c: &Common) -> Corpus {
+        match c.html_links {
+            Some(links) => Self::html(c, links),
+            None => Self::text(c),
+        }
+    }
+
+    /// multipart/alternative: a short text part, then an HTML part with
+    /// `links` links spread over table rows, up to `size` in all.
+    fn html(c: &Common, links: usize) -> Corpus {
+        let boundary = "=_bench_boundary_42";
+        let mut rows = Vec::new();
+        let row = |k: usize, link: bool| {
+            let cell = "<td style=\"padding:8px 12px;font-family:Arial,sans-serif;font-size:14px;color:#333333\">";
+            if link {
+                format!("<tr>{cell}Item {k:03}: hand-thrown mug, stoneware, 350 ml</td>{cell}<a href=\"https://shop.example.com/orders/8841/items/{k}?utm_source=email&amp;utm_campaign=receipt\" style=\"color:#0a66c2\">View item</a></td></tr>\r\n")
+            } else {
+                format!("<tr>{cell}Item {k:03}: hand-thrown mug, stoneware, 350 ml</td>{cell}2 x 18.00 EUR</td></tr>\r\n")
+            }
+        };
+        let head = format!(
+            "--{boundary}\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n\
+             Your order 8841 has shipped. Track it at https://shop.example.com/orders/8841\r\n\r\n\
+             --{boundary}\r\nContent-Type: text/html; charset=us-ascii\r\n\r\n\
+             <html><body><table role=\"presentation\" width=\"100%\" cellpadding=\"0\" cellspacing=\"0\">\r\n"
+        );
+        let tail = format!("</table></body></html>\r\n\r\n--{boundary}--\r\n");
+        let want = c.size.saturating_sub(400 + head.len() + tail.len());
+        let (mut len, mut k) = (0, 0);
+        while len < want {
+            let r = row(k, k < links);
+            len += r.len();
+            rows.push(r);
+            k += 1;
+        }
+        let body = format!("{head}{}{tail}", rows.concat());
+        Corpus {
+            body: Bytes::from(body),
+            content_type: format!("multipart/alternative; boundary=\"{boundary}\""),
+            from: c.from.clone(),
+            rcpt_domain: c.rcpt_domain.clone(),
+        }
+    }
+
+    fn text(c: &Common) -> Corpus {
         // Headers take about 330 bytes; the body fills up to `size`.
         let line = b"Thank you for your order. Your receipt follows; nothing to do here.\r\n";
         let want = c.size.saturating_sub(330);
@@ -176,6 +225,7 @@ impl Corpus {
         }
         Corpus {
             body: Bytes::from(body),
+            content_type: "text/plain; charset=us-ascii".into(),
             from: c.from.clone(),
             rcpt_domain: c.rcpt_domain.clone(),
         }
@@ -196,9 +246,10 @@ impl Corpus {
                  Date: Tue, 25 Nov 2025 10:00:00 +0000\r\n\
                  Message-ID: <bench-{i}-{pid}@sender.test>\r\n\
                  MIME-Version: 1.0\r\n\
-                 Content-Type: text/plain; charset=us-ascii\r\n\
+                 Content-Type: {ct}\r\n\
                  Content-Transfer-Encoding: 7bit\r\n\
                  X-Bench: tidings-bench-sending\r\n\r\n",
+                ct = self.content_type,
                 from = self.from,
                 to = self.rcpt(i),
                 pid = std::process::id(),
