@@ -15,7 +15,9 @@
 # (repetitions, default 2), CONNS (default 16), SIZE (default 10240),
 # PER_DEST (outbound.per_destination for the outbound runs, default: the
 # configured default, 4), VARIANTS (outbound variants, default
-# "none rsa2048 ed25519 html"), BENCH_TIDINGS_BIN (use this binary instead of
+# "none rsa2048 ed25519 html"), DOMAINS (recipient domains in the outbound
+# runs, default 1: every message to the same domain, so per_destination
+# caps concurrency), BENCH_TIDINGS_BIN (use this binary instead of
 # building; BENCH_TIDINGS_REV names its revision), WORK (scratch directory, default /tmp/tidings-bench-sending),
 # SKIP_BUILD=1.
 #
@@ -58,8 +60,21 @@ machine() {
     if [ -n "${BENCH_TIDINGS_BIN:-}" ]; then
         echo "tidings: $TIDINGS (given; built from ${BENCH_TIDINGS_REV:-an unrecorded revision})"
     else
-        echo "tidings: $TIDINGS, built from $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?')$(cd "$ROOT" && git diff --quiet HEAD -- crates 2>/dev/null || echo ' (crates/ differ from HEAD)')"
+        echo "tidings: $TIDINGS (built $(date -u -r "$TIDINGS" +%H:%MZ)) from $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?'), last change to the service's crates $(cd "$ROOT" && git log -1 --format=%h -- crates ':!crates/bench' ':!crates/bench-sending' 2>/dev/null)$(cd "$ROOT" && git diff --quiet HEAD -- crates ':!crates/bench' ':!crates/bench-sending' 2>/dev/null || echo ' (working tree differs)')"
     fi
+    # What a durable commit costs on this disk right now: 4 KiB pwrite +
+    # fsync, 200 times, in $WORK (where the data directories go).
+    python3 - "$WORK" <<'PY'
+import os, sys, time
+p = os.path.join(sys.argv[1], "fsync-probe")
+fd = os.open(p, os.O_WRONLY | os.O_CREAT, 0o644)
+t = time.perf_counter()
+for i in range(200):
+    os.pwrite(fd, b"x" * 4096, (i % 16) * 4096)
+    os.fsync(fd)
+print("fsync: %.2f ms per 4 KiB write + fsync" % ((time.perf_counter() - t) / 200 * 1000))
+os.close(fd); os.unlink(p)
+PY
     echo "postfix: $(postconf -h mail_version 2>/dev/null || echo 'not installed')"
 }
 
@@ -71,6 +86,13 @@ cleanup() {
 trap cleanup EXIT
 
 start_helpers() {
+    local p
+    for p in $HTTP_PORT $SMTP_PORT $INBOUND_PORT $SINK_PORT $POSTFIX_PORT $BLACKHOLE_PORT; do
+        if ss -ltn "sport = :$p" | grep -q LISTEN; then
+            echo "port $p on 127.0.0.1 is taken; stop what listens there first" >&2
+            exit 1
+        fi
+    done
     # smtp-sink: a fast MX that accepts everything and throws it away
     # (PIPELINING, no TLS). Backlog 1000.
     smtp-sink -u nobody "127.0.0.1:$SINK_PORT" 1000 &
@@ -104,7 +126,7 @@ measure() {
     g=$( ( "$@" >&2; awk '{print $16+$17}' "/proc/$BASHPID/stat" ) )
     read -r mb1 mt1 < <(machine_ticks)
     local s1; s1=$(ticks "$server")
-    echo "  cpu: server $(( (s1 - s0) * 1000 / HZ )) ms, load generator $(( g * 1000 / HZ )) ms, machine busy $(( (mb1 - mb0) * 100 / (mt1 - mt0 + 1) ))% of $(nproc) cores" >&2
+    echo "  cpu: server $(( (s1 - s0) * 1000 / HZ )) ms ($(( (s1 - s0) * 1000000 / HZ / N )) µs/msg), load generator $(( g * 1000 / HZ )) ms ($(( g * 1000000 / HZ / N )) µs/msg), machine busy $(( (mb1 - mb0) * 100 / (mt1 - mt0 + 1) ))% of $(nproc) cores" >&2
 }
 
 # start_tidings DATA_DIR SMARTHOST [VAR=value ...]: start the release binary,
@@ -223,7 +245,7 @@ settle() {
 outbound() {
     local variant r d since s0 k0 k1 s1
     for variant in ${VARIANTS:-none rsa2048 ed25519 html}; do
-        log "== outbound to smtp-sink, DKIM: $variant, N=$N, per_destination=${PER_DEST:-default}"
+        log "== outbound to smtp-sink, variant $variant, N=$N, per_destination=${PER_DEST:-default (4)}, recipient domains ${DOMAINS:-1}"
         for r in $(seq "$RUNS"); do
             d=$(fresh "out-$variant")
             start_tidings "$d" "127.0.0.1:$BLACKHOLE_PORT"
@@ -240,7 +262,8 @@ outbound() {
                     -d "{\"domain\": \"sender.test\", \"algorithm\": \"$alg\"}" >/dev/null
             fi
             "$LOAD" http --addr "127.0.0.1:$HTTP_PORT" --key "$KEY" --conns "$CONNS" \
-                --messages "$N" --size "$SIZE" --label "enqueue-$variant-$r" "${body[@]}" >&2
+                --messages "$N" --size "$SIZE" --domains "${DOMAINS:-1}" \
+                --label "enqueue-$variant-$r" "${body[@]}" >&2
             kill_tidings
             # Now deliver: the same data, the smarthost is smtp-sink.
             k0=$(ticks "$SINK_PID"); read -r mb0 mt0 < <(machine_ticks)
@@ -252,7 +275,7 @@ outbound() {
                 --label "$variant-$r"
             read -r mb1 mt1 < <(machine_ticks)
             s1=$(ticks "$TPID"); k1=$(ticks "$SINK_PID")
-            log "  cpu: tidings $(( s1 * 1000 / HZ )) ms, smtp-sink $(( (k1 - k0) * 1000 / HZ )) ms, machine busy $(( (mb1 - mb0) * 100 / (mt1 - mt0 + 1) ))% of $(nproc) cores"
+            log "  cpu: tidings $(( s1 * 1000 / HZ )) ms ($(( s1 * 1000000 / HZ / N )) µs/msg), smtp-sink $(( (k1 - k0) * 1000 / HZ )) ms ($(( (k1 - k0) * 1000000 / HZ / N )) µs/msg), machine busy $(( (mb1 - mb0) * 100 / (mt1 - mt0 + 1) ))% of $(nproc) cores"
             if [ "$alg" != none ]; then
                 log "  dkim keys: $(python3 -c "import sqlite3,sys; print(sqlite3.connect('file:'+sys.argv[1]+'?mode=ro', uri=True).execute('select domain, algorithm from domain_keys').fetchall())" "$d/tidings.db")"
             fi

@@ -73,6 +73,10 @@ struct Common {
     /// Recipients are `rcpt<N>@<domain>`.
     #[arg(long, default_value = "example.test")]
     rcpt_domain: String,
+    /// Spread recipients over this many domains, `rcpt<N>@d<N mod K>.<domain>`
+    /// (outbound concurrency is limited per recipient domain).
+    #[arg(long, default_value_t = 1)]
+    domains: usize,
     /// A name for the result line.
     #[arg(long, default_value = "run")]
     label: String,
@@ -164,6 +168,7 @@ struct Corpus {
     content_type: String,
     from: String,
     rcpt_domain: String,
+    domains: usize,
 }
 
 impl Corpus {
@@ -208,6 +213,7 @@ impl Corpus {
             content_type: format!("multipart/alternative; boundary=\"{boundary}\""),
             from: c.from.clone(),
             rcpt_domain: c.rcpt_domain.clone(),
+            domains: c.domains.max(1),
         }
     }
 
@@ -228,11 +234,16 @@ impl Corpus {
             content_type: "text/plain; charset=us-ascii".into(),
             from: c.from.clone(),
             rcpt_domain: c.rcpt_domain.clone(),
+            domains: c.domains.max(1),
         }
     }
 
     fn rcpt(&self, i: usize) -> String {
-        format!("rcpt{i}@{}", self.rcpt_domain)
+        if self.domains > 1 {
+            format!("rcpt{i}@d{}.{}", i % self.domains, self.rcpt_domain)
+        } else {
+            format!("rcpt{i}@{}", self.rcpt_domain)
+        }
     }
 
     /// Message `i` (CRLF line ends, no line starts with a dot).
