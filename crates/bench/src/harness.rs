@@ -122,6 +122,15 @@ pub struct Instance {
 
 impl Instance {
     pub async fn start(parent: &Path, durability: Durability) -> anyhow::Result<Self> {
+        Self::start_with(parent, durability, |_| {}).await
+    }
+
+    /// [`Instance::start`], with `configure` applied to the configuration.
+    pub async fn start_with(
+        parent: &Path,
+        durability: Durability,
+        configure: impl FnOnce(&mut Config),
+    ) -> anyhow::Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix("tidings-bench-")
             .tempdir_in(parent)
@@ -133,6 +142,7 @@ impl Instance {
         config.http.listen = "127.0.0.1:0".parse()?;
         config.webhooks.allow_loopback = true;
         config.storage.durability = durability;
+        configure(&mut config);
         let running = App::start(&config).await?;
         let account = running.app.create_account("bench", None).await?.id;
         Ok(Self {
@@ -302,7 +312,7 @@ impl Cpu {
 
 /// utime + stime of a `/proc/.../stat` line, in seconds (USER_HZ is 100
 /// on every Linux this runs on).
-fn stat_cpu(stat: &str) -> f64 {
+pub(crate) fn stat_cpu(stat: &str) -> f64 {
     // The command name may hold spaces; the fields after it do not.
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
     let f: Vec<&str> = rest.split_whitespace().collect();

@@ -1,6 +1,10 @@
 //! `tidings-bench`: benchmarks of tidings as a whole, run on demand (they
 //! are not tests and nothing times them in CI).
 //!
+//! `tidings-bench opens` measures tracked opens: pixel requests over HTTP
+//! from a separate load-generator process, each recorded durably and
+//! delivered to a webhook.
+//!
 //! `tidings-bench webhooks` measures webhook delivery on the embedded
 //! SQLite store with fsync'd commits: deliveries per second while events
 //! are recorded, event-to-delivery latency at a steady rate, and peak
@@ -13,6 +17,7 @@
 //! machine they were taken on are in `docs/benchmarks.md`.
 
 mod harness;
+mod opens;
 mod receiver;
 mod webhooks;
 
@@ -30,6 +35,12 @@ enum Command {
     /// Webhook delivery: throughput, latency at a steady rate, memory and
     /// drain rate with a backlog.
     Webhooks(webhooks::Args),
+    /// Tracked opens over HTTP: opens recorded per second, latency at a
+    /// steady rate, every one delivered to a webhook.
+    Opens(opens::Args),
+    /// The opens load generator (started by the benchmark itself).
+    #[command(hide = true)]
+    OpensLoad(opens::LoadArgs),
     /// The webhook receiver (started by the benchmark itself).
     #[command(hide = true)]
     Receiver,
@@ -39,6 +50,8 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Webhooks(args) => webhooks::main(args),
+        Command::Opens(args) => opens::main(args),
+        Command::OpensLoad(args) => opens::load(args),
         Command::Receiver => receiver::run(),
     }
 }

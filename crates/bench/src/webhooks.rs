@@ -138,7 +138,7 @@ fn run_all() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_machine() {
+pub(crate) fn print_machine() {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| {
@@ -152,7 +152,7 @@ fn print_machine() {
     println!("load average at start: {}", load_average());
 }
 
-fn load_average() -> String {
+pub(crate) fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_default()

@@ -12,9 +12,13 @@ use std::sync::Arc;
 
 use http::Method;
 use serde_json::json;
-use tidings_store::{InboundEffects, MessageRecord, RecipientStatus};
+use tidings_store::{
+    CompleteEngagement, Engagement, InboundEffects, MessageRecord, RecipientStatus,
+};
 use tidings_tracking::rewrite::{rewrite, RecipientTokens, RewriteOptions};
-use tidings_tracking::{classify_click, classify_open, Claims, TokenKeys, TokenKind};
+use tidings_tracking::{
+    classify_click, classify_open, Claims, RecentClick, TokenKeys, TokenKind,
+};
 use tidings_types::{EventType, NewEvent, Timestamp};
 
 use crate::{CoreError, Tidings};
@@ -25,6 +29,14 @@ pub struct Tracker {
     pub base_url: url::Url,
     /// Add List-Unsubscribe headers and honour the placeholder.
     pub unsubscribe: bool,
+}
+
+/// The recipient a valid token names.
+struct Target {
+    message: MessageRecord,
+    email: String,
+    /// When it was delivered, if it was.
+    delivered: Option<Timestamp>,
 }
 
 /// How an unsubscribe arrived.
@@ -72,24 +84,34 @@ impl Tidings {
         }
     }
 
+    /// A signed token for one recipient's open pixel, click link or
+    /// unsubscribe link, as the rewriter puts in the message; `None` when
+    /// tracking is not configured.
+    pub fn tracking_token(&self, recipient_id: i64, kind: TokenKind) -> Option<String> {
+        let t = self.tracker.as_ref()?;
+        Some(t.keys.issue(&Claims {
+            account_id: 0,
+            message_id: 0,
+            recipient_id,
+            kind,
+        }))
+    }
+
     fn claims(&self, token: &str, want: fn(&TokenKind) -> bool) -> Option<Claims> {
         let t = self.tracker.as_ref()?;
         t.keys.verify(token).ok().filter(|c| want(&c.kind))
     }
 
-    async fn recipient(
-        &self,
-        claims: &Claims,
-    ) -> Result<Option<(MessageRecord, String, Option<Timestamp>)>, CoreError> {
-        let Some((m, email)) = self.messages()?.find_recipient(claims.recipient_id).await? else {
+    async fn recipient(&self, claims: &Claims) -> Result<Option<Target>, CoreError> {
+        let Some(r) = self.messages()?.recipient(claims.recipient_id).await? else {
             return Ok(None);
         };
-        let delivered = m
-            .recipients
-            .iter()
-            .find(|r| r.email == email && r.status == RecipientStatus::Sent)
-            .map(|r| r.updated_at);
-        Ok(Some((m, email, delivered)))
+        let delivered = (r.status == RecipientStatus::Sent).then_some(r.updated_at);
+        Ok(Some(Target {
+            message: r.message,
+            email: r.email,
+            delivered,
+        }))
     }
 
     async fn record(
@@ -117,6 +139,23 @@ impl Tidings {
         Ok(())
     }
 
+    /// The fields of an open or click event that come from the request.
+    fn request_data(
+        t: &Target,
+        ip: IpAddr,
+        user_agent: Option<&str>,
+    ) -> tidings_types::EventData {
+        let mut data = t.message.event_data(&t.email);
+        data.insert("ip".into(), json!(ip.to_string()));
+        if let Some(ua) = user_agent {
+            data.insert(
+                "user_agent".into(),
+                json!(ua.chars().take(500).collect::<String>()),
+            );
+        }
+        data
+    }
+
     /// A pixel load. Returns whether the token was valid (the pixel is
     /// served either way).
     pub async fn track_open(
@@ -128,25 +167,20 @@ impl Tidings {
         let Some(c) = self.claims(token, |k| matches!(k, TokenKind::Open)) else {
             return Ok(false);
         };
-        let Some((m, email, delivered)) = self.recipient(&c).await? else {
+        let Some(t) = self.recipient(&c).await? else {
             return Ok(false);
         };
-        let v = classify_open(ip, user_agent, delivered, self.clock.now());
-        let first = !self
-            .messages()?
-            .has_event(m.account_id, m.id, email.clone(), EventType::Open)
-            .await?;
-        let mut data = m.event_data(&email);
-        data.insert("ip".into(), json!(ip.to_string()));
-        if let Some(ua) = user_agent {
-            data.insert(
-                "user_agent".into(),
-                json!(ua.chars().take(500).collect::<String>()),
-            );
-        }
-        data.insert("first".into(), json!(first));
+        let now = self.clock.now();
+        let v = classify_open(ip, user_agent, t.delivered, now);
+        let mut data = Self::request_data(&t, ip, user_agent);
         data.insert("machine".into(), json!(v.machine));
-        self.record(&m, EventType::Open, data, None).await?;
+        let event = NewEvent::new(t.message.account_id, EventType::Open, now, data)?;
+        let complete: CompleteEngagement = Box::new(|h, data| {
+            data.insert("first".into(), json!(h.opens == 0));
+        });
+        self.messages()?
+            .record_engagement(c.recipient_id, Engagement::Open, event, complete)
+            .await?;
         Ok(true)
     }
 
@@ -165,39 +199,50 @@ impl Tidings {
         let TokenKind::Click { link_index } = c.kind else {
             return Ok(None);
         };
-        let Some((m, email, delivered)) = self.recipient(&c).await? else {
+        let Some(t) = self.recipient(&c).await? else {
             return Ok(None);
         };
-        let t = self.tracker.as_ref().ok_or(CoreError::NotFound)?;
-        let raw = self.messages()?.message_raw(m.id).await?;
-        // The same rewrite as at send time lists the same links in the same order.
-        let links = rewrite(&raw, &Self::options(t, &m), &|_: TokenKind| {
-            String::from("x")
-        })
-        .map(|r| r.links)
-        .unwrap_or_default();
-        let Some(url) = links.get(link_index as usize).cloned() else {
+        let Some(url) = self.link(&t.message, link_index).await? else {
             return Ok(None);
         };
-        let v = classify_click(method, ip, user_agent, delivered, self.clock.now(), &[]);
-        let first = !self
-            .messages()?
-            .has_event(m.account_id, m.id, email.clone(), EventType::Click)
-            .await?;
-        let mut data = m.event_data(&email);
+        let now = self.clock.now();
+        let mut data = Self::request_data(&t, ip, user_agent);
         data.insert("url".into(), json!(url.as_str()));
         data.insert("link_index".into(), json!(link_index));
-        data.insert("ip".into(), json!(ip.to_string()));
-        if let Some(ua) = user_agent {
-            data.insert(
-                "user_agent".into(),
-                json!(ua.chars().take(500).collect::<String>()),
-            );
-        }
-        data.insert("first".into(), json!(first));
-        data.insert("bot".into(), json!(v.bot));
-        self.record(&m, EventType::Click, data, None).await?;
+        let event = NewEvent::new(t.message.account_id, EventType::Click, now, data)?;
+        // Judged inside the transaction that records it, so a scanner
+        // clicking every link at once sees its own other clicks.
+        let (method, ua, delivered) = (method.clone(), user_agent.map(str::to_owned), t.delivered);
+        let complete: CompleteEngagement = Box::new(move |h, data| {
+            let recent: Vec<RecentClick> = h
+                .recent_clicks
+                .iter()
+                .map(|&(at, link_index)| RecentClick { at, link_index })
+                .collect();
+            let v = classify_click(&method, ip, ua.as_deref(), delivered, now, &recent);
+            data.insert("first".into(), json!(h.clicks == 0));
+            data.insert("bot".into(), json!(v.bot));
+        });
+        self.messages()?
+            .record_engagement(
+                c.recipient_id,
+                Engagement::Click { link_index },
+                event,
+                complete,
+            )
+            .await?;
         Ok(Some(url))
+    }
+
+    /// The `index`-th tracked link of a stored message: the same rewrite as
+    /// at send time lists the same links in the same order.
+    async fn link(&self, m: &MessageRecord, index: u32) -> Result<Option<url::Url>, CoreError> {
+        let t = self.tracker.as_ref().ok_or(CoreError::NotFound)?;
+        let raw = self.messages()?.message_raw(m.id).await?;
+        let links = rewrite(&raw, &Self::options(t, m), &|_: TokenKind| String::from("x"))
+            .map(|r| r.links)
+            .unwrap_or_default();
+        Ok(links.get(index as usize).cloned())
     }
 
     /// The address an unsubscribe token is for (for the confirmation page).
@@ -205,7 +250,7 @@ impl Tidings {
         let Some(c) = self.claims(token, |k| matches!(k, TokenKind::Unsubscribe)) else {
             return Ok(None);
         };
-        Ok(self.recipient(&c).await?.map(|(_, email, _)| email))
+        Ok(self.recipient(&c).await?.map(|t| t.email))
     }
 
     /// Unsubscribe: an event, and the address joins the suppression list.
@@ -219,10 +264,10 @@ impl Tidings {
         let Some(c) = self.claims(token, |k| matches!(k, TokenKind::Unsubscribe)) else {
             return Ok(false);
         };
-        let Some((m, email, _)) = self.recipient(&c).await? else {
+        let Some(t) = self.recipient(&c).await? else {
             return Ok(false);
         };
-        let mut data = m.event_data(&email);
+        let mut data = t.message.event_data(&t.email);
         data.insert(
             "method".into(),
             json!(match method {
@@ -237,7 +282,7 @@ impl Tidings {
                 json!(ua.chars().take(500).collect::<String>()),
             );
         }
-        self.record(&m, EventType::Unsubscribe, data, Some("unsubscribe"))
+        self.record(&t.message, EventType::Unsubscribe, data, Some("unsubscribe"))
             .await?;
         Ok(true)
     }

@@ -127,6 +127,42 @@ pub struct MessageRecord {
     pub recipients: Vec<RecipientState>,
 }
 
+/// One recipient of a stored message, as a tracking request needs it: the
+/// message without its recipient list, and this recipient's delivery.
+#[derive(Debug, Clone)]
+pub struct RecipientRef {
+    pub message: MessageRecord,
+    pub email: String,
+    pub status: RecipientStatus,
+    /// When the status last changed (for `sent`: when it was delivered).
+    pub updated_at: Timestamp,
+}
+
+/// What kind of engagement [`MessageStore::record_engagement`] records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engagement {
+    Open,
+    Click { link_index: u32 },
+}
+
+/// A recipient's engagement before the one being recorded.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EngagementHistory {
+    pub opens: u64,
+    pub clicks: u64,
+    /// The latest clicks (at most [`RECENT_CLICKS`]), oldest first.
+    pub recent_clicks: Vec<(Timestamp, u32)>,
+}
+
+/// How many of a recipient's latest clicks are kept for [`EngagementHistory`].
+pub const RECENT_CLICKS: usize = 8;
+
+/// Completes an engagement's event from the recipient's history; runs
+/// inside the transaction that records it, so concurrent engagements of one
+/// recipient see each other.
+pub type CompleteEngagement =
+    Box<dyn FnOnce(&EngagementHistory, &mut tidings_types::EventData) + Send>;
+
 impl MessageRecord {
     /// The fields every event about this message carries, for one recipient.
     pub fn event_data(&self, email: &str) -> tidings_types::EventData {
@@ -270,14 +306,20 @@ pub trait MessageStore: Send + Sync + 'static {
 
     /// The stored message itself.
     async fn message_raw(&self, id: MessageId) -> Result<Bytes>;
-    /// Whether an event of this type exists for this message and address.
-    async fn has_event(
+    /// A recipient by its row id, with its message (without the message's
+    /// other recipients). One indexed read.
+    async fn recipient(&self, recipient_id: i64) -> Result<Option<RecipientRef>>;
+    /// Record an open or click event of one recipient. In one transaction:
+    /// read the recipient's engagement history, let `complete` fill in the
+    /// event's history-dependent fields (first, burst), add this
+    /// engagement to the history, record the event and its delivery jobs.
+    async fn record_engagement(
         &self,
-        account: AccountId,
-        id: MessageId,
-        email: String,
-        event_type: tidings_types::EventType,
-    ) -> Result<bool>;
+        recipient_id: i64,
+        engagement: Engagement,
+        event: NewEvent,
+        complete: CompleteEngagement,
+    ) -> Result<()>;
     /// A recipient by its row id: the message (with its recipients) and
     /// the recipient's address.
     async fn find_recipient(&self, recipient_id: i64) -> Result<Option<(MessageRecord, String)>>;

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, Row};
-use tidings_types::{AccountId, Event, MessageId, Timestamp};
+use tidings_types::{AccountId, Event, MessageId, NewEvent, Timestamp};
 use tokio::sync::Notify;
 
 use super::events::{event_at, EVENT_COLS};
@@ -77,6 +77,14 @@ CREATE TABLE inbound_unmatched (
     envelope_to TEXT NOT NULL,
     summary TEXT NOT NULL
 );
+"#;
+
+/// Each recipient's engagement history: counts of opens and clicks, and
+/// the latest clicks as JSON `[[at_ms, link_index], ...]`, oldest first.
+pub(super) const SCHEMA_ENGAGEMENT: &str = r#"
+ALTER TABLE recipients ADD COLUMN opens INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE recipients ADD COLUMN clicks INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE recipients ADD COLUMN recent_clicks TEXT;
 "#;
 
 /// Sending domains and their DKIM keys.
@@ -355,6 +363,82 @@ fn record_inbound(c: &Connection, fx: InboundEffects, soft_limit: u32) -> Result
     Ok(())
 }
 
+fn recipient_ref(c: &Connection, recipient_id: i64) -> Result<Option<RecipientRef>> {
+    let cols = MSG_COLS
+        .split(", ")
+        .map(|col| format!("m.{}", col.trim()))
+        .collect::<Vec<_>>()
+        .join(", ")
+        .replace("m.length(raw)", "length(m.raw)");
+    Ok(c
+        .prepare_cached(&format!(
+            "SELECT r.email, r.status, r.updated_at, {cols}
+             FROM recipients r JOIN messages m ON m.id = r.message_id WHERE r.id = ?1"
+        ))?
+        .query_row([recipient_id], |r| {
+            let status: String = r.get(1)?;
+            Ok(RecipientRef {
+                email: r.get(0)?,
+                status: RecipientStatus::parse(&status).unwrap_or(RecipientStatus::Queued),
+                updated_at: ts(r.get(2)?),
+                message: message_row_at(r, 3)?,
+            })
+        })
+        .optional()?)
+}
+
+fn record_engagement(
+    c: &Connection,
+    recipient_id: i64,
+    engagement: Engagement,
+    mut event: NewEvent,
+    complete: CompleteEngagement,
+) -> Result<()> {
+    let Some((opens, clicks, recent)) = c
+        .prepare_cached("SELECT opens, clicks, recent_clicks FROM recipients WHERE id = ?1")?
+        .query_row([recipient_id], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, Option<String>>(2)?,
+            ))
+        })
+        .optional()?
+    else {
+        return Err(StoreError::NotFound);
+    };
+    let recent: Vec<(i64, u32)> = recent
+        .and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or_default();
+    let history = EngagementHistory {
+        opens: opens.max(0) as u64,
+        clicks: clicks.max(0) as u64,
+        recent_clicks: recent.iter().map(|&(at, link)| (ts(at), link)).collect(),
+    };
+    complete(&history, &mut event.data);
+    match engagement {
+        Engagement::Open => {
+            c.prepare_cached("UPDATE recipients SET opens = opens + 1 WHERE id = ?1")?
+                .execute([recipient_id])?;
+        }
+        Engagement::Click { link_index } => {
+            let mut recent = recent;
+            recent.push((ms(event.timestamp), link_index));
+            let excess = recent.len().saturating_sub(RECENT_CLICKS);
+            recent.drain(..excess);
+            c.prepare_cached(
+                "UPDATE recipients SET clicks = clicks + 1, recent_clicks = ?2 WHERE id = ?1",
+            )?
+            .execute(params![
+                recipient_id,
+                serde_json::to_string(&recent).expect("numbers serialise")
+            ])?;
+        }
+    }
+    super::events::record(c, vec![event])?;
+    Ok(())
+}
+
 fn unmatched_row(r: &Row) -> rusqlite::Result<UnmatchedReport> {
     Ok(UnmatchedReport {
         id: r.get(0)?,
@@ -439,24 +523,6 @@ impl MessageStore for SqliteStore {
                 .optional()?
                 .ok_or(StoreError::NotFound)?;
             Ok(raw.into())
-        })
-        .await
-    }
-    async fn has_event(
-        &self,
-        account: AccountId,
-        id: MessageId,
-        email: String,
-        ty: tidings_types::EventType,
-    ) -> Result<bool> {
-        self.read(move |c| {
-            Ok(c.prepare_cached(
-                "SELECT 1 FROM events WHERE account_id = ?1 AND json_extract(data, '$.message_id') = ?2
-                 AND type = ?3 AND json_extract(data, '$.email') = ?4 LIMIT 1",
-            )?
-            .query_row(params![account.to_string(), id.to_string(), ty.as_str(), email], |_| Ok(()))
-            .optional()?
-            .is_some())
         })
         .await
     }
@@ -549,6 +615,21 @@ impl MessageStore for SqliteStore {
                 m.recipients = recipients_of(c, &m.id.to_string())?;
             }
             Ok(out)
+        })
+        .await
+    }
+    async fn recipient(&self, recipient_id: i64) -> Result<Option<RecipientRef>> {
+        self.read(move |c| recipient_ref(c, recipient_id)).await
+    }
+    async fn record_engagement(
+        &self,
+        recipient_id: i64,
+        engagement: Engagement,
+        event: NewEvent,
+        complete: CompleteEngagement,
+    ) -> Result<()> {
+        self.write(true, move |c| {
+            record_engagement(c, recipient_id, engagement, event, complete)
         })
         .await
     }

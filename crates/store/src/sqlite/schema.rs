@@ -111,4 +111,5 @@ CREATE INDEX attempts_at ON attempts(at);
     // webhook instead of scanning their backlog.
     "DROP INDEX jobs_webhook;
      CREATE INDEX jobs_webhook ON jobs(webhook_id, event_type, held, due_at, event_seq);",
+    super::messages::SCHEMA_ENGAGEMENT,
 ];

@@ -1,0 +1,375 @@
+//! `tidings-bench opens`: tracked opens over HTTP, recorded durably and
+//! delivered to a webhook.
+//!
+//! tidings runs in this process as `tidings serve` wires it, with
+//! `storage.durability = full`. The set-up sends messages to N distinct
+//! recipients through the accept path (their outbound delivery goes to a
+//! smarthost that never answers, so the only events are the opens), and a
+//! webhook for `open` events points at the receiver process. The load
+//! generator is a third process (this binary in its hidden `opens-load`
+//! mode): HTTP/1.1 keep-alive connections on loopback, each request a
+//! `GET /o/<token>.gif` with a token no other request uses. The pixel is
+//! answered only after the open's event and its delivery job are committed
+//! (fsync'd), so a `200` is an open recorded durably.
+//!
+//! Two phases, each on a fresh data directory:
+//!
+//! - `throughput`: C connections as fast as they go (closed loop) for N
+//!   requests: opens recorded per second; then the time until every one of
+//!   them has reached the webhook.
+//! - `latency`: an open loop at R requests/s for S seconds. Each request
+//!   has a scheduled instant and its latency counts from that instant, so a
+//!   slow answer also counts against the requests queued behind it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Bytes;
+use serde::{Deserialize, Serialize};
+use tidings::config::Durability;
+use tidings_core::webhooks::WebhookInput;
+use tidings_types::EventType;
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::harness::{data_parent, mb, memory, ms, rate, thousands, Cpu, Instance, ReceiverProc};
+use crate::webhooks::{load_average, print_machine};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// Run only this phase (default: both).
+    #[arg(long, value_enum)]
+    phase: Option<Phase>,
+    /// Opens (distinct recipients) in the throughput phase.
+    #[arg(long, default_value_t = 300_000)]
+    opens: u64,
+    /// Connections of the load generator in the throughput phase.
+    #[arg(long, default_value_t = 256)]
+    conns: usize,
+    /// Opens per second in the latency phase.
+    #[arg(long, default_value_t = 5000)]
+    rate: u32,
+    /// Seconds of the latency phase.
+    #[arg(long, default_value_t = 20)]
+    seconds: u32,
+    /// Connections of the load generator in the latency phase.
+    #[arg(long, default_value_t = 64)]
+    latency_conns: usize,
+    /// Where the temporary data directories go (default: the system's).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Phase {
+    Throughput,
+    Latency,
+}
+
+/// Recipients per message in the set-up.
+const PER_MESSAGE: u64 = 100;
+const STALL: Duration = Duration::from_secs(60);
+
+pub fn main(args: Args) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    print_machine();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        if args.phase.is_none_or(|p| p == Phase::Throughput) {
+            phase(&args, Phase::Throughput).await?;
+        }
+        if args.phase.is_none_or(|p| p == Phase::Latency) {
+            phase(&args, Phase::Latency).await?;
+        }
+        Ok(())
+    })
+}
+
+/// A smarthost that accepts connections and never says a word: outbound
+/// delivery of the set-up's messages waits on it instead of producing
+/// events.
+async fn blackhole() -> anyhow::Result<SocketAddr> {
+    let l = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = l.local_addr()?;
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = l.accept().await {
+            held.push(s);
+        }
+    });
+    Ok(addr)
+}
+
+async fn phase(args: &Args, phase: Phase) -> anyhow::Result<()> {
+    let opens = match phase {
+        Phase::Throughput => args.opens,
+        Phase::Latency => u64::from(args.rate) * u64::from(args.seconds),
+    };
+    let rx = ReceiverProc::spawn()?;
+    let hole = blackhole().await?;
+    let inst = Instance::start_with(&data_parent(&args.dir), Durability::Full, |c| {
+        c.outbound.smarthost = Some(hole.to_string());
+        c.hostname = "bench.test".into();
+    })
+    .await?;
+    let app = inst.app().clone();
+    let http_addr = inst.running.addr;
+
+    // Set-up: messages to `opens` distinct recipients.
+    let t = Instant::now();
+    let mut set = tokio::task::JoinSet::new();
+    let messages = opens.div_ceil(PER_MESSAGE);
+    let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    for _ in 0..4 {
+        let (app, next, account) = (app.clone(), next.clone(), inst.account);
+        set.spawn(async move {
+            loop {
+                let m = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if m >= messages {
+                    return anyhow::Ok(());
+                }
+                let to: Vec<String> = (0..PER_MESSAGE)
+                    .map(|i| format!("reader{}@example.test", m * PER_MESSAGE + i))
+                    .collect();
+                let req = serde_json::from_value(serde_json::json!({
+                    "from": "news@bench.test",
+                    "to": to,
+                    "subject": "Your weekly summary",
+                    "html": "<p>Hello</p>",
+                    "track": {"opens": true},
+                }))?;
+                app.send_json(account, req).await?;
+            }
+        });
+    }
+    while let Some(r) = set.join_next().await {
+        r??;
+    }
+    // Recipient rows are numbered from 1 in a fresh store.
+    let tokens: Vec<String> = (1..=(messages * PER_MESSAGE) as i64)
+        .take(opens as usize)
+        .map(|id| {
+            app.tracking_token(id, tidings_tracking::TokenKind::Open)
+                .context("tracking is not configured")
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let token_file = inst.dir.path().join("open-tokens");
+    std::fs::write(&token_file, tokens.join("\n"))?;
+    let input = WebhookInput {
+        url: rx.url(),
+        event_types: Some(vec![EventType::Open]),
+        ..serde_json::from_value::<WebhookInput>(serde_json::json!({"url": ""}))?
+    };
+    app.create_webhook(inst.account, input).await?;
+    println!(
+        "\n== {phase:?}: set-up: {} messages to {} recipients in {:.1} s",
+        thousands(messages),
+        thousands(opens),
+        t.elapsed().as_secs_f64()
+    );
+
+    let (conns, pace) = match phase {
+        Phase::Throughput => (args.conns, 0),
+        Phase::Latency => (args.latency_conns, args.rate),
+    };
+    println!(
+        "load: {} connections, {}, {} distinct open tokens; load average {}",
+        conns,
+        if pace == 0 {
+            "as fast as they go".to_string()
+        } else {
+            format!("open loop at {}/s", thousands(pace.into()))
+        },
+        thousands(opens),
+        load_average()
+    );
+    let cpu0 = Cpu::now(&rx);
+    let started = Instant::now();
+    let out = Command::new(std::env::current_exe()?)
+        .args(["opens-load", "--addr", &http_addr.to_string()])
+        .args(["--tokens", &token_file.display().to_string()])
+        .args(["--conns", &conns.to_string(), "--rate", &pace.to_string()])
+        .stderr(Stdio::inherit())
+        .output()
+        .context("running the load generator")?;
+    let loaded = started.elapsed();
+    if !out.status.success() {
+        bail!("the load generator failed ({})", out.status);
+    }
+    let r: LoadReport = serde_json::from_slice(&out.stdout).context("the load report")?;
+    let cpu1 = Cpu::now(&rx);
+    println!(
+        "answered: {} of {} (errors {}) in {:.2} s = {} opens/s recorded",
+        thousands(r.ok),
+        thousands(r.sent),
+        r.errors,
+        r.seconds,
+        rate(r.ok, Duration::from_secs_f64(r.seconds))
+    );
+    println!(
+        "response latency: p50 {}, p90 {}, p99 {}, p99.9 {}, max {}{}",
+        ms(r.p50_us),
+        ms(r.p90_us),
+        ms(r.p99_us),
+        ms(r.p999_us),
+        ms(r.max_us),
+        if pace > 0 {
+            " (from each request's scheduled instant)"
+        } else {
+            ""
+        }
+    );
+    println!(
+        "load generator cpu: {:.0} us per request",
+        r.cpu_seconds * 1e6 / r.sent.max(1) as f64
+    );
+    println!("{}", cpu0.per_event(&cpu1, r.ok));
+    let s = rx.wait_for(r.ok, STALL).await?;
+    let took = started.elapsed();
+    println!(
+        "delivered to the webhook: {} distinct opens, all of them {:.2} s after the load started ({:.2} s after it ended); redeliveries {}",
+        thousands(s.unique),
+        took.as_secs_f64(),
+        (took - loaded).as_secs_f64(),
+        s.total - s.unique
+    );
+    if s.unique != r.ok {
+        bail!("{} opens answered but {} delivered", r.ok, s.unique);
+    }
+    let (hwm, _) = memory();
+    println!("memory: peak RSS {}", mb(hwm));
+    inst.stop().await;
+    Ok(())
+}
+
+/// What the load generator reports on stdout.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct LoadReport {
+    sent: u64,
+    ok: u64,
+    errors: u64,
+    seconds: f64,
+    p50_us: u64,
+    p90_us: u64,
+    p99_us: u64,
+    p999_us: u64,
+    max_us: u64,
+    cpu_seconds: f64,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct LoadArgs {
+    #[arg(long)]
+    addr: SocketAddr,
+    /// A file with one token per line.
+    #[arg(long)]
+    tokens: PathBuf,
+    #[arg(long)]
+    conns: usize,
+    /// Requests per second in all (0: as fast as the connections go).
+    #[arg(long, default_value_t = 0)]
+    rate: u32,
+}
+
+/// The load generator: one task per keep-alive connection; request `i`
+/// goes on connection `i mod conns`, at `start + i / rate` when paced.
+pub fn load(args: LoadArgs) -> anyhow::Result<()> {
+    let tokens: Arc<Vec<String>> = Arc::new(
+        std::fs::read_to_string(&args.tokens)?
+            .lines()
+            .map(|l| format!("/o/{l}.gif"))
+            .collect(),
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let report = rt.block_on(async move {
+        let start = tokio::time::Instant::now() + Duration::from_millis(50);
+        let mut set = tokio::task::JoinSet::new();
+        for k in 0..args.conns {
+            let tokens = tokens.clone();
+            let (addr, conns, rate) = (args.addr, args.conns, args.rate);
+            set.spawn(async move {
+                let stream = TcpStream::connect(addr).await?;
+                stream.set_nodelay(true)?;
+                let (mut send, conn) =
+                    hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                        .await?;
+                tokio::spawn(conn);
+                let mut lat = Vec::with_capacity(tokens.len() / conns + 1);
+                let (mut ok, mut errors) = (0u64, 0u64);
+                let mut i = k;
+                while i < tokens.len() {
+                    let due = if rate > 0 {
+                        start + Duration::from_secs_f64(i as f64 / f64::from(rate))
+                    } else {
+                        tokio::time::Instant::now()
+                    };
+                    tokio::time::sleep_until(due).await;
+                    let req = hyper::Request::get(&tokens[i])
+                        .header("host", "localhost")
+                        .header(
+                            "user-agent",
+                            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Outlook-Bench/16.0",
+                        )
+                        .body(Empty::<Bytes>::new())?;
+                    send.ready().await?;
+                    let res = send.send_request(req).await?;
+                    let status = res.status();
+                    res.into_body().collect().await?;
+                    lat.push(due.elapsed().as_micros() as u64);
+                    if status.is_success() {
+                        ok += 1;
+                    } else {
+                        errors += 1;
+                    }
+                    i += conns;
+                }
+                anyhow::Ok((lat, ok, errors))
+            });
+        }
+        let mut all = Vec::with_capacity(tokens.len());
+        let (mut ok, mut errors) = (0, 0);
+        while let Some(r) = set.join_next().await {
+            let (l, o, e) = r??;
+            all.extend(l);
+            ok += o;
+            errors += e;
+        }
+        let seconds = start.elapsed().as_secs_f64();
+        all.sort_unstable();
+        let q = |p: f64| all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or(0);
+        anyhow::Ok(LoadReport {
+            sent: all.len() as u64,
+            ok,
+            errors,
+            seconds,
+            p50_us: q(0.5),
+            p90_us: q(0.9),
+            p99_us: q(0.99),
+            p999_us: q(0.999),
+            max_us: all.last().copied().unwrap_or(0),
+            cpu_seconds: 0.0,
+        })
+    })?;
+    let mut report = report;
+    report.cpu_seconds = self_cpu();
+    println!("{}", serde_json::to_string(&report)?);
+    Ok(())
+}
+
+fn self_cpu() -> f64 {
+    std::fs::read_to_string("/proc/self/stat").map_or(0.0, |s| crate::harness::stat_cpu(&s))
+}
