@@ -80,6 +80,9 @@ pub struct SqliteStore {
     /// Dropped with the store, which ends the checkpointer thread.
     _checkpointer: std::sync::mpsc::Sender<()>,
     readers: Arc<Mutex<Vec<Connection>>>,
+    /// One permit per read connection: reads beyond [`READERS`] wait for a
+    /// connection instead of opening (and then closing) one of their own.
+    read_permits: Arc<tokio::sync::Semaphore>,
     path: PathBuf,
     notify: Arc<Notify>,
     outbound_notify: Arc<Notify>,
@@ -88,6 +91,8 @@ pub struct SqliteStore {
 /// Pages of WAL (~80 MB) after which a commit checkpoints what the
 /// checkpointer thread has not yet copied.
 const WAL_AUTOCHECKPOINT: i64 = 20_000;
+/// Read connections, opened as needed and kept.
+const READERS: usize = 8;
 /// How often the checkpointer thread copies the WAL into the database.
 const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
 
@@ -162,6 +167,7 @@ impl SqliteStore {
             _checkpointer: stop,
             writer: tx,
             readers: Arc::new(Mutex::new(Vec::new())),
+            read_permits: Arc::new(tokio::sync::Semaphore::new(READERS)),
             path: opts.path,
             notify: Arc::new(Notify::new()),
             outbound_notify: Arc::new(Notify::new()),
@@ -241,17 +247,21 @@ impl SqliteStore {
     {
         let pool = self.readers.clone();
         let path = self.path.clone();
+        let permit = self
+            .read_permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| StoreError::Closed)?;
         tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             let conn = pool.lock().expect("pool lock").pop();
             let conn = match conn {
                 Some(c) => c,
                 None => open_conn(&path, Durability::Normal)?,
             };
             let r = f(&conn);
-            let mut pool = pool.lock().expect("pool lock");
-            if pool.len() < 8 {
-                pool.push(conn);
-            }
+            pool.lock().expect("pool lock").push(conn);
             r
         })
         .await
