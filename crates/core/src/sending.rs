@@ -290,6 +290,7 @@ impl Tidings {
                 emails.push(a);
             }
         }
+        let defaults = self.tracking_defaults(account).await?;
         let now = self.clock.now();
         let opts = p.track;
         let message = NewMessage {
@@ -306,8 +307,10 @@ impl Tidings {
             custom_id: p.custom_id,
             group: p.group,
             tags: p.tags,
-            track_opens: opts.opens.unwrap_or(true),
-            track_clicks: opts.clicks.unwrap_or(true),
+            track_opens: opts.opens.unwrap_or(defaults.opens),
+            track_clicks: opts.clicks.unwrap_or(defaults.clicks),
+            track_unsubscribe: defaults.unsubscribe,
+            tracking_base: defaults.base_url,
             raw: p.raw,
         };
         let record = record_of(&message);
@@ -368,6 +371,8 @@ fn record_of(m: &NewMessage) -> MessageRecord {
         tags: m.tags.clone(),
         track_opens: m.track_opens,
         track_clicks: m.track_clicks,
+        track_unsubscribe: m.track_unsubscribe,
+        tracking_base: m.tracking_base.clone(),
         size: m.raw.len() as u64,
         recipients: vec![],
     }

@@ -16,14 +16,13 @@ use tidings_store::{
     CompleteEngagement, Engagement, InboundEffects, MessageRecord, RecipientStatus,
 };
 use tidings_tracking::rewrite::{rewrite, RecipientTokens, RewriteOptions};
-use tidings_tracking::{
-    classify_click, classify_open, Claims, RecentClick, TokenKeys, TokenKind,
-};
+use tidings_tracking::{classify_click, classify_open, Claims, RecentClick, TokenKeys, TokenKind};
 use tidings_types::{EventType, NewEvent, Timestamp};
 
 use crate::{CoreError, Tidings};
 
-/// Keys, public base URL and defaults of tracking.
+/// Keys, and the global public base URL and defaults of tracking (an
+/// account's settings override them; see [`crate::tracking_settings`]).
 pub struct Tracker {
     pub keys: TokenKeys,
     pub base_url: url::Url,
@@ -54,19 +53,31 @@ impl Tidings {
         self
     }
 
+    /// The rewrite a message goes out with: what it was accepted with,
+    /// or, for messages stored before that was recorded, the global
+    /// settings.
     fn options(t: &Tracker, m: &MessageRecord) -> RewriteOptions {
-        let mut o = RewriteOptions::new(t.base_url.clone());
+        let base = m
+            .tracking_base
+            .as_deref()
+            .and_then(|b| url::Url::parse(b).ok())
+            .unwrap_or_else(|| t.base_url.clone());
+        let mut o = RewriteOptions::new(base);
         o.track_opens = m.track_opens;
         o.track_clicks = m.track_clicks;
-        o.unsubscribe = t.unsubscribe;
+        o.unsubscribe = Self::unsubscribes(t, m);
         o
+    }
+
+    fn unsubscribes(t: &Tracker, m: &MessageRecord) -> bool {
+        m.track_unsubscribe.unwrap_or(t.unsubscribe)
     }
 
     /// The message as it goes to one recipient: links, pixel and
     /// unsubscribe headers in place. `None` when nothing is tracked.
     pub fn rewrite_for(&self, m: &MessageRecord, recipient_id: i64, raw: &[u8]) -> Option<Vec<u8>> {
         let t = self.tracker.as_ref()?;
-        if !m.track_opens && !m.track_clicks && !t.unsubscribe {
+        if !m.track_opens && !m.track_clicks && !Self::unsubscribes(t, m) {
             return None;
         }
         let tokens = RecipientTokens {
@@ -140,11 +151,7 @@ impl Tidings {
     }
 
     /// The fields of an open or click event that come from the request.
-    fn request_data(
-        t: &Target,
-        ip: IpAddr,
-        user_agent: Option<&str>,
-    ) -> tidings_types::EventData {
+    fn request_data(t: &Target, ip: IpAddr, user_agent: Option<&str>) -> tidings_types::EventData {
         let mut data = t.message.event_data(&t.email);
         data.insert("ip".into(), json!(ip.to_string()));
         if let Some(ua) = user_agent {
@@ -239,9 +246,11 @@ impl Tidings {
     async fn link(&self, m: &MessageRecord, index: u32) -> Result<Option<url::Url>, CoreError> {
         let t = self.tracker.as_ref().ok_or(CoreError::NotFound)?;
         let raw = self.messages()?.message_raw(m.id).await?;
-        let links = rewrite(&raw, &Self::options(t, m), &|_: TokenKind| String::from("x"))
-            .map(|r| r.links)
-            .unwrap_or_default();
+        let links = rewrite(&raw, &Self::options(t, m), &|_: TokenKind| {
+            String::from("x")
+        })
+        .map(|r| r.links)
+        .unwrap_or_default();
         Ok(links.get(index as usize).cloned())
     }
 
@@ -282,8 +291,13 @@ impl Tidings {
                 json!(ua.chars().take(500).collect::<String>()),
             );
         }
-        self.record(&t.message, EventType::Unsubscribe, data, Some("unsubscribe"))
-            .await?;
+        self.record(
+            &t.message,
+            EventType::Unsubscribe,
+            data,
+            Some("unsubscribe"),
+        )
+        .await?;
         Ok(true)
     }
 }

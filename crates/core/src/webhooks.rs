@@ -69,7 +69,7 @@ pub struct WebhookPatch {
     pub batch: Option<Option<BatchSettings>>,
 }
 
-mod double_option {
+pub(crate) mod double_option {
     use serde::{Deserialize, Deserializer};
     pub fn deserialize<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
         d: D,

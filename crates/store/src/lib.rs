@@ -61,6 +61,18 @@ pub trait Store: Send + Sync + 'static {
     async fn find_api_key(&self, hash: [u8; 32]) -> Result<Option<ApiKeyRecord>>;
     async fn list_api_keys(&self, account: AccountId) -> Result<Vec<ApiKeyRecord>>;
     async fn revoke_api_key(&self, account: AccountId, id: ApiKeyId) -> Result<()>;
+    /// An account's tracking settings; the defaults when it never set any.
+    async fn account_tracking(&self, account: AccountId) -> Result<AccountTracking>;
+    /// Apply a partial update to an account's tracking settings (read,
+    /// change and write in one transaction, so concurrent updates of
+    /// different settings both stick). Returns the settings after it;
+    /// `NotFound` for an unknown account.
+    async fn update_account_tracking(
+        &self,
+        account: AccountId,
+        patch: AccountTrackingPatch,
+        now: Timestamp,
+    ) -> Result<AccountTracking>;
 
     // ---- the event log ----
     /// Append events and, in the same transaction, enqueue a delivery job

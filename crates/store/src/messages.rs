@@ -45,6 +45,12 @@ pub struct NewMessage {
     pub tags: Vec<String>,
     pub track_opens: bool,
     pub track_clicks: bool,
+    /// Whether `List-Unsubscribe` goes out with it (`None`: tracking is
+    /// not configured).
+    pub track_unsubscribe: Option<bool>,
+    /// The base URL of its tracking links (`None`: tracking is not
+    /// configured).
+    pub tracking_base: Option<String>,
     pub raw: Bytes,
 }
 
@@ -123,6 +129,12 @@ pub struct MessageRecord {
     pub tags: Vec<String>,
     pub track_opens: bool,
     pub track_clicks: bool,
+    /// Whether `List-Unsubscribe` went out with it, as decided at accept
+    /// time; `None` for messages stored before that was recorded.
+    pub track_unsubscribe: Option<bool>,
+    /// The base URL its tracking links were made with, as decided at
+    /// accept time; `None` for messages stored before that was recorded.
+    pub tracking_base: Option<String>,
     pub size: u64,
     pub recipients: Vec<RecipientState>,
 }

@@ -213,3 +213,56 @@ pub struct AttemptFilter {
     pub before: Option<AttemptId>,
     pub limit: u32,
 }
+
+/// An account's tracking settings as stored. `unsubscribe` is `None` while
+/// the account follows the operator's default; `domain` is `None` while it
+/// uses the global tracking base URL.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AccountTracking {
+    pub opens: bool,
+    pub clicks: bool,
+    pub unsubscribe: Option<bool>,
+    /// A normalized `http(s)://host[:port][/path]` base, no trailing slash.
+    pub domain: Option<String>,
+}
+
+impl Default for AccountTracking {
+    /// What an account that never changed its settings gets.
+    fn default() -> Self {
+        Self {
+            opens: true,
+            clicks: true,
+            unsubscribe: None,
+            domain: None,
+        }
+    }
+}
+
+/// A partial update of [`AccountTracking`]: `None` leaves a setting as it
+/// is; `Some(None)` resets an optional one to its default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccountTrackingPatch {
+    pub opens: Option<bool>,
+    pub clicks: Option<bool>,
+    pub unsubscribe: Option<Option<bool>>,
+    pub domain: Option<Option<String>>,
+}
+
+impl AccountTrackingPatch {
+    /// The settings after this update.
+    pub fn apply(&self, mut to: AccountTracking) -> AccountTracking {
+        if let Some(v) = self.opens {
+            to.opens = v;
+        }
+        if let Some(v) = self.clicks {
+            to.clicks = v;
+        }
+        if let Some(v) = self.unsubscribe {
+            to.unsubscribe = v;
+        }
+        if let Some(v) = &self.domain {
+            to.domain = v.clone();
+        }
+        to
+    }
+}

@@ -16,6 +16,7 @@ mod messages;
 mod openapi;
 mod ops;
 mod tracking;
+mod tracking_settings;
 mod webhooks;
 
 use std::sync::Arc;
@@ -41,6 +42,7 @@ pub fn router(state: AppState) -> Router {
         .merge(messages::routes())
         .merge(domains::routes())
         .merge(tracking::routes())
+        .merge(tracking_settings::routes())
         .merge(ops::routes())
         .merge(openapi::routes())
         .fallback(error::not_found)

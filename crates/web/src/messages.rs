@@ -88,7 +88,7 @@ async fn read(
         "group": m.group,
         "tags": m.tags,
         "size": m.size,
-        "track": {"opens": m.track_opens, "clicks": m.track_clicks},
+        "track": {"opens": m.track_opens, "clicks": m.track_clicks, "unsubscribe": m.track_unsubscribe},
         "recipients": m.recipients.iter().map(|r| json!({
             "email": r.email,
             "status": r.status,

@@ -119,6 +119,21 @@ pub fn document() -> Value {
                         "updated_at": {"type": "string", "format": "date-time"},
                         "secret": {"type": "string", "description": "Only on create"},
                         "backfilled": {"type": "integer", "description": "Only on create"}}},
+                "TrackingSettings": {"type": "object", "required": ["opens", "clicks", "unsubscribe", "domain", "base_url"],
+                    "properties": {
+                        "opens": {"type": "boolean", "description": "Open pixel in messages that do not say (default true)"},
+                        "clicks": {"type": "boolean", "description": "Tracked links in messages that do not say (default true)"},
+                        "unsubscribe": {"type": "boolean", "description": "RFC 8058 List-Unsubscribe on every message (default: the server's tracking.unsubscribe)"},
+                        "domain": {"type": ["string", "null"], "format": "uri", "description": "Custom tracking base URL, CNAMEd to tidings; null: the server's"},
+                        "base_url": {"type": ["string", "null"], "description": "The base URL new messages' tracking links use"}}},
+                "TrackingPatch": {"type": "object", "additionalProperties": false,
+                    "description": "Absent fields stay as they are. Each message's own `track` options still win; a message keeps the settings it was accepted with.",
+                    "properties": {
+                        "opens": {"type": "boolean"},
+                        "clicks": {"type": "boolean"},
+                        "unsubscribe": {"type": ["boolean", "null"], "description": "null: back to the server's default"},
+                        "domain": {"type": ["string", "null"], "format": "uri", "maxLength": 512,
+                            "description": "http(s) base URL without query or fragment, e.g. https://track.example.com; stored normalized; null: back to the server's. Invalid: 422 invalid_url"}}},
                 "Attempt": {"type": "object", "properties": {
                         "id": {"type": "string"}, "webhook_id": {"type": "string"}, "event_id": {"type": "string"},
                         "event_type": {"$ref": "#/components/schemas/EventType"}, "at": {"type": "string"},
@@ -161,6 +176,10 @@ pub fn document() -> Value {
                     "next_cursor": {"type": "string"}, "has_more": {"type": "boolean"}}})),
                     "401": error_response("Missing or invalid API key")}}},
             "/v1/events/{id}": {"parameters": id_param(), "get": op("One event", json!({"200": ok("The event", json!({"$ref": "#/components/schemas/Event"})), "404": error_response("No such event")}))},
+            "/v1/tracking": {
+                "get": op("The account's tracking settings", json!({"200": ok("Settings", json!({"$ref": "#/components/schemas/TrackingSettings"}))})),
+                "patch": with_body(op("Change the account's tracking settings (partial update)", json!({"200": ok("Settings after the change", json!({"$ref": "#/components/schemas/TrackingSettings"}))})), json!({"$ref": "#/components/schemas/TrackingPatch"})),
+            },
             "/healthz": {"get": {"summary": "Liveness and store health", "responses": {"200": {"description": "Healthy"}}}},
             "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "OpenMetrics text"}}}},
         }

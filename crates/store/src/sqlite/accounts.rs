@@ -1,8 +1,8 @@
 use rusqlite::{params, Connection, OptionalExtension, Row};
-use tidings_types::{AccountId, ApiKeyId};
+use tidings_types::{AccountId, ApiKeyId, Timestamp};
 
 use super::{ms, parse_col, ts};
-use crate::model::{Account, ApiKeyRecord};
+use crate::model::{Account, AccountTracking, AccountTrackingPatch, ApiKeyRecord};
 use crate::{Result, StoreError};
 
 fn account_row(r: &Row) -> rusqlite::Result<Account> {
@@ -97,4 +97,46 @@ pub fn revoke_api_key(c: &Connection, account: AccountId, id: ApiKeyId) -> Resul
         return Err(StoreError::NotFound);
     }
     Ok(())
+}
+
+pub fn account_tracking(c: &Connection, account: AccountId) -> Result<AccountTracking> {
+    Ok(c.prepare_cached(
+        "SELECT opens, clicks, unsubscribe, domain FROM account_tracking WHERE account_id = ?1",
+    )?
+    .query_row([account.to_string()], |r| {
+        Ok(AccountTracking {
+            opens: r.get(0)?,
+            clicks: r.get(1)?,
+            unsubscribe: r.get(2)?,
+            domain: r.get(3)?,
+        })
+    })
+    .optional()?
+    .unwrap_or_default())
+}
+
+pub fn update_account_tracking(
+    c: &Connection,
+    account: AccountId,
+    patch: &AccountTrackingPatch,
+    now: Timestamp,
+) -> Result<AccountTracking> {
+    get_account(c, account)?;
+    let t = patch.apply(account_tracking(c, account)?);
+    c.prepare_cached(
+        "INSERT INTO account_tracking (account_id, opens, clicks, unsubscribe, domain, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (account_id) DO UPDATE SET opens = excluded.opens,
+           clicks = excluded.clicks, unsubscribe = excluded.unsubscribe,
+           domain = excluded.domain, updated_at = excluded.updated_at",
+    )?
+    .execute(params![
+        account.to_string(),
+        t.opens,
+        t.clicks,
+        t.unsubscribe,
+        t.domain,
+        ms(now)
+    ])?;
+    Ok(t)
 }

@@ -112,7 +112,8 @@ fn domain_key_row(r: &Row) -> rusqlite::Result<DomainKey> {
 }
 
 const MSG_COLS: &str = "id, account_id, created_at, source, mail_from, from_addr, subject, \
-    smtp_message_id, custom_id, grp, tags, track_opens, track_clicks, length(raw)";
+    smtp_message_id, custom_id, grp, tags, track_opens, track_clicks, length(raw), \
+    track_unsubscribe, tracking_base";
 
 fn message_row(r: &Row) -> rusqlite::Result<MessageRecord> {
     message_row_at(r, 0)
@@ -129,7 +130,7 @@ fn is_suppressed(c: &Connection, account: AccountId, email: &str) -> Result<bool
 
 fn accept(c: &Connection, m: NewMessage, recipients: Vec<NewRecipient>) -> Result<Vec<String>> {
     c.prepare_cached(&format!(
-        "INSERT INTO messages ({MSG_COLS_INSERT}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+        "INSERT INTO messages ({MSG_COLS_INSERT}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
     ))?
     .execute(params![
         m.id.to_string(),
@@ -145,7 +146,9 @@ fn accept(c: &Connection, m: NewMessage, recipients: Vec<NewRecipient>) -> Resul
         serde_json::to_string(&m.tags).expect("strings serialise"),
         m.track_opens,
         m.track_clicks,
-        &m.raw[..]
+        &m.raw[..],
+        m.track_unsubscribe,
+        m.tracking_base
     ])?;
     let mut dropped = Vec::new();
     let mut dropped_events = Vec::new();
@@ -180,7 +183,8 @@ fn accept(c: &Connection, m: NewMessage, recipients: Vec<NewRecipient>) -> Resul
 }
 
 const MSG_COLS_INSERT: &str = "id, account_id, created_at, source, mail_from, from_addr, subject, \
-    smtp_message_id, custom_id, grp, tags, track_opens, track_clicks, raw";
+    smtp_message_id, custom_id, grp, tags, track_opens, track_clicks, raw, track_unsubscribe, \
+    tracking_base";
 
 fn recipients_of(c: &Connection, id: &str) -> Result<Vec<RecipientState>> {
     let mut st = c.prepare_cached(
@@ -282,6 +286,8 @@ fn message_row_at(r: &Row, at: usize) -> rusqlite::Result<MessageRecord> {
         track_opens: r.get(at + 11)?,
         track_clicks: r.get(at + 12)?,
         size: r.get(at + 13)?,
+        track_unsubscribe: r.get(at + 14)?,
+        tracking_base: r.get(at + 15)?,
         recipients: Vec::new(),
     })
 }
@@ -370,21 +376,20 @@ fn recipient_ref(c: &Connection, recipient_id: i64) -> Result<Option<RecipientRe
         .collect::<Vec<_>>()
         .join(", ")
         .replace("m.length(raw)", "length(m.raw)");
-    Ok(c
-        .prepare_cached(&format!(
-            "SELECT r.email, r.status, r.updated_at, {cols}
+    Ok(c.prepare_cached(&format!(
+        "SELECT r.email, r.status, r.updated_at, {cols}
              FROM recipients r JOIN messages m ON m.id = r.message_id WHERE r.id = ?1"
-        ))?
-        .query_row([recipient_id], |r| {
-            let status: String = r.get(1)?;
-            Ok(RecipientRef {
-                email: r.get(0)?,
-                status: RecipientStatus::parse(&status).unwrap_or(RecipientStatus::Queued),
-                updated_at: ts(r.get(2)?),
-                message: message_row_at(r, 3)?,
-            })
+    ))?
+    .query_row([recipient_id], |r| {
+        let status: String = r.get(1)?;
+        Ok(RecipientRef {
+            email: r.get(0)?,
+            status: RecipientStatus::parse(&status).unwrap_or(RecipientStatus::Queued),
+            updated_at: ts(r.get(2)?),
+            message: message_row_at(r, 3)?,
         })
-        .optional()?)
+    })
+    .optional()?)
 }
 
 fn record_engagement(

@@ -20,6 +20,8 @@ mod events;
 mod jobs;
 mod messages;
 mod schema;
+#[cfg(test)]
+mod tracking_tests;
 mod webhooks;
 
 use std::path::{Path, PathBuf};
@@ -416,6 +418,23 @@ impl Store for SqliteStore {
     async fn revoke_api_key(&self, account: AccountId, id: ApiKeyId) -> Result<()> {
         self.write(false, move |c| accounts::revoke_api_key(c, account, id))
             .await
+    }
+
+    async fn account_tracking(&self, account: AccountId) -> Result<AccountTracking> {
+        self.read(move |c| accounts::account_tracking(c, account))
+            .await
+    }
+
+    async fn update_account_tracking(
+        &self,
+        account: AccountId,
+        patch: AccountTrackingPatch,
+        now: Timestamp,
+    ) -> Result<AccountTracking> {
+        self.write(false, move |c| {
+            accounts::update_account_tracking(c, account, &patch, now)
+        })
+        .await
     }
 
     async fn record_events(&self, evs: Vec<NewEvent>) -> Result<Vec<Event>> {

@@ -112,4 +112,20 @@ CREATE INDEX attempts_at ON attempts(at);
     "DROP INDEX jobs_webhook;
      CREATE INDEX jobs_webhook ON jobs(webhook_id, event_type, held, due_at, event_seq);",
     super::messages::SCHEMA_ENGAGEMENT,
+    // Per-account tracking settings (no row: the defaults), and what each
+    // message was accepted with, so the click endpoint can re-run the very
+    // rewrite the message went out with. NULL on older messages: the
+    // global settings apply to them.
+    r#"
+CREATE TABLE account_tracking (
+    account_id TEXT PRIMARY KEY REFERENCES accounts(id),
+    opens INTEGER NOT NULL,
+    clicks INTEGER NOT NULL,
+    unsubscribe INTEGER,
+    domain TEXT,
+    updated_at INTEGER NOT NULL
+) WITHOUT ROWID;
+ALTER TABLE messages ADD COLUMN track_unsubscribe INTEGER;
+ALTER TABLE messages ADD COLUMN tracking_base TEXT;
+"#,
 ];

@@ -278,6 +278,7 @@ async fn openapi_document_lists_every_route() {
         "/v1/attempts",
         "/v1/events",
         "/v1/events/{id}",
+        "/v1/tracking",
         "/healthz",
         "/metrics",
     ] {

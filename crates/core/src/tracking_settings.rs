@@ -1,0 +1,256 @@
+//! An account's tracking settings: whether its messages get an open pixel,
+//! tracked links and `List-Unsubscribe` unless a message says otherwise,
+//! and the base URL of its tracking links (a custom tracking domain
+//! CNAMEd to tidings, or the operator's global one).
+//!
+//! The accept path resolves these once, per message, and stores the
+//! outcome on the message: the click endpoint re-runs the rewrite a
+//! message went out with to find its links, so changing the settings later
+//! must not change what an already accepted message's links mean.
+
+use serde::{Deserialize, Serialize};
+use tidings_store::{AccountTracking, AccountTrackingPatch};
+use tidings_types::AccountId;
+
+use crate::webhooks::double_option;
+use crate::{CoreError, ErrorCode, Tidings};
+
+/// `PATCH /v1/tracking`: absent fields stay as they are; `null` resets
+/// `unsubscribe` to the operator's default and `domain` to the global
+/// tracking base URL.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrackingPatch {
+    #[serde(default)]
+    pub opens: Option<bool>,
+    #[serde(default)]
+    pub clicks: Option<bool>,
+    #[serde(default, with = "double_option")]
+    pub unsubscribe: Option<Option<bool>>,
+    #[serde(default, with = "double_option")]
+    pub domain: Option<Option<String>>,
+}
+
+/// An account's tracking settings as the API shows them: defaults resolved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TrackingView {
+    pub opens: bool,
+    pub clicks: bool,
+    pub unsubscribe: bool,
+    /// The account's custom tracking base URL, if it set one.
+    pub domain: Option<String>,
+    /// The base URL tracking links are made with now: `domain`, or the
+    /// global one (`None` when tracking is not configured).
+    pub base_url: Option<String>,
+}
+
+/// What the accept path applies to a message that does not say otherwise.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TrackingDefaults {
+    pub opens: bool,
+    pub clicks: bool,
+    /// `None` when tracking is not configured.
+    pub unsubscribe: Option<bool>,
+    /// `None` when tracking is not configured.
+    pub base_url: Option<String>,
+}
+
+/// Longest custom tracking base URL accepted.
+const MAX_DOMAIN_LEN: usize = 512;
+
+fn invalid_domain(msg: impl std::fmt::Display) -> CoreError {
+    CoreError::invalid(
+        ErrorCode::InvalidUrl,
+        format!("domain: {msg} (expected a base URL such as `https://track.example.com`)"),
+    )
+}
+
+/// Check a custom tracking base URL and return its normalized form:
+/// lower-case scheme and host, no default port, no trailing slash. It must
+/// be `http` or `https`, name a host, and carry no credentials, query or
+/// fragment (tracking paths are appended to it).
+pub fn normalize_domain(input: &str) -> Result<String, CoreError> {
+    let s = input.trim();
+    if s.is_empty() {
+        return Err(invalid_domain(
+            "is empty; use null to go back to the default",
+        ));
+    }
+    if s.len() > MAX_DOMAIN_LEN {
+        return Err(invalid_domain(format!(
+            "is longer than {MAX_DOMAIN_LEN} characters"
+        )));
+    }
+    let url = url::Url::parse(s).map_err(|e| invalid_domain(format!("`{s}` is not a URL: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(invalid_domain(format!(
+            "the scheme must be http or https, not `{}`",
+            url.scheme()
+        )));
+    }
+    match url.host_str() {
+        Some(h) if !h.is_empty() => {}
+        _ => return Err(invalid_domain("names no host")),
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(invalid_domain("must not carry credentials"));
+    }
+    if url.query().is_some() {
+        return Err(invalid_domain("must not have a query string"));
+    }
+    if url.fragment().is_some() {
+        return Err(invalid_domain("must not have a fragment"));
+    }
+    Ok(url.as_str().trim_end_matches('/').to_string())
+}
+
+impl Tidings {
+    /// The global defaults: the tracker's unsubscribe setting and base URL.
+    fn global_tracking(&self) -> (Option<bool>, Option<String>) {
+        match &self.tracker {
+            Some(t) => (
+                Some(t.unsubscribe),
+                Some(t.base_url.as_str().trim_end_matches('/').to_string()),
+            ),
+            None => (None, None),
+        }
+    }
+
+    fn tracking_view(&self, s: AccountTracking) -> TrackingView {
+        let (unsubscribe, base) = self.global_tracking();
+        TrackingView {
+            opens: s.opens,
+            clicks: s.clicks,
+            unsubscribe: s.unsubscribe.or(unsubscribe).unwrap_or(false),
+            base_url: s.domain.clone().or(base),
+            domain: s.domain,
+        }
+    }
+
+    pub async fn tracking_settings(&self, account: AccountId) -> Result<TrackingView, CoreError> {
+        let s = self.store.account_tracking(account).await?;
+        Ok(self.tracking_view(s))
+    }
+
+    pub async fn update_tracking_settings(
+        &self,
+        account: AccountId,
+        patch: TrackingPatch,
+    ) -> Result<TrackingView, CoreError> {
+        let domain = match patch.domain {
+            Some(Some(d)) => Some(Some(normalize_domain(&d)?)),
+            other => other,
+        };
+        let s = self
+            .store
+            .update_account_tracking(
+                account,
+                AccountTrackingPatch {
+                    opens: patch.opens,
+                    clicks: patch.clicks,
+                    unsubscribe: patch.unsubscribe,
+                    domain,
+                },
+                self.clock.now(),
+            )
+            .await?;
+        Ok(self.tracking_view(s))
+    }
+
+    /// What a new message of `account` gets unless it says otherwise.
+    pub(crate) async fn tracking_defaults(
+        &self,
+        account: AccountId,
+    ) -> Result<TrackingDefaults, CoreError> {
+        let s = self.store.account_tracking(account).await?;
+        let (unsubscribe, base) = self.global_tracking();
+        Ok(TrackingDefaults {
+            opens: s.opens,
+            clicks: s.clicks,
+            unsubscribe: unsubscribe.map(|global| s.unsubscribe.unwrap_or(global)),
+            base_url: base.map(|global| s.domain.unwrap_or(global)),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(s: &str) -> String {
+        normalize_domain(s).unwrap_or_else(|e| panic!("{s}: {e}"))
+    }
+
+    fn err(s: &str) -> String {
+        match normalize_domain(s) {
+            Ok(v) => panic!("{s} was accepted as {v}"),
+            Err(e) => {
+                assert_eq!(e.code(), ErrorCode::InvalidUrl, "{s}");
+                e.to_string()
+            }
+        }
+    }
+
+    #[test]
+    fn normalizes_scheme_host_port_and_slash() {
+        assert_eq!(ok("https://track.example.com"), "https://track.example.com");
+        assert_eq!(
+            ok("  HTTPS://Track.Example.COM/ "),
+            "https://track.example.com"
+        );
+        assert_eq!(
+            ok("https://track.example.com:443/"),
+            "https://track.example.com"
+        );
+        assert_eq!(
+            ok("http://track.example.com:80"),
+            "http://track.example.com"
+        );
+        assert_eq!(
+            ok("http://track.example.com:8080"),
+            "http://track.example.com:8080"
+        );
+        assert_eq!(ok("https://example.com/t/"), "https://example.com/t");
+        assert_eq!(
+            ok("https://bücher.example"),
+            "https://xn--bcher-kva.example"
+        );
+        assert_eq!(ok("http://127.0.0.1:9000"), "http://127.0.0.1:9000");
+    }
+
+    #[test]
+    fn normalizing_is_idempotent() {
+        for s in ["HTTPS://A.example:443/x/", "http://b.example:8080"] {
+            let once = ok(s);
+            assert_eq!(ok(&once), once);
+        }
+    }
+
+    #[test]
+    fn refuses_what_cannot_be_a_base_url() {
+        assert!(err("").contains("empty"));
+        assert!(err("track.example.com").contains("not a URL"));
+        assert!(err("ftp://track.example.com").contains("scheme"));
+        assert!(err("mailto:track@example.com").contains("scheme"));
+        assert!(err("https://track.example.com/?a=1").contains("query"));
+        assert!(err("https://track.example.com/?").contains("query"));
+        assert!(err("https://track.example.com/#top").contains("fragment"));
+        assert!(err("https://user:pw@track.example.com").contains("credentials"));
+        assert!(err("https://").contains("not a URL"));
+        assert!(err(&format!("https://{}.example", "a".repeat(600))).contains("longer"));
+    }
+
+    #[test]
+    fn a_patch_tells_absent_from_null() {
+        let p: TrackingPatch = serde_json::from_str(r#"{"opens": false}"#).unwrap();
+        assert_eq!(
+            (p.opens, p.unsubscribe, p.domain),
+            (Some(false), None, None)
+        );
+        let p: TrackingPatch =
+            serde_json::from_str(r#"{"domain": null, "unsubscribe": null}"#).unwrap();
+        assert_eq!((p.unsubscribe, p.domain), (Some(None), Some(None)));
+        let e = serde_json::from_str::<TrackingPatch>(r#"{"open": false}"#).unwrap_err();
+        assert!(e.to_string().contains("unknown field"), "{e}");
+    }
+}
