@@ -350,7 +350,11 @@ pub fn load(args: LoadArgs) -> anyhow::Result<()> {
         }
         let seconds = start.elapsed().as_secs_f64();
         all.sort_unstable();
-        let q = |p: f64| all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or(0);
+        let q = |p: f64| {
+            all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
+                .copied()
+                .unwrap_or(0)
+        };
         anyhow::Ok(LoadReport {
             sent: all.len() as u64,
             ok,

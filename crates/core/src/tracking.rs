@@ -13,7 +13,7 @@ use std::sync::Arc;
 use http::Method;
 use serde_json::json;
 use tidings_store::{
-    CompleteEngagement, Engagement, InboundEffects, MessageRecord, RecipientStatus,
+    BuildEngagement, Engagement, InboundEffects, MessageRecord, RecipientRef, RecipientStatus,
 };
 use tidings_tracking::rewrite::{rewrite, RecipientTokens, RewriteOptions};
 use tidings_tracking::{classify_click, classify_open, Claims, RecentClick, TokenKeys, TokenKind};
@@ -34,8 +34,24 @@ pub struct Tracker {
 struct Target {
     message: MessageRecord,
     email: String,
-    /// When it was delivered, if it was.
-    delivered: Option<Timestamp>,
+}
+
+/// When a recipient was delivered, if it was.
+fn delivered(r: &RecipientRef) -> Option<Timestamp> {
+    (r.status == RecipientStatus::Sent).then_some(r.updated_at)
+}
+
+/// A tracking event; `None` (and a log line) if its fields do not match
+/// the catalogue, which would be a bug here.
+fn event(
+    account: tidings_types::AccountId,
+    ty: EventType,
+    at: Timestamp,
+    data: tidings_types::EventData,
+) -> Option<NewEvent> {
+    NewEvent::new(account, ty, at, data)
+        .inspect_err(|e| tracing::error!(error = %e, "a tracking event does not fit the catalogue"))
+        .ok()
 }
 
 /// How an unsubscribe arrived.
@@ -114,15 +130,14 @@ impl Tidings {
     }
 
     async fn recipient(&self, claims: &Claims) -> Result<Option<Target>, CoreError> {
-        let Some(r) = self.messages()?.recipient(claims.recipient_id).await? else {
-            return Ok(None);
-        };
-        let delivered = (r.status == RecipientStatus::Sent).then_some(r.updated_at);
-        Ok(Some(Target {
-            message: r.message,
-            email: r.email,
-            delivered,
-        }))
+        Ok(self
+            .messages()?
+            .recipient(claims.recipient_id)
+            .await?
+            .map(|r| Target {
+                message: r.message,
+                email: r.email,
+            }))
     }
 
     async fn record(
@@ -150,9 +165,14 @@ impl Tidings {
         Ok(())
     }
 
-    /// The fields of an open or click event that come from the request.
-    fn request_data(t: &Target, ip: IpAddr, user_agent: Option<&str>) -> tidings_types::EventData {
-        let mut data = t.message.event_data(&t.email);
+    /// An open or click event's fields: the message's, then the request's.
+    fn request_data(
+        m: &MessageRecord,
+        email: &str,
+        ip: IpAddr,
+        user_agent: Option<&str>,
+    ) -> tidings_types::EventData {
+        let mut data = m.event_data(email);
         data.insert("ip".into(), json!(ip.to_string()));
         if let Some(ua) = user_agent {
             data.insert(
@@ -174,21 +194,21 @@ impl Tidings {
         let Some(c) = self.claims(token, |k| matches!(k, TokenKind::Open)) else {
             return Ok(false);
         };
-        let Some(t) = self.recipient(&c).await? else {
-            return Ok(false);
-        };
         let now = self.clock.now();
-        let v = classify_open(ip, user_agent, t.delivered, now);
-        let mut data = Self::request_data(&t, ip, user_agent);
-        data.insert("machine".into(), json!(v.machine));
-        let event = NewEvent::new(t.message.account_id, EventType::Open, now, data)?;
-        let complete: CompleteEngagement = Box::new(|h, data| {
-            data.insert("first".into(), json!(h.opens == 0));
+        let ua = user_agent.map(str::to_owned);
+        // One transaction finds the recipient, judges the open and records
+        // it: no separate read, and `first` is exact under concurrency.
+        let build: BuildEngagement = Box::new(move |r, history| {
+            let v = classify_open(ip, ua.as_deref(), delivered(r), now);
+            let mut data = Self::request_data(&r.message, &r.email, ip, ua.as_deref());
+            data.insert("machine".into(), json!(v.machine));
+            data.insert("first".into(), json!(history.opens == 0));
+            event(r.message.account_id, EventType::Open, now, data)
         });
-        self.messages()?
-            .record_engagement(c.recipient_id, Engagement::Open, event, complete)
-            .await?;
-        Ok(true)
+        Ok(self
+            .messages()?
+            .record_engagement(c.recipient_id, Engagement::Open, build)
+            .await?)
     }
 
     /// A click: the original URL to redirect to, or `None` (404) for a
@@ -213,32 +233,29 @@ impl Tidings {
             return Ok(None);
         };
         let now = self.clock.now();
-        let mut data = Self::request_data(&t, ip, user_agent);
-        data.insert("url".into(), json!(url.as_str()));
-        data.insert("link_index".into(), json!(link_index));
-        let event = NewEvent::new(t.message.account_id, EventType::Click, now, data)?;
+        let (method, ua) = (method.clone(), user_agent.map(str::to_owned));
+        let target = url.clone();
         // Judged inside the transaction that records it, so a scanner
         // clicking every link at once sees its own other clicks.
-        let (method, ua, delivered) = (method.clone(), user_agent.map(str::to_owned), t.delivered);
-        let complete: CompleteEngagement = Box::new(move |h, data| {
-            let recent: Vec<RecentClick> = h
+        let build: BuildEngagement = Box::new(move |r, history| {
+            let recent: Vec<RecentClick> = history
                 .recent_clicks
                 .iter()
                 .map(|&(at, link_index)| RecentClick { at, link_index })
                 .collect();
-            let v = classify_click(&method, ip, ua.as_deref(), delivered, now, &recent);
-            data.insert("first".into(), json!(h.clicks == 0));
+            let v = classify_click(&method, ip, ua.as_deref(), delivered(r), now, &recent);
+            let mut data = Self::request_data(&r.message, &r.email, ip, ua.as_deref());
+            data.insert("url".into(), json!(target.as_str()));
+            data.insert("link_index".into(), json!(link_index));
+            data.insert("first".into(), json!(history.clicks == 0));
             data.insert("bot".into(), json!(v.bot));
+            event(r.message.account_id, EventType::Click, now, data)
         });
-        self.messages()?
-            .record_engagement(
-                c.recipient_id,
-                Engagement::Click { link_index },
-                event,
-                complete,
-            )
+        let recorded = self
+            .messages()?
+            .record_engagement(c.recipient_id, Engagement::Click { link_index }, build)
             .await?;
-        Ok(Some(url))
+        Ok(recorded.then_some(url))
     }
 
     /// The `index`-th tracked link of a stored message: the same rewrite as
@@ -276,7 +293,7 @@ impl Tidings {
         let Some(t) = self.recipient(&c).await? else {
             return Ok(false);
         };
-        let mut data = t.message.event_data(&t.email);
+        let mut data = Self::request_data(&t.message, &t.email, ip, user_agent);
         data.insert(
             "method".into(),
             json!(match method {
@@ -284,13 +301,6 @@ impl Tidings {
                 UnsubscribeMethod::OneClick => "one_click",
             }),
         );
-        data.insert("ip".into(), json!(ip.to_string()));
-        if let Some(ua) = user_agent {
-            data.insert(
-                "user_agent".into(),
-                json!(ua.chars().take(500).collect::<String>()),
-            );
-        }
         self.record(
             &t.message,
             EventType::Unsubscribe,

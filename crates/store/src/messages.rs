@@ -169,11 +169,12 @@ pub struct EngagementHistory {
 /// How many of a recipient's latest clicks are kept for [`EngagementHistory`].
 pub const RECENT_CLICKS: usize = 8;
 
-/// Completes an engagement's event from the recipient's history; runs
-/// inside the transaction that records it, so concurrent engagements of one
-/// recipient see each other.
-pub type CompleteEngagement =
-    Box<dyn FnOnce(&EngagementHistory, &mut tidings_types::EventData) + Send>;
+/// Builds an engagement's event from the recipient and its engagement
+/// history (`None`: record nothing). It runs inside the transaction that
+/// records the event, so concurrent engagements of one recipient see each
+/// other (first open, bursts of clicks).
+pub type BuildEngagement =
+    Box<dyn FnOnce(&RecipientRef, &EngagementHistory) -> Option<NewEvent> + Send>;
 
 impl MessageRecord {
     /// The fields every event about this message carries, for one recipient.
@@ -321,17 +322,17 @@ pub trait MessageStore: Send + Sync + 'static {
     /// A recipient by its row id, with its message (without the message's
     /// other recipients). One indexed read.
     async fn recipient(&self, recipient_id: i64) -> Result<Option<RecipientRef>>;
-    /// Record an open or click event of one recipient. In one transaction:
-    /// read the recipient's engagement history, let `complete` fill in the
-    /// event's history-dependent fields (first, burst), add this
-    /// engagement to the history, record the event and its delivery jobs.
+    /// Record an open or click of one recipient, in one transaction: look
+    /// the recipient up, let `build` make the event from it and its
+    /// engagement history, add this engagement to the history, record the
+    /// event and its delivery jobs. `false` (and nothing recorded) when
+    /// there is no such recipient or `build` declines.
     async fn record_engagement(
         &self,
         recipient_id: i64,
         engagement: Engagement,
-        event: NewEvent,
-        complete: CompleteEngagement,
-    ) -> Result<()>;
+        build: BuildEngagement,
+    ) -> Result<bool>;
     /// A recipient by its row id: the message (with its recipients) and
     /// the recipient's address.
     async fn find_recipient(&self, recipient_id: i64) -> Result<Option<(MessageRecord, String)>>;

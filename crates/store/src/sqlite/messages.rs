@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, Row};
-use tidings_types::{AccountId, Event, MessageId, NewEvent, Timestamp};
+use tidings_types::{AccountId, Event, MessageId, Timestamp};
 use tokio::sync::Notify;
 
 use super::events::{event_at, EVENT_COLS};
@@ -396,9 +396,11 @@ fn record_engagement(
     c: &Connection,
     recipient_id: i64,
     engagement: Engagement,
-    mut event: NewEvent,
-    complete: CompleteEngagement,
-) -> Result<()> {
+    build: BuildEngagement,
+) -> Result<bool> {
+    let Some(target) = recipient_ref(c, recipient_id)? else {
+        return Ok(false);
+    };
     let Some((opens, clicks, recent)) = c
         .prepare_cached("SELECT opens, clicks, recent_clicks FROM recipients WHERE id = ?1")?
         .query_row([recipient_id], |r| {
@@ -410,7 +412,7 @@ fn record_engagement(
         })
         .optional()?
     else {
-        return Err(StoreError::NotFound);
+        return Ok(false);
     };
     let recent: Vec<(i64, u32)> = recent
         .and_then(|s| serde_json::from_str(&s).ok())
@@ -420,7 +422,9 @@ fn record_engagement(
         clicks: clicks.max(0) as u64,
         recent_clicks: recent.iter().map(|&(at, link)| (ts(at), link)).collect(),
     };
-    complete(&history, &mut event.data);
+    let Some(event) = build(&target, &history) else {
+        return Ok(false);
+    };
     match engagement {
         Engagement::Open => {
             c.prepare_cached("UPDATE recipients SET opens = opens + 1 WHERE id = ?1")?
@@ -441,7 +445,7 @@ fn record_engagement(
         }
     }
     super::events::record(c, vec![event])?;
-    Ok(())
+    Ok(true)
 }
 
 fn unmatched_row(r: &Row) -> rusqlite::Result<UnmatchedReport> {
@@ -630,11 +634,10 @@ impl MessageStore for SqliteStore {
         &self,
         recipient_id: i64,
         engagement: Engagement,
-        event: NewEvent,
-        complete: CompleteEngagement,
-    ) -> Result<()> {
+        build: BuildEngagement,
+    ) -> Result<bool> {
         self.write(true, move |c| {
-            record_engagement(c, recipient_id, engagement, event, complete)
+            record_engagement(c, recipient_id, engagement, build)
         })
         .await
     }

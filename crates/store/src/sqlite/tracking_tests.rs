@@ -30,7 +30,10 @@ async fn settings_default_patch_partially_and_stay_per_account() {
     let dir = tempfile::tempdir().unwrap();
     let s = SqliteStore::open(SqliteOptions::new(dir.path().join("t.db"))).unwrap();
     let (a, b) = (account(&s).await, account(&s).await);
-    assert_eq!(s.account_tracking(a).await.unwrap(), AccountTracking::default());
+    assert_eq!(
+        s.account_tracking(a).await.unwrap(),
+        AccountTracking::default()
+    );
 
     let patch = AccountTrackingPatch {
         opens: Some(false),
@@ -61,7 +64,10 @@ async fn settings_default_patch_partially_and_stay_per_account() {
             ..want
         }
     );
-    assert_eq!(s.account_tracking(b).await.unwrap(), AccountTracking::default());
+    assert_eq!(
+        s.account_tracking(b).await.unwrap(),
+        AccountTracking::default()
+    );
     let unknown = s
         .update_account_tracking(AccountId::new(), AccountTrackingPatch::default(), now())
         .await;
@@ -82,7 +88,8 @@ async fn messages_remember_their_tracking_and_older_ones_read_as_unknown() {
         for sql in &schema::MIGRATIONS[..before] {
             c.execute_batch(sql).unwrap();
         }
-        c.pragma_update(None, "user_version", before as i64).unwrap();
+        c.pragma_update(None, "user_version", before as i64)
+            .unwrap();
         c.execute(
             "INSERT INTO messages (id, account_id, created_at, source, mail_from, from_addr,
                smtp_message_id, tags, track_opens, track_clicks, raw)
