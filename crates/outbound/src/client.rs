@@ -195,31 +195,37 @@ impl Session {
         if r.code != 354 {
             return Ok(r);
         }
-        let mut out = Vec::with_capacity(raw.len() + raw.len() / 50 + 8);
-        let mut at_line_start = true;
-        let mut prev = 0u8;
-        for &b in raw {
-            if at_line_start && b == b'.' {
-                out.push(b'.');
-            }
-            if b == b'\n' && prev != b'\r' {
-                out.push(b'\r');
-            }
-            out.push(b);
-            at_line_start = b == b'\n';
-            prev = b;
+        self.message(raw).await
+    }
+
+    /// Several commands in one write (PIPELINING, RFC 2920): each line is
+    /// one command without its CRLF. The replies are read with
+    /// [`Session::reply`], one per command, in order.
+    pub async fn pipeline(&mut self, lines: &[&str]) -> Result<(), ClientError> {
+        let mut out = String::with_capacity(lines.iter().map(|l| l.len() + 2).sum());
+        for l in lines {
+            out.push_str(l);
+            out.push_str("\r\n");
         }
-        if !out.ends_with(b"\r\n") {
-            out.extend_from_slice(b"\r\n");
-        }
-        out.extend_from_slice(b".\r\n");
+        self.write(&out).await
+    }
+
+    /// The next reply.
+    pub async fn reply(&mut self) -> Result<Reply, ClientError> {
+        self.read_reply().await
+    }
+
+    /// The message itself, once DATA was answered 354: dot-stuffed, bare
+    /// LFs made CRLF, ending with `.`; the server's reply.
+    pub async fn message(&mut self, raw: &[u8]) -> Result<Reply, ClientError> {
+        let out = dot_stuffed(raw);
         let w = self.io.get_mut();
-        tokio::time::timeout(self.timeout, w.write_all(&out))
-            .await
-            .map_err(|_| ClientError::Timeout)??;
-        tokio::time::timeout(self.timeout, w.flush())
-            .await
-            .map_err(|_| ClientError::Timeout)??;
+        tokio::time::timeout(self.timeout, async {
+            w.write_all(&out).await?;
+            w.flush().await
+        })
+        .await
+        .map_err(|_| ClientError::Timeout)??;
         self.read_reply().await
     }
 
@@ -269,5 +275,64 @@ impl Session {
         }
         let text = lines.join(" ");
         Ok((Reply { code, text }, lines))
+    }
+}
+
+/// `raw` as DATA carries it: lines starting with `.` get another, bare LFs
+/// become CRLF, and `.` ends it.
+fn dot_stuffed(raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(raw.len() + raw.len() / 50 + 8);
+    let mut rest = raw;
+    // A line at a time: the copy is a memcpy, not a loop over bytes.
+    while let Some(&first) = rest.first() {
+        if first == b'.' {
+            out.push(b'.');
+        }
+        match memchr::memchr(b'\n', rest) {
+            Some(i) => {
+                let line = &rest[..i];
+                out.extend_from_slice(line);
+                if !line.ends_with(b"\r") {
+                    out.push(b'\r');
+                }
+                out.push(b'\n');
+                rest = &rest[i + 1..];
+            }
+            None => {
+                out.extend_from_slice(rest);
+                break;
+            }
+        }
+    }
+    if !out.is_empty() && !out.ends_with(b"\r\n") {
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b".\r\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dot_stuffed;
+
+    #[test]
+    fn data_is_dot_stuffed_with_crlf_line_ends() {
+        let cases: [(&[u8], &[u8]); 7] = [
+            (b"a\r\nb\r\n", b"a\r\nb\r\n.\r\n"),
+            (b".x\r\n..y\r\nz.\r\n", b"..x\r\n...y\r\nz.\r\n.\r\n"),
+            (b"a\nb\n\n.c", b"a\r\nb\r\n\r\n..c\r\n.\r\n"),
+            (b"\n\n", b"\r\n\r\n.\r\n"),
+            (b"no end", b"no end\r\n.\r\n"),
+            (b".", b"..\r\n.\r\n"),
+            (b"", b".\r\n"),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(
+                String::from_utf8_lossy(&dot_stuffed(raw)),
+                String::from_utf8_lossy(want),
+                "{:?}",
+                String::from_utf8_lossy(raw)
+            );
+        }
     }
 }

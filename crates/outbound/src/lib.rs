@@ -5,7 +5,11 @@
 //! configured transport (smarthost, or a per-domain route) or the domain's
 //! MX records in preference order, falling back to its A/AAAA record — and
 //! speaks SMTP with the [`client`]: opportunistic STARTTLS, AUTH when the
-//! route has credentials, one RCPT per recipient with each reply recorded.
+//! route has credentials, one RCPT per recipient with each reply recorded,
+//! MAIL, RCPTs and DATA in one write where the server offers PIPELINING,
+//! and sessions kept open for the next message (no RSET after one sent).
+//! A message that goes out unchanged to several recipients, each in a
+//! transaction of its own (VERP), is DKIM-signed once.
 //! Replies are classified by `tidings_mail::reply` into sent, deferred,
 //! bounce or block; each outcome and its event commit together. Deferred
 //! recipients are retried with backoff for up to three days, then bounce

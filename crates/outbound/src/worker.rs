@@ -5,10 +5,11 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use serde_json::json;
 use tidings_mail::reply::{classify, Kind};
 use tidings_store::{MessageStore, OutboundJob, OutboundResult, RecipientStatus};
-use tidings_types::{Clock, EventType, NewEvent, SecretString, Timestamp};
+use tidings_types::{Clock, EventType, MessageId, NewEvent, SecretString, Timestamp};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -104,6 +105,7 @@ pub struct Worker {
     config: Arc<OutboundConfig>,
     router: Arc<Router>,
     pool: Arc<Pool>,
+    signed: Arc<SignedOnce>,
 }
 
 impl Worker {
@@ -125,6 +127,7 @@ impl Worker {
             config: Arc::new(config),
             router: Arc::new(router),
             pool: Arc::new(Pool::new(config_per_dest, Duration::from_secs(30))),
+            signed: Arc::new(SignedOnce::default()),
         })
     }
 
@@ -144,7 +147,18 @@ impl Worker {
         let mut per_domain: HashMap<String, Arc<Semaphore>> = HashMap::new();
         let tasks = TaskTracker::new();
         let lease_for = self.config.timeout * 6 + Duration::from_secs(60);
+        // Deliveries finishing; the loop waits on it for room to lease a
+        // batch (a quarter of `max_parallel`) rather than one delivery at
+        // a time as each finishes, which would cost a store write each.
+        let finished = Arc::new(tokio::sync::Notify::new());
+        let batch = (self.config.max_parallel / 4).max(1);
         while !shutdown.is_cancelled() {
+            while all.available_permits() < batch && !shutdown.is_cancelled() {
+                tokio::select! {
+                    _ = finished.notified() => {}
+                    _ = shutdown.cancelled() => {}
+                }
+            }
             let now = self.clock.now();
             let until = now + chrono::Duration::from_std(lease_for).unwrap_or_default();
             let room = all.available_permits().max(1) as u32;
@@ -197,20 +211,32 @@ impl Worker {
                     .entry(domain.clone())
                     .or_insert_with(|| Arc::new(Semaphore::new(self.config.per_destination)))
                     .clone();
-                let (store, clock, config, router, pool) = (
+                let (store, clock, config, router, pool, signed, finished) = (
                     self.store.clone(),
                     self.clock.clone(),
                     self.config.clone(),
                     self.router.clone(),
                     self.pool.clone(),
+                    self.signed.clone(),
+                    finished.clone(),
                 );
                 tasks.spawn(async move {
-                    let _p = permit;
-                    let _d = dsem.acquire_owned().await.expect("semaphore open");
-                    let results = deliver(&router, &pool, &config, &*clock, &domain, group).await;
+                    let d = dsem.acquire_owned().await.expect("semaphore open");
+                    let conn = Conn {
+                        router: &router,
+                        pool: &pool,
+                        signed: &signed,
+                        config: &config,
+                    };
+                    let results = deliver(conn, &*clock, &domain, group).await;
+                    // The connection is free for the next delivery while
+                    // this one's results are committed.
+                    drop(d);
                     if let Err(e) = store.complete_outbound(results, config.soft_bounce_limit).await {
                         tracing::error!(error = %e, "recording outbound results failed; they will be retried");
                     }
+                    drop(permit);
+                    finished.notify_one();
                 });
             }
         }
@@ -226,15 +252,23 @@ struct RcptOutcome {
     tls: bool,
 }
 
+/// What a delivery uses besides its jobs.
+#[derive(Clone, Copy)]
+struct Conn<'a> {
+    router: &'a Router,
+    pool: &'a Pool,
+    signed: &'a SignedOnce,
+    config: &'a OutboundConfig,
+}
+
 async fn deliver(
-    router: &Router,
-    pool: &Pool,
-    config: &OutboundConfig,
+    conn: Conn<'_>,
     clock: &dyn Clock,
     domain: &str,
     jobs: Vec<OutboundJob>,
 ) -> Vec<OutboundResult> {
-    let outcomes: Vec<RcptOutcome> = match router.destinations(domain).await {
+    let config = conn.config;
+    let outcomes: Vec<RcptOutcome> = match conn.router.destinations(domain).await {
         Err(RouteError::Permanent(text)) => jobs
             .iter()
             .map(|_| RcptOutcome {
@@ -257,7 +291,7 @@ async fn deliver(
                 tls: false,
             })
             .collect(),
-        Ok(dests) => transact(router.is_relay(domain), config, pool, &dests, &jobs).await,
+        Ok(dests) => transact(conn.router.is_relay(domain), conn, &dests, &jobs).await,
     };
     let now = clock.now();
     jobs.into_iter()
@@ -344,13 +378,24 @@ async fn open(relay: bool, config: &OutboundConfig, dest: &Destination) -> Resul
     Ok(s)
 }
 
-/// MAIL, one RCPT per recipient, DATA if any was accepted. `Err` means the
-/// session broke before MAIL was answered (a stale pooled connection).
+/// The replies of one mail transaction, one per recipient, and whether
+/// the session is left between transactions (the message was sent, or no
+/// transaction was opened) rather than needing an RSET first.
+struct Transaction {
+    replies: Vec<Reply>,
+    closed: bool,
+}
+
+/// MAIL, one RCPT per recipient, DATA if any was accepted. With PIPELINING
+/// (RFC 2920) MAIL, the RCPTs and DATA go in one write, so a message costs
+/// two round trips instead of three plus one per recipient. `Err` means
+/// the session broke before MAIL was answered (a stale pooled connection).
 async fn mail_transaction(
     s: &mut Session,
-    config: &OutboundConfig,
+    conn: Conn<'_>,
     jobs: &[OutboundJob],
-) -> Result<Vec<Reply>, String> {
+) -> Result<Transaction, String> {
+    let config = conn.config;
     let msg = &jobs[0].message;
     let return_path = match &config.verp {
         Some(codec) => codec.encode(msg.id, jobs[0].recipient_id),
@@ -362,54 +407,201 @@ async fn mail_transaction(
     } else {
         ""
     };
-    let from = s
-        .command(&format!("MAIL FROM:<{return_path}>{params}"))
-        .await
-        .map_err(|e| e.to_string())?;
-    if !from.is_ok() {
-        return Ok(jobs.iter().map(|_| from.clone()).collect());
-    }
-    let mut replies = Vec::with_capacity(jobs.len());
-    for j in jobs {
-        match s.command(&format!("RCPT TO:<{}>", j.email)).await {
-            Ok(r) => replies.push(r),
-            Err(e) => replies.push(Reply {
-                code: 451,
-                text: format!("4.4.2 connection lost: {e}"),
-            }),
+    let mail = format!("MAIL FROM:<{return_path}>{params}");
+    let rcpts: Vec<String> = jobs
+        .iter()
+        .map(|j| format!("RCPT TO:<{}>", j.email))
+        .collect();
+    let lost = |e: &dyn std::fmt::Display| Reply {
+        code: 451,
+        text: format!("4.4.2 connection lost: {e}"),
+    };
+    if !s.has("PIPELINING") {
+        let from = s.command(&mail).await.map_err(|e| e.to_string())?;
+        if !from.is_ok() {
+            return Ok(Transaction {
+                replies: jobs.iter().map(|_| from.clone()).collect(),
+                closed: true,
+            });
         }
-    }
-    if replies.iter().any(Reply::is_ok) {
-        // Rewrite for this recipient first, then sign what is sent.
-        let rewritten = match (&config.rewriter, jobs) {
-            (Some(r), [one]) => r.rewrite(one),
-            _ => None,
+        let mut replies = Vec::with_capacity(jobs.len());
+        for r in &rcpts {
+            replies.push(s.command(r).await.unwrap_or_else(|e| lost(&e)));
+        }
+        if !replies.iter().any(Reply::is_ok) {
+            return Ok(Transaction {
+                replies,
+                closed: false,
+            });
+        }
+        let data = match s.command("DATA").await {
+            Ok(r) if r.code == 354 => s.message(&payload(conn, jobs)).await,
+            Ok(r) => {
+                for ok in replies.iter_mut().filter(|r| r.is_ok()) {
+                    *ok = r.clone();
+                }
+                return Ok(Transaction {
+                    replies,
+                    closed: false,
+                });
+            }
+            Err(e) => Err(e),
         };
-        let body: &[u8] = rewritten.as_deref().unwrap_or(&jobs[0].raw);
-        let signed = config.dkim.as_ref().and_then(|d| {
-            let domain = msg.from.rsplit_once('@')?.1.to_ascii_lowercase();
-            d.sign(msg.account_id, &domain, body)
+        let closed = data.is_ok();
+        let data = data.unwrap_or_else(|e| Reply {
+            code: 451,
+            text: format!("4.4.2 connection lost during DATA: {e}"),
         });
-        let data = match s.data(signed.as_deref().unwrap_or(body)).await {
-            Ok(r) => r,
-            Err(e) => Reply {
-                code: 451,
-                text: format!("4.4.2 connection lost during DATA: {e}"),
-            },
-        };
         for r in replies.iter_mut().filter(|r| r.is_ok()) {
             *r = data.clone();
         }
+        return Ok(Transaction { replies, closed });
     }
-    Ok(replies)
+    let mut lines: Vec<&str> = Vec::with_capacity(rcpts.len() + 2);
+    lines.push(&mail);
+    lines.extend(rcpts.iter().map(String::as_str));
+    lines.push("DATA");
+    s.pipeline(&lines).await.map_err(|e| e.to_string())?;
+    let from = s.reply().await.map_err(|e| e.to_string())?;
+    let mut replies = Vec::with_capacity(jobs.len());
+    for _ in jobs {
+        match s.reply().await {
+            // Refused MAIL: the RCPTs were answered 503, say why instead.
+            Ok(_) if !from.is_ok() => replies.push(from.clone()),
+            Ok(r) => replies.push(r),
+            Err(e) => {
+                // A server that refused MAIL (421, say) may close at once.
+                let why = if from.is_ok() { lost(&e) } else { from.clone() };
+                replies.resize(jobs.len(), why);
+                return Ok(Transaction {
+                    replies,
+                    closed: false,
+                });
+            }
+        }
+    }
+    let data = match s.reply().await {
+        Ok(r) => r,
+        Err(e) => {
+            for r in replies.iter_mut().filter(|r| r.is_ok()) {
+                *r = lost(&e);
+            }
+            return Ok(Transaction {
+                replies,
+                closed: false,
+            });
+        }
+    };
+    if data.code != 354 {
+        // DATA refused (no recipient accepted, or a refusal of its own):
+        // the accepted recipients get its reply.
+        for r in replies.iter_mut().filter(|r| r.is_ok()) {
+            *r = data.clone();
+        }
+        return Ok(Transaction {
+            replies,
+            closed: false,
+        });
+    }
+    // A server that answers DATA with 354 although no RCPT was accepted
+    // gets an empty message, which it must refuse (RFC 2920, 3.1).
+    let any = replies.iter().any(Reply::is_ok);
+    let body = if any {
+        payload(conn, jobs)
+    } else {
+        Bytes::new()
+    };
+    let sent = match s.message(&body).await {
+        Ok(r) => r,
+        Err(e) => {
+            for r in replies.iter_mut().filter(|r| r.is_ok()) {
+                *r = Reply {
+                    code: 451,
+                    text: format!("4.4.2 connection lost during DATA: {e}"),
+                };
+            }
+            return Ok(Transaction {
+                replies,
+                closed: false,
+            });
+        }
+    };
+    for r in replies.iter_mut().filter(|r| r.is_ok()) {
+        *r = sent.clone();
+    }
+    Ok(Transaction {
+        replies,
+        closed: true,
+    })
+}
+
+/// The bytes to send: rewritten for the recipient (tracking) when there is
+/// one, then DKIM-signed.
+fn payload(conn: Conn<'_>, jobs: &[OutboundJob]) -> Bytes {
+    let config = conn.config;
+    let msg = &jobs[0].message;
+    let rewritten = match (&config.rewriter, jobs) {
+        (Some(r), [one]) => r.rewrite(one),
+        _ => None,
+    };
+    let Some(dkim) = &config.dkim else {
+        return rewritten.map_or_else(|| jobs[0].raw.clone(), Bytes::from);
+    };
+    let sign = |body: &[u8]| {
+        let domain = msg.from.rsplit_once('@')?.1.to_ascii_lowercase();
+        dkim.sign(msg.account_id, &domain, body).map(Bytes::from)
+    };
+    match rewritten {
+        Some(r) => sign(&r).unwrap_or_else(|| Bytes::from(r)),
+        // The same bytes for every recipient: signed once, even though
+        // VERP gives each recipient a transaction of its own.
+        None => conn
+            .signed
+            .get_or_sign(msg.id, || sign(&jobs[0].raw))
+            .unwrap_or_else(|| jobs[0].raw.clone()),
+    }
+}
+
+/// Signed copies of the messages lately sent unchanged, for the other
+/// recipients of the same message: an RSA signature costs more than the
+/// rest of a delivery. A few, for a few minutes (`t=` stays recent).
+#[derive(Default)]
+struct SignedOnce {
+    recent: Mutex<std::collections::VecDeque<(MessageId, Instant, Bytes)>>,
+}
+
+impl SignedOnce {
+    const KEEP: usize = 32;
+    const FRESH: Duration = Duration::from_secs(300);
+
+    fn get_or_sign(&self, id: MessageId, sign: impl FnOnce() -> Option<Bytes>) -> Option<Bytes> {
+        {
+            let recent = self.recent.lock().expect("signed lock");
+            if let Some((_, _, b)) = recent
+                .iter()
+                .find(|(m, at, _)| *m == id && at.elapsed() < Self::FRESH)
+            {
+                return Some(b.clone());
+            }
+        }
+        // Signed outside the lock; two recipients of one message may both
+        // sign at the same moment, which costs time, not correctness.
+        let signed = sign()?;
+        let mut recent = self.recent.lock().expect("signed lock");
+        recent.retain(|(m, at, _)| *m != id && at.elapsed() < Self::FRESH);
+        if recent.len() >= Self::KEEP {
+            recent.pop_front();
+        }
+        recent.push_back((id, Instant::now(), signed.clone()));
+        Some(signed)
+    }
 }
 
 /// Try destinations in order until one gives an answer; reuse a pooled
 /// session when there is one, and return the session to the pool after.
 async fn transact(
     relay: bool,
-    config: &OutboundConfig,
-    pool: &Pool,
+    conn: Conn<'_>,
     dests: &[Destination],
     jobs: &[OutboundJob],
 ) -> Vec<RcptOutcome> {
@@ -431,14 +623,14 @@ async fn transact(
         loop {
             attempt += 1;
             let pooled = if attempt == 1 {
-                pool.take(dest.addr)
+                conn.pool.take(dest.addr)
             } else {
                 None
             };
             let fresh = pooled.is_none();
             let mut s = match pooled {
                 Some(s) => s,
-                None => match open(relay, config, dest).await {
+                None => match open(relay, conn.config, dest).await {
                     Ok(s) => s,
                     Err(Open::Refused(reply, tls)) => {
                         return outcomes(jobs.iter().map(|_| reply.clone()).collect(), tls)
@@ -449,13 +641,15 @@ async fn transact(
                     }
                 },
             };
-            match mail_transaction(&mut s, config, jobs).await {
-                Ok(replies) => {
+            match mail_transaction(&mut s, conn, jobs).await {
+                Ok(Transaction { replies, closed }) => {
                     let tls = s.tls;
+                    // After a message was sent the session is ready for
+                    // the next MAIL; otherwise RSET ends what is open.
                     let healthy = replies.iter().all(|r| r.code != 421)
-                        && matches!(s.command("RSET").await, Ok(r) if r.is_ok());
+                        && (closed || matches!(s.command("RSET").await, Ok(r) if r.is_ok()));
                     if healthy {
-                        pool.put(dest.addr, s);
+                        conn.pool.put(dest.addr, s);
                     } else {
                         s.quit().await;
                     }
@@ -586,5 +780,32 @@ fn result_for(
         event,
         suppress,
         soft_failure: soft,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+
+    #[test]
+    fn a_message_sent_unchanged_is_signed_once() {
+        let signed = SignedOnce::default();
+        let (a, b) = (MessageId::new(), MessageId::new());
+        let calls = Cell::new(0);
+        let sign = |tag: &'static [u8]| {
+            calls.set(calls.get() + 1);
+            Some(Bytes::from_static(tag))
+        };
+        assert_eq!(signed.get_or_sign(a, || sign(b"a")).unwrap(), "a");
+        assert_eq!(signed.get_or_sign(a, || sign(b"again")).unwrap(), "a");
+        assert_eq!(signed.get_or_sign(b, || sign(b"b")).unwrap(), "b");
+        assert_eq!(calls.get(), 2);
+        // A message that could not be signed is tried again.
+        assert!(signed.get_or_sign(MessageId::new(), || None).is_none());
+        for _ in 0..SignedOnce::KEEP {
+            signed.get_or_sign(MessageId::new(), || sign(b"x"));
+        }
+        assert_eq!(signed.get_or_sign(a, || sign(b"a2")).unwrap(), "a2");
     }
 }

@@ -15,7 +15,12 @@ pub struct Mx {
 }
 
 impl Mx {
+    /// An MX that offers PIPELINING.
     pub fn start() -> Mx {
+        Self::start_with(true)
+    }
+
+    pub fn start_with(pipelining: bool) -> Mx {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -25,6 +30,7 @@ impl Mx {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/mx.py");
         let mut child = Command::new("python3")
             .args([script, &port.to_string(), dir.path().to_str().unwrap()])
+            .args((!pipelining).then_some("--no-pipelining"))
             .stdout(Stdio::piped())
             .spawn()
             .expect("python3 with aiosmtpd (pip install aiosmtpd)");
@@ -60,7 +66,16 @@ impl Drop for Mx {
 
 #[tokio::test]
 async fn each_smtp_outcome_becomes_the_right_event() {
-    let mx = Mx::start();
+    each_outcome(Mx::start()).await;
+}
+
+/// The same, one command and reply at a time.
+#[tokio::test]
+async fn each_smtp_outcome_without_pipelining() {
+    each_outcome(Mx::start_with(false)).await;
+}
+
+async fn each_outcome(mx: Mx) {
     let port = mx.port;
     let t = InProcess::start(move |c| {
         c.outbound

@@ -6,7 +6,10 @@ are scripted by the recipient's local part.
   blocked*  → 554 5.7.1 (listed on a blocklist)
   anything else is accepted, and the message is written to OUT_DIR.
 
-Usage: mx.py PORT OUT_DIR. Prints READY when listening.
+It offers PIPELINING (RFC 2920), as most MXes do; aiosmtpd reads
+commands one line at a time, so pipelined ones are answered in order.
+
+Usage: mx.py PORT OUT_DIR [--no-pipelining]. Prints READY when listening.
 """
 import os
 import sys
@@ -16,9 +19,16 @@ from aiosmtpd.controller import Controller
 
 
 class Handler:
-    def __init__(self, out_dir):
+    def __init__(self, out_dir, pipelining):
         self.out_dir = out_dir
+        self.pipelining = pipelining
         self.n = 0
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        if self.pipelining:
+            responses.insert(len(responses) - 1, "250-PIPELINING")
+        return responses
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         local = address.split("@")[0].lower()
@@ -44,7 +54,8 @@ class Handler:
 
 def main():
     port, out_dir = int(sys.argv[1]), sys.argv[2]
-    controller = Controller(Handler(out_dir), hostname="127.0.0.1", port=port)
+    pipelining = "--no-pipelining" not in sys.argv[3:]
+    controller = Controller(Handler(out_dir, pipelining), hostname="127.0.0.1", port=port)
     controller.start()
     print("READY", flush=True)
     try:
