@@ -130,3 +130,127 @@ async fn messages_remember_their_tracking_and_older_ones_read_as_unknown() {
     );
     assert_eq!(got.size, 18);
 }
+
+#[tokio::test]
+async fn engagements_see_each_other_even_when_they_arrive_together() {
+    use crate::{Engagement, NewRecipient};
+    use std::sync::Arc;
+    use tidings_types::{EventType, NewEvent};
+
+    let dir = tempfile::tempdir().unwrap();
+    let s = Arc::new(SqliteStore::open(SqliteOptions::new(dir.path().join("t.db"))).unwrap());
+    let account = account(&s).await;
+    let m = NewMessage {
+        id: MessageId::new(),
+        account_id: account,
+        created_at: now(),
+        source: Source::Http,
+        mail_from: "a@x.test".into(),
+        from: "a@x.test".into(),
+        subject: None,
+        smtp_message_id: "<e@x>".into(),
+        custom_id: None,
+        group: None,
+        tags: vec![],
+        track_opens: true,
+        track_clicks: true,
+        track_unsubscribe: None,
+        tracking_base: None,
+        raw: bytes::Bytes::from_static(b"Subject: x\r\n\r\nhi\r\n"),
+    };
+    let dropped = NewEvent::new(account, EventType::Dropped, now(), Default::default()).unwrap();
+    s.accept_message(
+        m,
+        vec![NewRecipient {
+            email: "r@y.test".into(),
+            dropped,
+        }],
+    )
+    .await
+    .unwrap();
+    let rid: i64 = 1;
+
+    // 16 opens at once: exactly one of them is built on an empty history.
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..16 {
+        let s = s.clone();
+        set.spawn(async move {
+            let first = Arc::new(std::sync::Mutex::new(None));
+            let seen = first.clone();
+            let recorded = s
+                .record_engagement(
+                    rid,
+                    Engagement::Open,
+                    Box::new(move |r, h| {
+                        assert_eq!(r.email, "r@y.test");
+                        *seen.lock().unwrap() = Some(h.opens == 0);
+                        NewEvent::new(
+                            r.message.account_id,
+                            EventType::Open,
+                            now(),
+                            Default::default(),
+                        )
+                        .ok()
+                    }),
+                )
+                .await
+                .unwrap();
+            assert!(recorded);
+            let first = first.lock().unwrap().unwrap();
+            first
+        });
+    }
+    let mut firsts = 0;
+    while let Some(f) = set.join_next().await {
+        firsts += usize::from(f.unwrap());
+    }
+    assert_eq!(firsts, 1);
+
+    // Clicks keep the latest few, oldest first.
+    for link in 0..10u32 {
+        let history = Arc::new(std::sync::Mutex::new(None));
+        let seen = history.clone();
+        s.record_engagement(
+            rid,
+            Engagement::Click { link_index: link },
+            Box::new(move |r, h| {
+                *seen.lock().unwrap() = Some(h.clone());
+                NewEvent::new(
+                    r.message.account_id,
+                    EventType::Click,
+                    now(),
+                    Default::default(),
+                )
+                .ok()
+            }),
+        )
+        .await
+        .unwrap();
+        let h = history.lock().unwrap().take().unwrap();
+        assert_eq!(h.clicks, u64::from(link));
+        assert_eq!(h.opens, 16);
+        let links: Vec<u32> = h.recent_clicks.iter().map(|c| c.1).collect();
+        let want: Vec<u32> = (link.saturating_sub(crate::RECENT_CLICKS as u32)..link).collect();
+        assert_eq!(links, want);
+    }
+
+    // No such recipient, or a build that declines: nothing recorded.
+    let none = s
+        .record_engagement(999, Engagement::Open, Box::new(|_, _| unreachable!()))
+        .await
+        .unwrap();
+    assert!(!none);
+    let declined = s
+        .record_engagement(rid, Engagement::Open, Box::new(|_, _| None))
+        .await
+        .unwrap();
+    assert!(!declined);
+    let opens = s.events_after(account, 0, 1000).await.unwrap();
+    assert_eq!(
+        opens
+            .iter()
+            .filter(|e| e.event_type == EventType::Open)
+            .count(),
+        16
+    );
+}
