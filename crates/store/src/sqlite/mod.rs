@@ -93,9 +93,6 @@ pub struct SqliteStore {
 /// Pages of WAL (~80 MB) after which a commit checkpoints what the
 /// checkpointer thread has not yet copied.
 const WAL_AUTOCHECKPOINT: i64 = 20_000;
-/// A durable batch of fewer writes than this waits [`COALESCE_FOR`] for more.
-const COALESCE_BELOW: usize = 4;
-const COALESCE_FOR: std::time::Duration = std::time::Duration::from_micros(250);
 /// Read connections, opened as needed and kept.
 const READERS: usize = 8;
 /// How often the checkpointer thread copies the WAL into the database.
@@ -318,15 +315,6 @@ fn writer_loop(
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);
         drain(&mut rx, &mut batch, max_batch);
-        // A commit costs about the same for one write as for a hundred
-        // (the WAL frames of the pages they share, an fsync). When a
-        // durable commit would carry only a few writes, wait a moment for
-        // the writes that are on their way: at a few thousand writes per
-        // second this turns many small commits into a few larger ones.
-        if batch.len() < COALESCE_BELOW && batch.iter().any(|w| w.durable) {
-            std::thread::sleep(COALESCE_FOR);
-            drain(&mut rx, &mut batch, max_batch);
-        }
         // A batch of volatile writes only (leases, when nothing else is
         // waiting) commits without an fsync, so the dispatcher is not held
         // up by one on its way to the receiver. The next durable commit's
