@@ -30,12 +30,6 @@ pub struct Tracker {
     pub unsubscribe: bool,
 }
 
-/// The recipient a valid token names.
-struct Target {
-    message: MessageRecord,
-    email: String,
-}
-
 /// When a recipient was delivered, if it was.
 fn delivered(r: &RecipientRef) -> Option<Timestamp> {
     (r.status == RecipientStatus::Sent).then_some(r.updated_at)
@@ -129,15 +123,8 @@ impl Tidings {
         t.keys.verify(token).ok().filter(|c| want(&c.kind))
     }
 
-    async fn recipient(&self, claims: &Claims) -> Result<Option<Target>, CoreError> {
-        Ok(self
-            .messages()?
-            .recipient(claims.recipient_id)
-            .await?
-            .map(|r| Target {
-                message: r.message,
-                email: r.email,
-            }))
+    async fn recipient(&self, claims: &Claims) -> Result<Option<RecipientRef>, CoreError> {
+        Ok(self.messages()?.recipient(claims.recipient_id).await?)
     }
 
     async fn record(

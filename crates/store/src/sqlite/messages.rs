@@ -115,6 +115,19 @@ const MSG_COLS: &str = "id, account_id, created_at, source, mail_from, from_addr
     smtp_message_id, custom_id, grp, tags, track_opens, track_clicks, length(raw), \
     track_unsubscribe, tracking_base";
 
+/// [`MSG_COLS`] qualified with the alias `m`, for joins.
+fn msg_cols_m() -> &'static str {
+    static COLS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        MSG_COLS
+            .split(", ")
+            .map(|col| format!("m.{}", col.trim()))
+            .collect::<Vec<_>>()
+            .join(", ")
+            .replace("m.length(raw)", "length(m.raw)")
+    });
+    &COLS
+}
+
 fn message_row(r: &Row) -> rusqlite::Result<MessageRecord> {
     message_row_at(r, 0)
 }
@@ -222,12 +235,7 @@ fn lease(c: &Connection, now: Timestamp, until: Timestamp, limit: u32) -> Result
          FROM recipients r JOIN messages m ON m.id = r.message_id
          WHERE r.due_at IS NOT NULL AND r.due_at <= ?1
          ORDER BY r.due_at, r.id LIMIT ?2",
-        MSG_COLS
-            .split(", ")
-            .map(|col| format!("m.{}", col.trim()))
-            .collect::<Vec<_>>()
-            .join(", ")
-            .replace("m.length(raw)", "length(m.raw)")
+        msg_cols_m()
     ))?;
     let mut cache: std::collections::HashMap<String, Arc<MessageRecord>> = Default::default();
     let rows = st.query_map(params![ms(now), limit], |r| {
@@ -369,25 +377,34 @@ fn record_inbound(c: &Connection, fx: InboundEffects, soft_limit: u32) -> Result
     Ok(())
 }
 
-fn recipient_ref(c: &Connection, recipient_id: i64) -> Result<Option<RecipientRef>> {
-    let cols = MSG_COLS
-        .split(", ")
-        .map(|col| format!("m.{}", col.trim()))
-        .collect::<Vec<_>>()
-        .join(", ")
-        .replace("m.length(raw)", "length(m.raw)");
+/// A recipient with its message, and its engagement history.
+fn recipient_ref(
+    c: &Connection,
+    recipient_id: i64,
+) -> Result<Option<(RecipientRef, EngagementHistory)>> {
     Ok(c.prepare_cached(&format!(
-        "SELECT r.email, r.status, r.updated_at, {cols}
-             FROM recipients r JOIN messages m ON m.id = r.message_id WHERE r.id = ?1"
+        "SELECT r.email, r.status, r.updated_at, r.opens, r.clicks, r.recent_clicks, {}
+             FROM recipients r JOIN messages m ON m.id = r.message_id WHERE r.id = ?1",
+        msg_cols_m()
     ))?
     .query_row([recipient_id], |r| {
         let status: String = r.get(1)?;
-        Ok(RecipientRef {
+        let recent: Vec<(i64, u32)> = r
+            .get::<_, Option<String>>(5)?
+            .and_then(|s| serde_json::from_str(&s).ok())
+            .unwrap_or_default();
+        let history = EngagementHistory {
+            opens: r.get::<_, i64>(3)?.max(0) as u64,
+            clicks: r.get::<_, i64>(4)?.max(0) as u64,
+            recent_clicks: recent.iter().map(|&(at, link)| (ts(at), link)).collect(),
+        };
+        let target = RecipientRef {
             email: r.get(0)?,
             status: RecipientStatus::parse(&status).unwrap_or(RecipientStatus::Queued),
             updated_at: ts(r.get(2)?),
-            message: message_row_at(r, 3)?,
-        })
+            message: message_row_at(r, 6)?,
+        };
+        Ok((target, history))
     })
     .optional()?)
 }
@@ -398,29 +415,8 @@ fn record_engagement(
     engagement: Engagement,
     build: BuildEngagement,
 ) -> Result<bool> {
-    let Some(target) = recipient_ref(c, recipient_id)? else {
+    let Some((target, history)) = recipient_ref(c, recipient_id)? else {
         return Ok(false);
-    };
-    let Some((opens, clicks, recent)) = c
-        .prepare_cached("SELECT opens, clicks, recent_clicks FROM recipients WHERE id = ?1")?
-        .query_row([recipient_id], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, Option<String>>(2)?,
-            ))
-        })
-        .optional()?
-    else {
-        return Ok(false);
-    };
-    let recent: Vec<(i64, u32)> = recent
-        .and_then(|s| serde_json::from_str(&s).ok())
-        .unwrap_or_default();
-    let history = EngagementHistory {
-        opens: opens.max(0) as u64,
-        clicks: clicks.max(0) as u64,
-        recent_clicks: recent.iter().map(|&(at, link)| (ts(at), link)).collect(),
     };
     let Some(event) = build(&target, &history) else {
         return Ok(false);
@@ -431,7 +427,11 @@ fn record_engagement(
                 .execute([recipient_id])?;
         }
         Engagement::Click { link_index } => {
-            let mut recent = recent;
+            let mut recent: Vec<(i64, u32)> = history
+                .recent_clicks
+                .iter()
+                .map(|&(at, link)| (ms(at), link))
+                .collect();
             recent.push((ms(event.timestamp), link_index));
             let excess = recent.len().saturating_sub(RECENT_CLICKS);
             recent.drain(..excess);
@@ -632,7 +632,8 @@ impl MessageStore for SqliteStore {
         .await
     }
     async fn recipient(&self, recipient_id: i64) -> Result<Option<RecipientRef>> {
-        self.read(move |c| recipient_ref(c, recipient_id)).await
+        self.read(move |c| Ok(recipient_ref(c, recipient_id)?.map(|(r, _)| r)))
+            .await
     }
     async fn record_engagement(
         &self,
