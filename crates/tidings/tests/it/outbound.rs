@@ -102,11 +102,12 @@ async fn each_outcome(mx: Mx) {
     assert_eq!(r.status, 202, "{:?}", r.body);
     let id = r.body["id"].as_str().unwrap().to_string();
 
-    let events: Vec<Value> = wait_until("four outcomes", DEADLINE, || async {
-        let got: Vec<Value> = rx.requests().iter().map(|r| r.json()).collect();
-        (got.len() >= 4).then_some(got)
-    })
-    .await;
+    let events: Vec<Value> = rx
+        .wait_for(4, DEADLINE)
+        .await
+        .iter()
+        .map(|r| r.json())
+        .collect();
     let by = |email: &str| {
         events
             .iter()
@@ -344,11 +345,12 @@ async fn mx_records_are_found_through_real_dns() {
         )
         .await;
     assert_eq!(r.status, 202, "{:?}", r.body);
-    let events: Vec<Value> = wait_until("four outcomes", DEADLINE, || async {
-        let got: Vec<Value> = rx.requests().iter().map(|r| r.json()).collect();
-        (got.len() >= 4).then_some(got)
-    })
-    .await;
+    let events: Vec<Value> = rx
+        .wait_for(4, DEADLINE)
+        .await
+        .iter()
+        .map(|r| r.json())
+        .collect();
     let by = |email: &str| {
         events
             .iter()

@@ -120,11 +120,12 @@ async fn opens_clicks_and_unsubscribes_become_events() {
         .unwrap();
     assert_eq!(post.status(), 200);
 
-    let events: Vec<Value> = wait_until("open, click, unsubscribe", DEADLINE, || async {
-        let got: Vec<Value> = rx.requests().iter().map(|r| r.json()).collect();
-        (got.len() >= 3).then_some(got)
-    })
-    .await;
+    let events: Vec<Value> = rx
+        .wait_for(3, DEADLINE)
+        .await
+        .iter()
+        .map(|r| r.json())
+        .collect();
     let by = |ty: &str| events.iter().find(|e| e["type"] == ty).unwrap().clone();
     let o = by("open");
     assert_eq!(o["data"]["message_id"], id);
@@ -343,11 +344,12 @@ async fn a_custom_tracking_domain_is_used_and_served() {
         .unwrap();
     assert_eq!(px.status(), 200);
 
-    let events: Vec<Value> = wait_until("open and click", DEADLINE, || async {
-        let got: Vec<Value> = rx.requests().iter().map(|r| r.json()).collect();
-        (got.len() >= 2).then_some(got)
-    })
-    .await;
+    let events: Vec<Value> = rx
+        .wait_for(2, DEADLINE)
+        .await
+        .iter()
+        .map(|r| r.json())
+        .collect();
     let click_event = events.iter().find(|e| e["type"] == "click").unwrap();
     assert_eq!(click_event["data"]["message_id"], id);
     assert_eq!(click_event["data"]["url"], "https://example.com/offer");
