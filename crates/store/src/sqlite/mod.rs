@@ -22,10 +22,13 @@ mod messages;
 mod schema;
 #[cfg(test)]
 mod tracking_tests;
+#[cfg(test)]
+mod wal_tests;
 mod webhooks;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -90,9 +93,9 @@ pub struct SqliteStore {
     outbound_notify: Arc<Notify>,
 }
 
-/// Pages of WAL (~80 MB) after which a commit checkpoints what the
-/// checkpointer thread has not yet copied.
-const WAL_AUTOCHECKPOINT: i64 = 20_000;
+/// Frames of WAL (~16 MB) past which the writer, between two
+/// transactions, finishes the checkpoint and starts the WAL over.
+const WAL_RESTART_FRAMES: i64 = 4096;
 /// Read connections, opened as needed and kept.
 const READERS: usize = 8;
 /// How often the checkpointer thread copies the WAL into the database.
@@ -121,11 +124,10 @@ fn open_conn(path: &Path, durability: Durability) -> Result<Connection> {
     // the pages a savepoint changes in a sub-journal, a temp file by
     // default: one pwrite per page per write. In memory it costs a memcpy.
     conn.pragma_update(None, "temp_store", "MEMORY")?;
-    // Checkpoints (copying the WAL into the database, then an fsync of it)
-    // are the checkpointer thread's job; a commit only checkpoints what is
-    // left once the WAL has grown this large, so that the WAL can start
-    // over from its beginning. See `checkpoint_loop`.
-    conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT)?;
+    // No commit checkpoints: that is the checkpointer thread's job, and
+    // the writer's between transactions when the WAL must start over. See
+    // `checkpoint_loop`.
+    conn.pragma_update(None, "wal_autocheckpoint", 0)?;
     // After a huge transaction (backfilling a new webhook with a million
     // jobs) the WAL shrinks back to this once checkpointed.
     conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
@@ -157,14 +159,16 @@ impl SqliteStore {
         let max_batch = opts.max_batch.max(1);
         // The writer ends, after committing what is queued, once the store
         // (the only sender) is dropped.
+        let restart = Arc::new(Restart::default());
+        let wanted = restart.clone();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || writer_loop(conn, rx, max_batch, opts.durability))?;
+            .spawn(move || writer_loop(conn, rx, max_batch, opts.durability, &wanted))?;
         let checkpointer = open_conn(&opts.path, opts.durability)?;
         let (stop, stopped) = std::sync::mpsc::channel::<()>();
         std::thread::Builder::new()
             .name("sqlite-checkpoint".into())
-            .spawn(move || checkpoint_loop(checkpointer, stopped))?;
+            .spawn(move || checkpoint_loop(checkpointer, stopped, &restart))?;
         Ok(Self {
             _checkpointer: stop,
             writer: tx,
@@ -291,15 +295,56 @@ fn in_savepoint<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T>) 
 /// Checkpointing on the writer's thread (SQLite's default) stops every
 /// write for as long as the copy and the fsync of the database take, and
 /// the events being recorded wait behind it. Here it runs beside the
-/// writer (a passive checkpoint takes no lock the writer needs), so the
-/// writer's own automatic checkpoint only finds the last few pages left to
-/// copy before the WAL starts over.
-fn checkpoint_loop(conn: Connection, stop: std::sync::mpsc::Receiver<()>) {
+/// writer: a passive checkpoint takes no lock the writer needs.
+///
+/// A WAL starts over from its beginning only when a checkpoint has copied
+/// all of it, which one running beside a busy writer seldom does, so it
+/// would grow without end. Once it is past [`WAL_RESTART_FRAMES`] this
+/// asks the writer (through `restart`) to finish the job between two of
+/// its transactions: by then it has only the last few frames to copy.
+/// (Letting every commit try that instead, as SQLite's automatic
+/// checkpoint does, put two fsyncs into most commits once the WAL was
+/// past the threshold: tens of milliseconds each.)
+fn checkpoint_loop(conn: Connection, stop: std::sync::mpsc::Receiver<()>, restart: &Restart) {
     use std::sync::mpsc::RecvTimeoutError;
     while let Err(RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_EVERY) {
-        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-            tracing::warn!(error = %e, "checkpoint failed");
+        let copied = {
+            let _turn = restart.checkpointing.lock().expect("checkpoint lock");
+            conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(1))
+        };
+        match copied {
+            Ok(frames) if frames > WAL_RESTART_FRAMES => {
+                restart.wanted.store(true, Ordering::Release)
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "checkpoint failed"),
         }
+    }
+}
+
+/// What the checkpointer and the writer share.
+#[derive(Default)]
+struct Restart {
+    /// The WAL is long: the writer should finish the checkpoint.
+    wanted: AtomicBool,
+    /// Held by whichever thread is checkpointing, so that neither waits on
+    /// SQLite's checkpoint lock (its busy handler sleeps for milliseconds).
+    checkpointing: Mutex<()>,
+}
+
+/// If the checkpointer asked, copy what is left of the WAL so that the
+/// next transaction starts it over. It never waits: when the checkpointer
+/// is busy, or a reader still uses the WAL, it is tried again later.
+fn restart_wal(conn: &Connection, restart: &Restart) {
+    if !restart.wanted.load(Ordering::Acquire) {
+        return;
+    }
+    let Ok(_turn) = restart.checkpointing.try_lock() else {
+        return;
+    };
+    restart.wanted.store(false, Ordering::Release);
+    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+        tracing::warn!(error = %e, "cannot start the WAL over");
     }
 }
 
@@ -308,6 +353,7 @@ fn writer_loop(
     mut rx: mpsc::Receiver<Write>,
     max_batch: usize,
     durability: Durability,
+    restart: &Restart,
 ) {
     let mut batch: Vec<Write> = Vec::with_capacity(max_batch);
     // Whether the connection is set to commit without an fsync.
@@ -319,18 +365,15 @@ fn writer_loop(
         // waiting) commits without an fsync, so the dispatcher is not held
         // up by one on its way to the receiver. The next durable commit's
         // fsync covers its WAL frames too: the WAL is written in order.
-        // Checkpoints, which copy WAL frames into the database and need
-        // them durable first, are off while the connection is relaxed.
+        // (A checkpoint fsyncs the WAL before it copies from it.)
         let relax = durability == Durability::Full && !batch.iter().any(|w| w.durable);
         if relax != relaxed {
             let sql = if relax {
-                "PRAGMA wal_autocheckpoint = 0; PRAGMA synchronous = OFF".to_string()
+                "PRAGMA synchronous = OFF"
             } else {
-                format!(
-                    "PRAGMA synchronous = FULL; PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT}"
-                )
+                "PRAGMA synchronous = FULL"
             };
-            match conn.execute_batch(&sql) {
+            match conn.execute_batch(sql) {
                 Ok(()) => relaxed = relax,
                 Err(e) if relax => tracing::warn!(error = %e, "cannot relax synchronous"),
                 Err(e) => {
@@ -340,6 +383,11 @@ fn writer_loop(
                     continue;
                 }
             }
+        }
+        // Only on a connection that fsyncs: the checkpoint must make the
+        // database durable before the WAL is written over.
+        if !relaxed {
+            restart_wal(&conn, restart);
         }
         if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
             tracing::error!(error = %e, "cannot begin a write transaction");
