@@ -59,6 +59,10 @@ pub struct Args {
     /// Connections of the load generator in the latency phase.
     #[arg(long, default_value_t = 64)]
     latency_conns: usize,
+    /// Most events per webhook request (the webhook's `batch.max_events`,
+    /// JSON array bodies); 1 sends one request per event.
+    #[arg(long, default_value_t = 100)]
+    batch: u32,
     /// Where the temporary data directories go (default: the system's).
     #[arg(long)]
     dir: Option<PathBuf>,
@@ -178,17 +182,24 @@ async fn run_phase(args: &Args, phase: Phase) -> anyhow::Result<()> {
         .collect::<anyhow::Result<_>>()?;
     let token_file = inst.dir.path().join("open-tokens");
     std::fs::write(&token_file, tokens.join("\n"))?;
+    let batch =
+        (args.batch > 1).then(|| serde_json::json!({"max_events": args.batch, "max_wait_ms": 5}));
     let input = WebhookInput {
         url: rx.url(),
         event_types: Some(vec![EventType::Open]),
-        ..serde_json::from_value::<WebhookInput>(serde_json::json!({"url": ""}))?
+        ..serde_json::from_value::<WebhookInput>(serde_json::json!({"url": "", "batch": batch}))?
     };
     app.create_webhook(inst.account, input).await?;
     println!(
-        "\n== {phase:?}: set-up: {} messages to {} recipients in {:.1} s",
+        "\n== {phase:?}: set-up: {} messages to {} recipients in {:.1} s; webhook for `open`, {}",
         thousands(messages),
         thousands(opens),
-        t.elapsed().as_secs_f64()
+        t.elapsed().as_secs_f64(),
+        if args.batch > 1 {
+            format!("batches of up to {} events (5 ms wait)", args.batch)
+        } else {
+            "one request per event".to_string()
+        }
     );
 
     let (conns, pace) = match phase {

@@ -4,10 +4,10 @@
 //! A minimal hyper HTTP/1.1 keep-alive server on one thread: every request
 //! outside `/_bench/` is a delivery, answered `200` with an empty body.
 //! Deliveries are counted once per `webhook-id` (a redelivery after a lost
-//! completion is not a second delivery). When the JSON body carries a
-//! `custom_id` that is a number, it is read as the send instant in
-//! microseconds since the epoch and the receiver keeps arrival − send as
-//! the event-to-delivery latency.
+//! completion is not a second delivery); a batch (a JSON array) counts
+//! once per event id in it. When an event carries a `custom_id` that is a
+//! number, it is read as the send instant in microseconds since the epoch
+//! and the receiver keeps arrival − send as the event-to-delivery latency.
 //!
 //! The benchmark talks to it over two control endpoints on the same port:
 //! `POST /_bench/reset?milestone=K` forgets latencies and milestones and
@@ -37,7 +37,8 @@ use crate::now_us;
 pub struct Stats {
     /// Distinct `webhook-id`s received.
     pub unique: u64,
-    /// Requests received, redeliveries included.
+    /// Deliveries received (each event of a batch counts), redeliveries
+    /// included.
     pub total: u64,
     /// Arrival of the first and the latest new delivery (µs since epoch).
     pub first_us: u64,
@@ -78,6 +79,26 @@ impl State {
         }
     }
 
+    /// A delivery of `id` arrived at `now`, sent at `sent` if known.
+    fn arrived(&mut self, id: &str, now: u64, sent: Option<u64>) {
+        self.total += 1;
+        if !self.is_new(id) {
+            return;
+        }
+        self.unique += 1;
+        if self.first_us == 0 {
+            self.first_us = now;
+        }
+        self.last_us = now;
+        if self.milestone > 0 && self.unique.is_multiple_of(self.milestone) {
+            self.milestones.push((self.unique, now));
+        }
+        if let Some(sent) = sent {
+            let lat = now.saturating_sub(sent).min(u64::from(u32::MAX)) as u32;
+            self.latencies.push(lat);
+        }
+    }
+
     fn stats(&self) -> Stats {
         let mut lat = self.latencies.clone();
         lat.sort_unstable();
@@ -102,6 +123,20 @@ impl State {
             milestones: self.milestones.clone(),
         }
     }
+}
+
+/// What the receiver reads of each event in a batch.
+#[derive(Deserialize)]
+struct BatchedEvent {
+    id: String,
+    #[serde(default)]
+    data: BatchedData,
+}
+
+#[derive(Deserialize, Default)]
+struct BatchedData {
+    #[serde(default)]
+    custom_id: Option<String>,
 }
 
 /// Find `"custom_id":"<digits>"` in a JSON body without parsing all of it.
@@ -149,25 +184,16 @@ async fn handle(
         Err(_) => Bytes::new(),
     };
     let now = now_us();
-    let sent = sent_at_us(&body);
-    {
+    if body.first() == Some(&b'[') {
+        let batch: Vec<BatchedEvent> = serde_json::from_slice(&body).unwrap_or_default();
         let mut s = state.lock().expect("state");
-        s.total += 1;
-        if s.is_new(&id) {
-            s.unique += 1;
-            if s.first_us == 0 {
-                s.first_us = now;
-            }
-            s.last_us = now;
-            if s.milestone > 0 && s.unique.is_multiple_of(s.milestone) {
-                let n = s.unique;
-                s.milestones.push((n, now));
-            }
-            if let Some(sent) = sent {
-                let lat = now.saturating_sub(sent).min(u64::from(u32::MAX)) as u32;
-                s.latencies.push(lat);
-            }
+        for e in batch {
+            let sent = e.data.custom_id.and_then(|c| c.parse().ok());
+            s.arrived(&e.id, now, sent);
         }
+    } else {
+        let sent = sent_at_us(&body);
+        state.lock().expect("state").arrived(&id, now, sent);
     }
     let mut resp = Response::new(Full::new(Bytes::new()));
     *resp.status_mut() = StatusCode::OK;

@@ -487,11 +487,12 @@ async fn complete_loop(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<JobOut
             }
         }
         let n = batch.len();
+        let outcomes: Arc<[JobOutcome]> = std::mem::take(&mut batch).into();
         let mut tries = 0;
         loop {
             match inner
                 .store
-                .complete_jobs(batch.clone(), inner.config.pause_after)
+                .complete_jobs(outcomes.clone(), inner.config.pause_after)
                 .await
             {
                 Ok(summary) => {
@@ -516,7 +517,6 @@ async fn complete_loop(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<JobOut
                 }
             }
         }
-        batch.clear();
         release_held(&inner, n);
     }
 }

@@ -21,6 +21,8 @@ pub mod messages;
 pub mod model;
 pub mod sqlite;
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use tidings_types::{
     AccountId, ApiKeyId, Event, EventType, NewEvent, Timestamp, Webhook, WebhookId,
@@ -136,9 +138,10 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<LeasedJob>>;
     /// Record attempts and move each job on (done, retry, held or dead),
     /// updating per-type failure state and pausing where the rules say.
+    /// Shared, so that a caller can try the same batch again after an error.
     async fn complete_jobs(
         &self,
-        outcomes: Vec<JobOutcome>,
+        outcomes: Arc<[JobOutcome]>,
         pause_after: u32,
     ) -> Result<CompletionSummary>;
     /// The earliest `due_at` of any job that is not held.

@@ -164,7 +164,7 @@ fn record_success(c: &Connection, webhook: &str, etype: &str, at: Timestamp) -> 
 
 pub fn complete(
     c: &Connection,
-    outcomes: Vec<JobOutcome>,
+    outcomes: &[JobOutcome],
     pause_after: u32,
 ) -> Result<CompletionSummary> {
     let mut summary = CompletionSummary::default();

@@ -641,7 +641,7 @@ impl MessageStore for SqliteStore {
         engagement: Engagement,
         build: BuildEngagement,
     ) -> Result<bool> {
-        self.write(true, move |c| {
+        self.write_bare(true, move |c| {
             record_engagement(c, recipient_id, engagement, build)
         })
         .await

@@ -25,6 +25,8 @@ mod tracking_tests;
 #[cfg(test)]
 mod wal_tests;
 mod webhooks;
+#[cfg(test)]
+mod writer_tests;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -42,7 +44,25 @@ use crate::model::*;
 use crate::{Result, Store, StoreError};
 
 type Finish = Box<dyn FnOnce(bool) + Send>;
-type WriteOp = Box<dyn FnOnce(&Connection) -> Finish + Send>;
+/// Runs in the writer's transaction; says whether the transaction may
+/// still commit (an op without a savepoint that failed half-way leaves it
+/// unfit), and returns what to do once the commit is known.
+type WriteOp = Box<dyn FnOnce(&Connection) -> (bool, Finish) + Send>;
+
+/// How a write is kept apart from the others in its transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Guard {
+    /// In a savepoint of its own: if it fails, only its changes are
+    /// undone and the rest of the batch commits. For writes that can
+    /// refuse for reasons of their own (a conflict, a missing row).
+    Savepoint,
+    /// Bare: it fails only when SQLite does, and then the whole batch is
+    /// rolled back and every caller in it told so. A savepoint copies each
+    /// page a write touches into a sub-journal, which for the hot writes
+    /// (recording events and engagements, leasing and completing jobs) was
+    /// a good part of their cost.
+    None,
+}
 
 /// A write for the writer thread, and whether it must be durable when its
 /// caller hears back.
@@ -200,7 +220,18 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
-        self.submit(true, notify, f).await
+        self.submit(true, Guard::Savepoint, notify, f).await
+    }
+
+    /// Like `write`, for a write that fails only when SQLite does
+    /// ([`Guard::None`]).
+    async fn write_bare<T, F>(&self, wakes_jobs: bool, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let notify = wakes_jobs.then(|| self.notify.clone());
+        self.submit(true, Guard::None, notify, f).await
     }
 
     /// Like `write`, for a change that may be lost in a power cut without
@@ -212,18 +243,28 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
-        self.submit(false, None, f).await
+        self.submit(false, Guard::None, None, f).await
     }
 
-    async fn submit<T, F>(&self, durable: bool, notify: Option<Arc<Notify>>, f: F) -> Result<T>
+    async fn submit<T, F>(
+        &self,
+        durable: bool,
+        guard: Guard,
+        notify: Option<Arc<Notify>>,
+        f: F,
+    ) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel();
         let op: WriteOp = Box::new(move |conn| {
-            let result = in_savepoint(conn, f);
-            Box::new(move |committed| {
+            let result = match guard {
+                Guard::Savepoint => in_savepoint(conn, f),
+                Guard::None => f(conn),
+            };
+            let sound = guard == Guard::Savepoint || result.is_ok();
+            let finish: Finish = Box::new(move |committed| {
                 let result = match (committed, result) {
                     (true, r) => r,
                     (false, Ok(_)) => Err(StoreError::Corrupt("commit failed".into())),
@@ -236,7 +277,8 @@ impl SqliteStore {
                     }
                 }
                 let _ = tx.send(result);
-            })
+            });
+            (sound, finish)
         });
         self.writer
             .send(Write { durable, op })
@@ -276,10 +318,10 @@ impl SqliteStore {
 }
 
 fn in_savepoint<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-    conn.execute_batch("SAVEPOINT op")?;
+    conn.prepare_cached("SAVEPOINT op")?.execute([])?;
     match f(conn) {
         Ok(v) => {
-            conn.execute_batch("RELEASE op")?;
+            conn.prepare_cached("RELEASE op")?.execute([])?;
             Ok(v)
         }
         Err(e) => {
@@ -389,18 +431,41 @@ fn writer_loop(
         if !relaxed {
             restart_wal(&conn, restart);
         }
-        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        if let Err(e) = conn
+            .prepare_cached("BEGIN IMMEDIATE")
+            .and_then(|mut b| b.execute([]))
+        {
             tracing::error!(error = %e, "cannot begin a write transaction");
             batch.clear();
             continue;
         }
-        let finishers: Vec<Finish> = batch.drain(..).map(|w| (w.op)(&conn)).collect();
-        let committed = match conn.execute_batch("COMMIT") {
-            Ok(()) => true,
-            Err(e) => {
-                tracing::error!(error = %e, "commit failed");
-                let _ = conn.execute_batch("ROLLBACK");
-                false
+        let mut sound = true;
+        let finishers: Vec<Finish> = batch
+            .drain(..)
+            .map(|w| {
+                let (ok, finish) = (w.op)(&conn);
+                sound &= ok;
+                finish
+            })
+            .collect();
+        let committed = if !sound {
+            tracing::error!(
+                writes = finishers.len(),
+                "a write failed half-way; rolling back its batch"
+            );
+            let _ = conn.execute_batch("ROLLBACK");
+            false
+        } else {
+            match conn
+                .prepare_cached("COMMIT")
+                .and_then(|mut c| c.execute([]))
+            {
+                Ok(_) => true,
+                Err(e) => {
+                    tracing::error!(error = %e, "commit failed");
+                    let _ = conn.execute_batch("ROLLBACK");
+                    false
+                }
             }
         };
         for f in finishers {
@@ -495,7 +560,7 @@ impl Store for SqliteStore {
             .into_iter()
             .map(events::Encoded::new)
             .collect::<Result<Vec<_>>>()?;
-        self.write(true, move |c| events::record_encoded(c, evs))
+        self.write_bare(true, move |c| events::record_encoded(c, evs))
             .await
     }
     async fn events_after(&self, account: AccountId, after: i64, limit: u32) -> Result<Vec<Event>> {
@@ -589,10 +654,10 @@ impl Store for SqliteStore {
     }
     async fn complete_jobs(
         &self,
-        outcomes: Vec<JobOutcome>,
+        outcomes: Arc<[JobOutcome]>,
         pause_after: u32,
     ) -> Result<CompletionSummary> {
-        self.write(true, move |c| jobs::complete(c, outcomes, pause_after))
+        self.write_bare(true, move |c| jobs::complete(c, &outcomes, pause_after))
             .await
     }
     async fn next_due(&self) -> Result<Option<Timestamp>> {

@@ -28,8 +28,13 @@ async fn wal_starts_over_under_continuous_writes() {
             .map(|_| {
                 let mut data = tidings_types::EventData::new();
                 data.insert("reason".into(), serde_json::json!(reason));
-                NewEvent::new(account, EventType::Dropped, tidings_types::time::trunc(std::time::SystemTime::now().into()), data)
-                    .unwrap()
+                NewEvent::new(
+                    account,
+                    EventType::Dropped,
+                    tidings_types::time::trunc(std::time::SystemTime::now().into()),
+                    data,
+                )
+                .unwrap()
             })
             .collect();
         s.record_events(events).await.unwrap();

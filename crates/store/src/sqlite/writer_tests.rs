@@ -1,0 +1,120 @@
+//! How the writes that share one transaction are kept apart: a write in a
+//! savepoint fails alone; a bare write that fails takes its whole batch
+//! with it, and every caller in the batch hears so.
+
+use std::sync::mpsc as std_mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::{SqliteOptions, SqliteStore};
+use crate::StoreError;
+
+/// A store whose writer is held inside a write until `release` is sent,
+/// so that the writes submitted meanwhile all land in its next batch.
+async fn held_store(dir: &std::path::Path) -> (Arc<SqliteStore>, std_mpsc::Sender<()>) {
+    let s = Arc::new(SqliteStore::open(SqliteOptions::new(dir.join("t.db"))).unwrap());
+    s.write(false, |c| {
+        c.execute_batch("CREATE TABLE t (x INTEGER NOT NULL)")?;
+        Ok(())
+    })
+    .await
+    .unwrap();
+    let (release, held) = std_mpsc::channel::<()>();
+    let (started, running) = std_mpsc::channel::<()>();
+    let blocker = s.clone();
+    tokio::spawn(async move {
+        blocker
+            .write(false, move |_| {
+                let _ = started.send(());
+                let _ = held.recv();
+                Ok(())
+            })
+            .await
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while running.try_recv().is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the writer did not take the held write"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    (s, release)
+}
+
+/// Wait until `n` writes are queued behind the held one.
+async fn queued(s: &SqliteStore, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while s.writer.max_capacity() - s.writer.capacity() < n {
+        assert!(Instant::now() < deadline, "writes were not queued");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+async fn rows(s: &SqliteStore) -> Vec<i64> {
+    s.read(|c| {
+        let mut st = c.prepare("SELECT x FROM t ORDER BY x")?;
+        let rows = st.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    })
+    .await
+    .unwrap()
+}
+
+fn insert(c: &rusqlite::Connection, x: i64) -> crate::Result<()> {
+    c.execute("INSERT INTO t (x) VALUES (?1)", [x])?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_failed_write_in_a_savepoint_fails_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, release) = held_store(dir.path()).await;
+    let (a, b) = (s.clone(), s.clone());
+    let failing = tokio::spawn(async move {
+        a.write(false, |c| {
+            insert(c, 1)?;
+            Err::<(), _>(StoreError::Conflict("no".into()))
+        })
+        .await
+    });
+    queued(&s, 1).await;
+    let fine = tokio::spawn(async move { b.write(false, |c| insert(c, 2)).await });
+    queued(&s, 2).await;
+    release.send(()).unwrap();
+    assert!(matches!(
+        failing.await.unwrap(),
+        Err(StoreError::Conflict(_))
+    ));
+    fine.await.unwrap().unwrap();
+    assert_eq!(rows(&s).await, vec![2]);
+}
+
+#[tokio::test]
+async fn a_bare_write_that_fails_half_way_rolls_back_its_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, release) = held_store(dir.path()).await;
+    let (a, b) = (s.clone(), s.clone());
+    let fine = tokio::spawn(async move { b.write(false, |c| insert(c, 2)).await });
+    queued(&s, 1).await;
+    let failing = tokio::spawn(async move {
+        a.write_bare(false, |c| {
+            insert(c, 1)?;
+            // NOT NULL: the statement fails after a row of this write went in.
+            c.execute("INSERT INTO t (x) VALUES (NULL)", [])?;
+            Ok(())
+        })
+        .await
+    });
+    queued(&s, 2).await;
+    release.send(()).unwrap();
+    assert!(failing.await.unwrap().is_err());
+    assert!(
+        fine.await.unwrap().is_err(),
+        "a write rolled back with its batch must not be reported as done"
+    );
+    assert_eq!(rows(&s).await, Vec::<i64>::new(), "nothing half-written");
+    // The writer goes on.
+    s.write_bare(false, |c| insert(c, 3)).await.unwrap();
+    assert_eq!(rows(&s).await, vec![3]);
+}
