@@ -16,10 +16,10 @@ async fn wal_starts_over_under_continuous_writes() {
     let wal = dir.path().join("t.db-wal");
     let account = AccountId::new();
     let reason = "x".repeat(8 * 1024);
-    // Each event takes three pages of its own; write eight times the
+    // Each event takes three pages of its own; write four times the
     // restart threshold, with no pause for the checkpointer to catch up.
     let limit = WAL_RESTART_FRAMES as u64 * 4096;
-    let target = 8 * limit;
+    let target = 4 * limit;
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut written = 0u64;
     while written < target {
@@ -42,7 +42,7 @@ async fn wal_starts_over_under_continuous_writes() {
     }
     let size = std::fs::metadata(&wal).unwrap().len();
     assert!(
-        size < 3 * limit,
+        size < 2 * limit,
         "the WAL grew to {size} bytes after {written} bytes of writes; it should start over near {limit}"
     );
 }
