@@ -37,7 +37,7 @@ use tidings_types::EventType;
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::harness::{data_parent, mb, memory, ms, rate, thousands, Cpu, Instance, ReceiverProc};
-use crate::webhooks::{load_average, print_machine};
+use crate::webhooks::{load_average, run_phases};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
@@ -86,22 +86,7 @@ pub fn main(args: Args) -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let Some(phase) = args.phase else {
-        // Each phase in a process of its own (this binary again, with
-        // `--phase`), so neither sees the other's leftover work.
-        print_machine();
-        let exe = std::env::current_exe().context("locating the benchmark binary")?;
-        let passed: Vec<String> = std::env::args().skip(1).collect();
-        for p in ["throughput", "latency"] {
-            let status = Command::new(&exe)
-                .args(&passed)
-                .args(["--phase", p])
-                .status()
-                .with_context(|| format!("running the {p} phase"))?;
-            if !status.success() {
-                bail!("the {p} phase failed ({status})");
-            }
-        }
-        return Ok(());
+        return run_phases(&["throughput", "latency"]);
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -99,7 +99,7 @@ const STALL: Duration = Duration::from_secs(60);
 
 pub fn main(args: Args) -> anyhow::Result<()> {
     let Some(phase) = args.phase else {
-        return run_all();
+        return run_phases(&["throughput", "latency", "backlog"]);
     };
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -119,13 +119,14 @@ pub fn main(args: Args) -> anyhow::Result<()> {
     })
 }
 
-/// Run every phase, each in a child process of its own (this binary again,
-/// with the same arguments and `--phase`).
-fn run_all() -> anyhow::Result<()> {
+/// Run `phases` one after the other, each in a child process of its own
+/// (this binary again, with the same arguments and `--phase`), so that no
+/// phase sees another's leftover work.
+pub(crate) fn run_phases(phases: &[&str]) -> anyhow::Result<()> {
     print_machine();
     let exe = std::env::current_exe().context("locating the benchmark binary")?;
     let passed: Vec<String> = std::env::args().skip(1).collect();
-    for phase in ["throughput", "latency", "backlog"] {
+    for phase in phases {
         let status = Command::new(&exe)
             .args(&passed)
             .args(["--phase", phase])

@@ -185,10 +185,10 @@ impl SqliteStore {
         // The writer ends, after committing what is queued, once the store
         // (the only sender) is dropped.
         let restart = Arc::new(Restart::default());
-        let wanted = restart.clone();
+        let writer_restart = restart.clone();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || writer_loop(conn, rx, max_batch, opts.durability, &wanted))?;
+            .spawn(move || writer_loop(conn, rx, max_batch, opts.durability, &writer_restart))?;
         let checkpointer = open_conn(&opts.path, opts.durability)?;
         let (stop, stopped) = std::sync::mpsc::channel::<()>();
         let db_file = std::fs::File::open(&opts.path)?;
@@ -216,8 +216,13 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
-        self.write_notify(wakes_jobs.then(|| self.notify.clone()), f)
-            .await
+        self.write_notify(self.jobs_notify(wakes_jobs), f).await
+    }
+
+    /// What to wake after a write's commit: the dispatcher, if the write
+    /// may have made jobs due.
+    fn jobs_notify(&self, wakes_jobs: bool) -> Option<Arc<Notify>> {
+        wakes_jobs.then(|| self.notify.clone())
     }
 
     /// Like `write`, waking `notify` after a successful commit.
@@ -236,8 +241,8 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
-        let notify = wakes_jobs.then(|| self.notify.clone());
-        self.submit(true, Guard::None, notify, f).await
+        self.submit(true, Guard::None, self.jobs_notify(wakes_jobs), f)
+            .await
     }
 
     /// Like `write`, for a change that may be lost in a power cut without

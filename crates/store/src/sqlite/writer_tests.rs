@@ -20,7 +20,7 @@ async fn held_store(dir: &std::path::Path) -> (Arc<SqliteStore>, std_mpsc::Sende
     .await
     .unwrap();
     let (release, held) = std_mpsc::channel::<()>();
-    let (started, running) = std_mpsc::channel::<()>();
+    let (started, running) = tokio::sync::oneshot::channel::<()>();
     let blocker = s.clone();
     tokio::spawn(async move {
         blocker
@@ -31,14 +31,10 @@ async fn held_store(dir: &std::path::Path) -> (Arc<SqliteStore>, std_mpsc::Sende
             })
             .await
     });
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while running.try_recv().is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "the writer did not take the held write"
-        );
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+    tokio::time::timeout(Duration::from_secs(10), running)
+        .await
+        .expect("the writer did not take the held write")
+        .unwrap();
     (s, release)
 }
 
