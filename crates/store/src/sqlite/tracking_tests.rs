@@ -25,6 +25,29 @@ async fn account(s: &SqliteStore) -> AccountId {
     a.id
 }
 
+/// A small message of `account` that tracks opens and clicks and says
+/// nothing of unsubscribe or a tracking domain.
+fn message(account: AccountId) -> NewMessage {
+    NewMessage {
+        id: MessageId::new(),
+        account_id: account,
+        created_at: now(),
+        source: Source::Http,
+        mail_from: "a@x.test".into(),
+        from: "a@x.test".into(),
+        subject: None,
+        smtp_message_id: "<m@x>".into(),
+        custom_id: None,
+        group: None,
+        tags: vec![],
+        track_opens: true,
+        track_clicks: true,
+        track_unsubscribe: None,
+        tracking_base: None,
+        raw: bytes::Bytes::from_static(b"Subject: x\r\n\r\nhi\r\n"),
+    }
+}
+
 #[tokio::test]
 async fn settings_default_patch_partially_and_stay_per_account() {
     let dir = tempfile::tempdir().unwrap();
@@ -104,22 +127,10 @@ async fn messages_remember_their_tracking_and_older_ones_read_as_unknown() {
     assert_eq!((old.track_unsubscribe, old.tracking_base), (None, None));
 
     let m = NewMessage {
-        id: MessageId::new(),
-        account_id: account,
-        created_at: now(),
-        source: Source::Http,
-        mail_from: "a@x.test".into(),
-        from: "a@x.test".into(),
-        subject: None,
-        smtp_message_id: "<n@x>".into(),
-        custom_id: None,
-        group: None,
-        tags: vec![],
         track_opens: false,
-        track_clicks: true,
         track_unsubscribe: Some(true),
         tracking_base: Some("https://t.example".into()),
-        raw: bytes::Bytes::from_static(b"Subject: x\r\n\r\nhi\r\n"),
+        ..message(account)
     };
     let id = m.id;
     s.accept_message(m, vec![]).await.unwrap();
@@ -140,24 +151,7 @@ async fn engagements_see_each_other_even_when_they_arrive_together() {
     let dir = tempfile::tempdir().unwrap();
     let s = Arc::new(SqliteStore::open(SqliteOptions::new(dir.path().join("t.db"))).unwrap());
     let account = account(&s).await;
-    let m = NewMessage {
-        id: MessageId::new(),
-        account_id: account,
-        created_at: now(),
-        source: Source::Http,
-        mail_from: "a@x.test".into(),
-        from: "a@x.test".into(),
-        subject: None,
-        smtp_message_id: "<e@x>".into(),
-        custom_id: None,
-        group: None,
-        tags: vec![],
-        track_opens: true,
-        track_clicks: true,
-        track_unsubscribe: None,
-        tracking_base: None,
-        raw: bytes::Bytes::from_static(b"Subject: x\r\n\r\nhi\r\n"),
-    };
+    let m = message(account);
     let dropped = NewEvent::new(account, EventType::Dropped, now(), Default::default()).unwrap();
     s.accept_message(
         m,
