@@ -145,6 +145,15 @@ impl Receiver {
         }
     }
 
+    /// [`Receiver::wait_for`], each request's body read as JSON.
+    pub async fn wait_for_json(&self, n: usize, deadline: Duration) -> Vec<serde_json::Value> {
+        self.wait_for(n, deadline)
+            .await
+            .iter()
+            .map(Received::json)
+            .collect()
+    }
+
     /// Stop listening (connections are refused afterwards).
     pub fn stop(&self) {
         self.task.abort();

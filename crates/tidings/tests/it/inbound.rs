@@ -104,12 +104,7 @@ async fn a_dsn_to_the_verp_address_bounces_the_right_recipient() {
     // The remote MTA later bounces it to the return path, over SMTP.
     let inbound = t.running.as_ref().unwrap().inbound_addr.unwrap().port();
     smtp_send(inbound, "", &verp, &dsn("gone@example.test", &smtp_id)).await;
-    let events: Vec<Value> = rx
-        .wait_for(2, DEADLINE)
-        .await
-        .iter()
-        .map(|r| r.json())
-        .collect();
+    let events: Vec<Value> = rx.wait_for_json(2, DEADLINE).await;
     let bounce = events.iter().find(|e| e["type"] == "bounce").unwrap();
     assert_eq!(bounce["data"]["message_id"], id);
     assert_eq!(bounce["data"]["email"], "gone@example.test");

@@ -102,12 +102,7 @@ async fn each_outcome(mx: Mx) {
     assert_eq!(r.status, 202, "{:?}", r.body);
     let id = r.body["id"].as_str().unwrap().to_string();
 
-    let events: Vec<Value> = rx
-        .wait_for(4, DEADLINE)
-        .await
-        .iter()
-        .map(|r| r.json())
-        .collect();
+    let events: Vec<Value> = rx.wait_for_json(4, DEADLINE).await;
     let by = |email: &str| {
         events
             .iter()
@@ -345,12 +340,7 @@ async fn mx_records_are_found_through_real_dns() {
         )
         .await;
     assert_eq!(r.status, 202, "{:?}", r.body);
-    let events: Vec<Value> = rx
-        .wait_for(4, DEADLINE)
-        .await
-        .iter()
-        .map(|r| r.json())
-        .collect();
+    let events: Vec<Value> = rx.wait_for_json(4, DEADLINE).await;
     let by = |email: &str| {
         events
             .iter()

@@ -120,12 +120,7 @@ async fn opens_clicks_and_unsubscribes_become_events() {
         .unwrap();
     assert_eq!(post.status(), 200);
 
-    let events: Vec<Value> = rx
-        .wait_for(3, DEADLINE)
-        .await
-        .iter()
-        .map(|r| r.json())
-        .collect();
+    let events: Vec<Value> = rx.wait_for_json(3, DEADLINE).await;
     let by = |ty: &str| events.iter().find(|e| e["type"] == ty).unwrap().clone();
     let o = by("open");
     assert_eq!(o["data"]["message_id"], id);
@@ -344,12 +339,7 @@ async fn a_custom_tracking_domain_is_used_and_served() {
         .unwrap();
     assert_eq!(px.status(), 200);
 
-    let events: Vec<Value> = rx
-        .wait_for(2, DEADLINE)
-        .await
-        .iter()
-        .map(|r| r.json())
-        .collect();
+    let events: Vec<Value> = rx.wait_for_json(2, DEADLINE).await;
     let click_event = events.iter().find(|e| e["type"] == "click").unwrap();
     assert_eq!(click_event["data"]["message_id"], id);
     assert_eq!(click_event["data"]["url"], "https://example.com/offer");
