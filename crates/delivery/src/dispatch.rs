@@ -2,24 +2,28 @@
 //!
 //! Three kinds of task cooperate, connected by channels:
 //!
-//! - the **leaser** (the `run` loop itself) leases due jobs from the store
-//!   in batches and routes each to its webhook's lane. It sleeps until the
-//!   next job is due or the store says new jobs exist — never on a fixed
-//!   poll interval. It holds at most `max_held` jobs in memory, and skips
-//!   webhooks whose lane is already full, so one slow receiver cannot
-//!   starve the others or fill memory.
+//! - the **leaser** (the `run` loop itself) reads each webhook's live
+//!   stream (the new events of its account, straight from the log) and
+//!   leases due jobs (retries, released holds, backfill, replay, tests),
+//!   in batches, and routes each delivery to its webhook's lane. It sleeps
+//!   until the next job is due or the store says something new exists —
+//!   never on a fixed poll interval. It holds at most `max_held` deliveries
+//!   in memory, and skips webhooks whose lane is already full, so one slow
+//!   receiver cannot starve the others or fill memory.
 //! - one **lane** per webhook applies the receiver's limits (requests in
 //!   flight, requests per second), groups events into batches where the
 //!   webhook asks for it, and spawns the sends.
 //! - the **completer** gathers attempt outcomes and commits them in batches:
-//!   call log rows, job retries, failure counts and pauses, all in one
-//!   transaction per batch.
+//!   call log rows, job retries, held events, failure counts and pauses,
+//!   and how far each live stream is settled, all in one transaction per
+//!   batch.
 //!
-//! A job is delivered at least once: if the process dies between the HTTP
-//! request and the completer's commit, the job's lease expires and it is
-//! sent again with the same `webhook-id`, which receivers use to dedupe.
+//! Every event is delivered at least once: if the process dies between the
+//! HTTP request and the completer's commit, the job's lease expires, or the
+//! stream is read again from where it was settled, and the event is sent
+//! again with the same `webhook-id`, which receivers use to dedupe.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -27,8 +31,8 @@ use std::time::Duration;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use tidings_store::{
-    AttemptOutcome, AttemptRecord, JobKind, JobOutcome, LeasedJob, Next, PauseReason, Store,
-    StoreError,
+    AttemptOutcome, AttemptRecord, Completion, Hold, JobKind, JobOutcome, LeasedJob, Next,
+    PauseReason, Store, StoreError,
 };
 use tidings_types::{AttemptId, Clock, Timestamp, Webhook, WebhookId};
 use tokio::sync::{mpsc, Notify};
@@ -105,6 +109,42 @@ struct Inner {
     /// Signalled when completions free room.
     progress: Notify,
     rng: Mutex<StdRng>,
+    /// The live streams this dispatcher reads, shared by the leaser (which
+    /// reads them) and the completer (which settles them).
+    streams: Mutex<Streams>,
+}
+
+/// The live streams, and the store's `webhooks_changed` they were read at.
+#[derive(Default)]
+struct Streams {
+    by_webhook: HashMap<WebhookId, Stream>,
+    read_at: Option<u64>,
+}
+
+/// One webhook's live stream in memory.
+struct Stream {
+    /// The last seq read: everything up to it is open, settled, or of a
+    /// type the webhook does not take.
+    read: i64,
+    /// Seqs read whose outcome (or hold) is not yet committed.
+    open: BTreeSet<i64>,
+    /// What the store has as settled.
+    settled: i64,
+}
+
+impl Stream {
+    /// How far the stream may be settled: up to its first open event.
+    fn settle_point(&self) -> i64 {
+        self.open.first().map_or(self.read, |first| first - 1)
+    }
+}
+
+/// What the completer receives.
+enum Done {
+    Outcome(JobOutcome),
+    Hold(Hold),
+    /// A stream moved on past events the webhook does not take.
+    Read(WebhookId),
 }
 
 /// What a lane shares with the sends it spawns.
@@ -146,6 +186,7 @@ impl Dispatcher {
                 held: AtomicUsize::new(0),
                 progress: Notify::new(),
                 rng: Mutex::new(rng),
+                streams: Mutex::new(Streams::default()),
             }),
         }
     }
@@ -187,47 +228,79 @@ impl Dispatcher {
                 .map(|(id, _)| *id)
                 .collect();
             let now = inner.clock.now();
-            let until =
-                now + chrono::Duration::from_std(inner.config.lease_duration).unwrap_or_default();
-            let limit = room.min(inner.config.lease_batch as usize) as u32;
-            let jobs = match inner.store.lease_jobs(now, until, limit, &skip).await {
-                Ok(j) => j,
+            let next_due = match inner.store.next_due().await {
+                Ok(next) => next,
                 Err(e) => {
-                    tracing::error!(error = %e, "leasing jobs failed");
-                    tokio::select! {
-                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                        _ = shutdown.cancelled() => {}
-                    }
-                    continue;
+                    tracing::error!(error = %e, "reading the next due job failed");
+                    None
                 }
             };
-            if jobs.is_empty() {
-                let next = if skip.is_empty() {
-                    inner.store.next_due().await.ok().flatten()
-                } else {
-                    None
-                };
-                if next.is_some_and(|t| t <= now) {
-                    continue;
+            let jobs_due = next_due.is_some_and(|t| t <= now);
+            // Live events first, as they are what receivers wait for; but
+            // when jobs are due, they get at least half the room.
+            let stream_room = if jobs_due { room / 2 } else { room };
+            let streamed = match read_streams(
+                &inner,
+                stream_room,
+                &skip,
+                &mut lanes,
+                &sends,
+                &done_tx,
+                &shutdown,
+            )
+            .await
+            {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::error!(error = %e, "reading live streams failed");
+                    0
                 }
-                let fallback = if skip.is_empty() {
-                    Duration::from_secs(60)
-                } else {
-                    Duration::from_millis(100)
-                };
-                let wake = next.map(|t| inner.clock.sleep_until(t));
-                tokio::select! {
-                    _ = notify.notified() => {}
-                    _ = inner.progress.notified(), if !skip.is_empty() => {}
-                    _ = async { match wake { Some(w) => w.await, None => std::future::pending().await } } => {}
-                    _ = tokio::time::sleep(fallback) => {}
-                    _ = shutdown.cancelled() => {}
+            };
+            let room = room.saturating_sub(streamed);
+            let mut leased = 0;
+            if jobs_due && room > 0 {
+                let until = now
+                    + chrono::Duration::from_std(inner.config.lease_duration).unwrap_or_default();
+                let limit = room.min(inner.config.lease_batch as usize) as u32;
+                match inner.store.lease_jobs(now, until, limit, &skip).await {
+                    Ok(jobs) => {
+                        leased = jobs.len();
+                        inner.held.fetch_add(jobs.len(), Ordering::AcqRel);
+                        for job in jobs {
+                            route(&inner, &mut lanes, job, &sends, &done_tx, &shutdown).await;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "leasing jobs failed");
+                        tokio::select! {
+                            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                            _ = shutdown.cancelled() => {}
+                        }
+                        continue;
+                    }
                 }
+            }
+            if streamed > 0 || leased > 0 {
                 continue;
             }
-            inner.held.fetch_add(jobs.len(), Ordering::AcqRel);
-            for job in jobs {
-                route(&inner, &mut lanes, job, &sends, &done_tx, &shutdown).await;
+            // Nothing to do: sleep until something may be.
+            let next = if skip.is_empty() && !jobs_due {
+                next_due
+            } else {
+                None
+            };
+            let fallback = if skip.is_empty() && !jobs_due {
+                Duration::from_secs(60)
+            } else {
+                Duration::from_millis(100)
+            };
+            let wake = next.map(|t| inner.clock.sleep_until(t));
+            tokio::select! {
+                _ = notify.notified() => {}
+                _ = inner.progress.notified(), if !skip.is_empty() => {}
+                _ = async { match wake { Some(w) => w.await, None => std::future::pending().await } } => {}
+                _ = tokio::time::sleep(fallback) => {}
+                _ = shutdown.cancelled() => {}
             }
         }
 
@@ -240,6 +313,112 @@ impl Dispatcher {
     }
 }
 
+/// Read the live streams of the webhooks not in `skip`, up to `room`
+/// events in all, and route them: deliveries to lanes, events of paused
+/// types to the completer to be held. Returns how many events were read
+/// (including those of types a webhook does not take, which only move its
+/// stream on).
+async fn read_streams(
+    inner: &Arc<Inner>,
+    room: usize,
+    skip: &[WebhookId],
+    lanes: &mut HashMap<WebhookId, Lane>,
+    sends: &TaskTracker,
+    done: &mpsc::UnboundedSender<Done>,
+    shutdown: &CancellationToken,
+) -> Result<usize, StoreError> {
+    refresh_streams(inner).await?;
+    let mut order: Vec<(WebhookId, i64)> = {
+        let streams = inner.streams.lock().expect("streams lock");
+        streams
+            .by_webhook
+            .iter()
+            .filter(|(w, _)| !skip.contains(w))
+            .map(|(w, s)| (*w, s.read))
+            .collect()
+    };
+    // Fair among webhooks when room is short: a different one goes first
+    // each time.
+    if order.len() > 1 {
+        let turn = inner.held.load(Ordering::Relaxed) % order.len();
+        order.rotate_left(turn);
+    }
+    let mut total = 0;
+    for (webhook, after) in order {
+        let left = room.saturating_sub(total);
+        if left == 0 {
+            break;
+        }
+        let limit = left.min(inner.config.lease_batch as usize) as u32;
+        let items = inner.store.stream(webhook, after, limit).await?;
+        if items.is_empty() {
+            continue;
+        }
+        total += items.len();
+        let mut deliver = Vec::new();
+        let mut holds = Vec::new();
+        {
+            let mut streams = inner.streams.lock().expect("streams lock");
+            let Some(stream) = streams.by_webhook.get_mut(&webhook) else {
+                continue; // deleted meanwhile
+            };
+            for item in items {
+                stream.read = item.seq;
+                let Some(job) = item.job else { continue };
+                stream.open.insert(item.seq);
+                if item.paused {
+                    holds.push(Hold {
+                        webhook_id: webhook,
+                        event_seq: item.seq,
+                        event_type: job.event.event_type,
+                        at: job.event.timestamp,
+                    });
+                } else {
+                    deliver.push(job);
+                }
+            }
+        }
+        inner
+            .held
+            .fetch_add(deliver.len() + holds.len(), Ordering::AcqRel);
+        if deliver.is_empty() && holds.is_empty() {
+            let _ = done.send(Done::Read(webhook));
+        }
+        for h in holds {
+            if done.send(Done::Hold(h)).is_err() {
+                release_held(inner, 1);
+            }
+        }
+        for job in deliver {
+            route(inner, lanes, job, sends, done, shutdown).await;
+        }
+    }
+    Ok(total)
+}
+
+/// Read the stream heads again if a webhook changed since they were read:
+/// new webhooks start where the store has them settled, deleted ones go,
+/// and the others keep their place in memory.
+async fn refresh_streams(inner: &Inner) -> Result<(), StoreError> {
+    let changed = inner.store.webhooks_changed();
+    if inner.streams.lock().expect("streams lock").read_at == Some(changed) {
+        return Ok(());
+    }
+    let heads = inner.store.stream_heads().await?;
+    let mut streams = inner.streams.lock().expect("streams lock");
+    let live: HashSet<WebhookId> = heads.iter().map(|h| h.webhook_id).collect();
+    streams.by_webhook.retain(|w, _| live.contains(w));
+    for h in heads {
+        streams.by_webhook.entry(h.webhook_id).or_insert(Stream {
+            read: h.settled,
+            open: BTreeSet::new(),
+            settled: h.settled,
+        });
+    }
+    streams.read_at = Some(changed);
+    Ok(())
+}
+
 /// Hand a job to its webhook's lane, creating or refreshing the lane when
 /// the webhook is new to us or has changed since we loaded it.
 async fn route(
@@ -247,7 +426,7 @@ async fn route(
     lanes: &mut HashMap<WebhookId, Lane>,
     job: LeasedJob,
     sends: &TaskTracker,
-    done: &mpsc::UnboundedSender<JobOutcome>,
+    done: &mpsc::UnboundedSender<Done>,
     shutdown: &CancellationToken,
 ) {
     let stale = match lanes.get(&job.webhook_id) {
@@ -317,7 +496,7 @@ async fn lane_loop(
     mut rx: mpsc::UnboundedReceiver<LeasedJob>,
     queued: Arc<AtomicUsize>,
     sends: TaskTracker,
-    done: mpsc::UnboundedSender<JobOutcome>,
+    done: mpsc::UnboundedSender<Done>,
     shutdown: CancellationToken,
 ) {
     while let Some(first) = rx.recv().await {
@@ -361,7 +540,7 @@ async fn send(
     webhook: Arc<Webhook>,
     jobs: Vec<LeasedJob>,
     permit: LimitPermit,
-    done: mpsc::UnboundedSender<JobOutcome>,
+    done: mpsc::UnboundedSender<Done>,
 ) {
     let started = inner.clock.now();
     let events: Vec<_> = jobs.iter().map(|j| &j.event).collect();
@@ -427,6 +606,7 @@ async fn send(
         }
         let outcome = JobOutcome {
             job_id: job.job_id,
+            event_seq: job.event.seq,
             account_id: job.event.account_id,
             counts: job.kind != JobKind::Test,
             next,
@@ -456,7 +636,7 @@ async fn send(
                 },
             },
         };
-        if done.send(outcome).is_err() {
+        if done.send(Done::Outcome(outcome)).is_err() {
             release_held(&inner, 1);
         }
     }
@@ -472,7 +652,7 @@ const COMPLETE_BATCH: usize = 4096;
 /// log shows an attempt cost no delivery anything.
 const COMPLETE_WAIT: Duration = Duration::from_millis(5);
 
-async fn complete_loop(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<JobOutcome>) {
+async fn complete_loop(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Done>) {
     let mut batch = Vec::with_capacity(COMPLETE_BATCH);
     while let Some(first) = rx.recv().await {
         batch.push(first);
@@ -486,13 +666,14 @@ async fn complete_loop(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<JobOut
                 },
             }
         }
-        let n = batch.len();
-        let outcomes: Arc<[JobOutcome]> = std::mem::take(&mut batch).into();
+        let (done, closed) = settle(&inner, std::mem::take(&mut batch));
+        let n = done.outcomes.len() + done.holds.len();
+        let done = Arc::new(done);
         let mut tries = 0;
-        loop {
+        let committed = loop {
             match inner
                 .store
-                .complete_jobs(outcomes.clone(), inner.config.pause_after)
+                .complete_jobs(done.clone(), inner.config.pause_after)
                 .await
             {
                 Ok(summary) => {
@@ -503,7 +684,7 @@ async fn complete_loop(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<JobOut
                             f(webhook, event_type, reason);
                         }
                     }
-                    break;
+                    break true;
                 }
                 Err(e) if tries < 5 && !matches!(e, StoreError::Closed) => {
                     tries += 1;
@@ -511,14 +692,76 @@ async fn complete_loop(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<JobOut
                     tokio::time::sleep(Duration::from_millis(200 * tries)).await;
                 }
                 Err(e) => {
-                    // The jobs stay leased and will be delivered again.
+                    // Leased jobs stay leased and will be delivered again;
+                    // live events stay open, so their streams are never
+                    // settled past them and they are read again at the
+                    // next start.
                     tracing::error!(error = %e, jobs = n, "giving up recording delivery outcomes");
-                    break;
+                    break false;
+                }
+            }
+        };
+        let mut streams = inner.streams.lock().expect("streams lock");
+        if committed {
+            for (webhook, seq) in &done.settled {
+                if let Some(s) = streams.by_webhook.get_mut(webhook) {
+                    s.settled = s.settled.max(*seq);
+                }
+            }
+        } else {
+            for (webhook, seq) in closed {
+                if let Some(s) = streams.by_webhook.get_mut(&webhook) {
+                    s.open.insert(seq);
                 }
             }
         }
+        drop(streams);
         release_held(&inner, n);
     }
+}
+
+/// Turn a batch of what the completer received into a [`Completion`]:
+/// close the live events it settles and work out how far their streams
+/// may now be settled. Also returns the events it closed, to reopen if the
+/// commit fails.
+fn settle(inner: &Inner, batch: Vec<Done>) -> (Completion, Vec<(WebhookId, i64)>) {
+    let mut done = Completion::default();
+    let mut closed = Vec::new();
+    let mut touched = HashSet::new();
+    for d in batch {
+        match d {
+            Done::Outcome(o) => {
+                if o.job_id.is_none() {
+                    closed.push((o.attempt.webhook_id, o.event_seq));
+                }
+                done.outcomes.push(o);
+            }
+            Done::Hold(h) => {
+                closed.push((h.webhook_id, h.event_seq));
+                done.holds.push(h);
+            }
+            Done::Read(webhook) => {
+                touched.insert(webhook);
+            }
+        }
+    }
+    let mut streams = inner.streams.lock().expect("streams lock");
+    for (webhook, seq) in &closed {
+        if let Some(s) = streams.by_webhook.get_mut(webhook) {
+            s.open.remove(seq);
+            touched.insert(*webhook);
+        }
+    }
+    for webhook in touched {
+        let Some(s) = streams.by_webhook.get(&webhook) else {
+            continue;
+        };
+        let point = s.settle_point();
+        if point > s.settled {
+            done.settled.push((webhook, point));
+        }
+    }
+    (done, closed)
 }
 
 /// The moment a retry is due, for callers that want to show it.

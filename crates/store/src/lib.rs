@@ -7,10 +7,16 @@
 //! together with the work it causes (no dual writes), and what lets a
 //! PostgreSQL backend sit behind the same trait without the domain noticing.
 //!
-//! Delivery jobs are leased, not locked: leasing moves a job's `due_at` to
-//! the lease's expiry, so a job whose worker died simply becomes due again.
-//! A paused (webhook, event type) pair *holds* its jobs instead of dropping
-//! them; resuming releases them in log order.
+//! A new event costs one row: each webhook reads its account's events
+//! straight from the log (its *live stream*), and stores only how far the
+//! stream is settled. An event becomes a delivery *job* only when it must
+//! wait: to be retried, or held while its type is paused. Backfill, replay
+//! and test events are jobs from the start. Jobs are leased, not locked:
+//! leasing moves a job's `due_at` to the lease's expiry, so a job whose
+//! worker died simply becomes due again. A paused (webhook, event type)
+//! pair *holds* its jobs instead of dropping them; resuming releases them
+//! in log order. A stream is settled only past events whose outcome is
+//! committed, so after a crash its unsettled events are read again.
 //!
 //! The SQLite backend ([`sqlite::SqliteStore`]) funnels every write through
 //! one writer thread that commits whatever has queued up in a single
@@ -77,8 +83,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<AccountTracking>;
 
     // ---- the event log ----
-    /// Append events and, in the same transaction, enqueue a delivery job
-    /// for every webhook of the event's account subscribed to its type.
+    /// Append events. Every webhook of the account that takes their type
+    /// reads them from its live stream.
     async fn record_events(&self, events: Vec<NewEvent>) -> Result<Vec<Event>>;
     /// Events of an account with `seq > after`, in log order.
     async fn events_after(&self, account: AccountId, after: i64, limit: u32) -> Result<Vec<Event>>;
@@ -136,12 +142,21 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
         skip: &[WebhookId],
     ) -> Result<Vec<LeasedJob>>;
+    /// Every webhook's live stream, as far as it is settled.
+    async fn stream_heads(&self) -> Result<Vec<StreamHead>>;
+    /// The next `limit` events of a webhook's live stream after `after`.
+    /// The stream belongs to one dispatcher: it alone reads and settles it.
+    async fn stream(&self, webhook: WebhookId, after: i64, limit: u32) -> Result<Vec<StreamItem>>;
+    /// Changes whenever a webhook is created, changed or deleted, so a
+    /// dispatcher knows when to read the stream heads again.
+    fn webhooks_changed(&self) -> u64;
     /// Record attempts and move each job on (done, retry, held or dead),
-    /// updating per-type failure state and pausing where the rules say.
+    /// updating per-type failure state and pausing where the rules say;
+    /// hold live events of paused types; settle live streams.
     /// Shared, so that a caller can try the same batch again after an error.
     async fn complete_jobs(
         &self,
-        outcomes: Arc<[JobOutcome]>,
+        done: Arc<Completion>,
         pause_after: u32,
     ) -> Result<CompletionSummary>;
     /// The earliest `due_at` of any job that is not held.
@@ -159,7 +174,7 @@ pub trait Store: Send + Sync + 'static {
 
     // ---- operations ----
     /// Delete events and attempts older than `before`. Events that still
-    /// have pending jobs are kept.
+    /// have pending jobs, or that a live stream has not settled, are kept.
     async fn prune(&self, before: Timestamp) -> Result<PruneSummary>;
     /// Resolves after jobs may have become due (new events, resumes,
     /// replays). Spurious wakes are allowed.

@@ -95,10 +95,13 @@ impl JobKind {
     }
 }
 
-/// A job handed to a dispatcher until its lease runs out.
+/// A delivery handed to a dispatcher: a leased job, or an event read from
+/// a webhook's live stream (which has no job row until it must be retried
+/// or held).
 #[derive(Debug, Clone)]
 pub struct LeasedJob {
-    pub job_id: i64,
+    /// The job's row; `None` for an event from the live stream.
+    pub job_id: Option<i64>,
     pub webhook_id: WebhookId,
     /// The webhook's version, bumped on every change, so a dispatcher can
     /// tell its cached copy of the webhook is stale.
@@ -170,13 +173,54 @@ pub enum Next {
 /// The result of one attempt of one job (a batch request yields one per job).
 #[derive(Debug, Clone)]
 pub struct JobOutcome {
-    pub job_id: i64,
+    /// The job's row; `None` for an event from the live stream, which gets
+    /// a job only if it is to be tried again.
+    pub job_id: Option<i64>,
+    pub event_seq: i64,
     pub account_id: AccountId,
     pub attempt: AttemptRecord,
     pub next: Next,
     /// Whether this attempt counts toward the type's failure state (test
     /// events do not).
     pub counts: bool,
+}
+
+/// An event of a webhook's live stream whose type is paused there: it is
+/// kept as a held job, to go out when the type resumes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hold {
+    pub webhook_id: WebhookId,
+    pub event_seq: i64,
+    pub event_type: EventType,
+    pub at: Timestamp,
+}
+
+/// What one completion commits: attempt outcomes, events to hold, and how
+/// far each live stream is now settled (every event of the webhook's
+/// account up to that `seq` delivered, given up on, or made a job).
+#[derive(Debug, Clone, Default)]
+pub struct Completion {
+    pub outcomes: Vec<JobOutcome>,
+    pub holds: Vec<Hold>,
+    pub settled: Vec<(WebhookId, i64)>,
+}
+
+/// A webhook's live stream as stored: everything of its account after
+/// `settled` (in log order) is still to be handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamHead {
+    pub webhook_id: WebhookId,
+    pub settled: i64,
+}
+
+/// An event read from a webhook's live stream. `job` is `None` for an
+/// event whose type the webhook does not take: it only moves the stream on.
+#[derive(Debug, Clone)]
+pub struct StreamItem {
+    pub seq: i64,
+    pub job: Option<LeasedJob>,
+    /// Its type is paused on the webhook: hold it instead of sending it.
+    pub paused: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -1,7 +1,5 @@
-use std::collections::hash_map::{Entry, HashMap};
-
 use rusqlite::{params, Connection, OptionalExtension, Row};
-use tidings_types::{AccountId, Event, EventId, EventType, NewEvent, WebhookId};
+use tidings_types::{AccountId, Event, EventId, NewEvent, WebhookId};
 
 use super::{ms, parse_col, ts};
 use crate::{Result, StoreError};
@@ -63,7 +61,9 @@ fn insert(c: &Connection, e: Encoded, account: &str, test: bool) -> Result<Event
     })
 }
 
-/// Append events and enqueue their deliveries, inside a caller's write.
+/// Append events inside a caller's write. Their live deliveries need
+/// nothing more: every webhook reads its account's events from the log
+/// (see [`super::webhooks::stream`]).
 pub fn record(c: &Connection, events: Vec<NewEvent>) -> Result<Vec<Event>> {
     let events = events
         .into_iter()
@@ -73,22 +73,8 @@ pub fn record(c: &Connection, events: Vec<NewEvent>) -> Result<Vec<Event>> {
 }
 
 /// [`record`] of events serialised beforehand.
-///
-/// The subscriptions of each (account, type) are read once per call and the
-/// jobs inserted one row at a time. An `INSERT … SELECT` per event would
-/// do the same work, but SQLite gives every multi-row statement a
-/// statement journal that copies each page it touches, which made up a
-/// good part of the cost of recording.
 pub fn record_encoded(c: &Connection, events: Vec<Encoded>) -> Result<Vec<Event>> {
     let mut out = Vec::with_capacity(events.len());
-    let mut subscribers = c.prepare_cached(
-        "SELECT webhook_id, paused FROM webhook_types WHERE account_id = ?1 AND event_type = ?2",
-    )?;
-    let mut enqueue = c.prepare_cached(
-        "INSERT INTO jobs (webhook_id, event_seq, event_type, kind, due_at, held)
-         VALUES (?1, ?2, ?3, 'live', ?4, ?5)",
-    )?;
-    let mut fanout: HashMap<(AccountId, EventType), Vec<(String, bool)>> = HashMap::new();
     // Producers record events of one account at a time: format its id once.
     let mut account: Option<(AccountId, String)> = None;
     for e in events {
@@ -97,26 +83,7 @@ pub fn record_encoded(c: &Connection, events: Vec<Encoded>) -> Result<Vec<Event>
             account = Some((id, id.to_string()));
         }
         let acc = account.as_ref().map_or("", |(_, text)| text.as_str());
-        let ev = insert(c, e, acc, false)?;
-        let subs = match fanout.entry((ev.account_id, ev.event_type)) {
-            Entry::Occupied(known) => known.into_mut(),
-            Entry::Vacant(new) => {
-                let rows = subscribers.query_map(params![acc, ev.event_type.as_str()], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })?;
-                new.insert(rows.collect::<rusqlite::Result<_>>()?)
-            }
-        };
-        for (webhook, paused) in subs.iter() {
-            enqueue.execute(params![
-                webhook,
-                ev.seq,
-                ev.event_type.as_str(),
-                ms(ev.timestamp),
-                paused
-            ])?;
-        }
-        out.push(ev);
+        out.push(insert(c, e, acc, false)?);
     }
     Ok(out)
 }

@@ -33,7 +33,7 @@ fn raw_row(r: &Row) -> rusqlite::Result<RawLeased> {
     let kind: String = r.get(3)?;
     Ok(RawLeased {
         job: LeasedJob {
-            job_id: r.get(0)?,
+            job_id: Some(r.get(0)?),
             webhook_id: parse_col(r.get(1)?)?,
             attempts: r.get(2)?,
             kind: JobKind::parse(&kind).unwrap_or(JobKind::Live),
@@ -124,6 +124,120 @@ fn due_skipping(
     Ok(due.into_iter().map(|(_, _, id)| id).collect())
 }
 
+/// Every webhook's live stream, as far as it is settled.
+pub fn stream_heads(c: &Connection) -> Result<Vec<StreamHead>> {
+    let mut st = c.prepare_cached("SELECT id, stream_seq FROM webhooks")?;
+    let rows = st.query_map([], |r| {
+        Ok(StreamHead {
+            webhook_id: parse_col(r.get(0)?)?,
+            settled: r.get(1)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// An event of a webhook's live stream whose data is still JSON text.
+pub struct RawStreamItem {
+    pub seq: i64,
+    pub job: Option<RawLeased>,
+    pub paused: bool,
+}
+
+impl RawStreamItem {
+    pub fn parse(self) -> Result<StreamItem> {
+        Ok(StreamItem {
+            seq: self.seq,
+            job: self.job.map(RawLeased::parse).transpose()?,
+            paused: self.paused,
+        })
+    }
+}
+
+/// The next `limit` events of the webhook's account after `after`, in log
+/// order. Those of types the webhook does not take come without their
+/// event: reading them only moves the stream on, and SQLite never reads
+/// their rows (the index holds the type).
+pub fn stream(
+    c: &Connection,
+    webhook: WebhookId,
+    after: i64,
+    limit: u32,
+) -> Result<Vec<RawStreamItem>> {
+    let mut st = c.prepare_cached(
+        "SELECT e.seq, t.paused, w.version,
+                CASE WHEN t.webhook_id IS NULL THEN NULL ELSE e.id END,
+                e.account_id, e.type,
+                CASE WHEN t.webhook_id IS NULL THEN NULL ELSE e.ts END,
+                CASE WHEN t.webhook_id IS NULL THEN NULL ELSE e.data END
+         FROM webhooks w
+         JOIN events e INDEXED BY events_account_seq
+           ON e.account_id = w.account_id AND e.seq > ?2 AND e.test = 0
+         LEFT JOIN webhook_types t ON t.webhook_id = w.id AND t.event_type = e.type
+         WHERE w.id = ?1
+         ORDER BY e.seq LIMIT ?3",
+    )?;
+    let rows = st.query_map(params![webhook.to_string(), after, limit], |r| {
+        let seq: i64 = r.get(0)?;
+        let paused: Option<bool> = r.get(1)?;
+        let Some(paused) = paused else {
+            return Ok(RawStreamItem {
+                seq,
+                job: None,
+                paused: false,
+            });
+        };
+        Ok(RawStreamItem {
+            seq,
+            paused,
+            job: Some(RawLeased {
+                job: LeasedJob {
+                    job_id: None,
+                    webhook_id: webhook,
+                    webhook_version: r.get(2)?,
+                    attempts: 0,
+                    kind: JobKind::Live,
+                    event: Event {
+                        seq,
+                        id: parse_col(r.get(3)?)?,
+                        account_id: parse_col(r.get(4)?)?,
+                        event_type: parse_col(r.get(5)?)?,
+                        timestamp: ts(r.get(6)?),
+                        data: EventData::new(),
+                    },
+                },
+                data: r.get(7)?,
+            }),
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Make a live event a job: to retry it (`attempts` made), or to hold it
+/// while its type is paused. Held if its type is paused now; nothing if
+/// the webhook no longer takes the type, or no longer exists.
+fn insert_live_job(
+    c: &Connection,
+    webhook: &str,
+    event_seq: i64,
+    event_type: &str,
+    due_at: Timestamp,
+    attempts: u32,
+) -> Result<()> {
+    c.prepare_cached(
+        "INSERT INTO jobs (webhook_id, event_seq, event_type, kind, due_at, attempts, held)
+         SELECT ?1, ?2, ?3, 'live', ?4, ?5, t.paused FROM webhook_types t
+         WHERE t.webhook_id = ?1 AND t.event_type = ?3",
+    )?
+    .execute(params![
+        webhook,
+        event_seq,
+        event_type,
+        ms(due_at),
+        attempts
+    ])?;
+    Ok(())
+}
+
 fn pause(
     c: &Connection,
     webhook: &str,
@@ -162,12 +276,18 @@ fn record_success(c: &Connection, webhook: &str, etype: &str, at: Timestamp) -> 
     Ok(())
 }
 
-pub fn complete(
-    c: &Connection,
-    outcomes: &[JobOutcome],
-    pause_after: u32,
-) -> Result<CompletionSummary> {
+pub fn complete(c: &Connection, done: &Completion, pause_after: u32) -> Result<CompletionSummary> {
     let mut summary = CompletionSummary::default();
+    for h in &done.holds {
+        insert_live_job(
+            c,
+            &h.webhook_id.to_string(),
+            h.event_seq,
+            h.event_type.as_str(),
+            h.at,
+            0,
+        )?;
+    }
     let mut insert = c.prepare_cached(
         "INSERT INTO attempts (id, account_id, webhook_id, event_id, event_type, at, url,
            outcome, status_code, error, duration_ms, response, attempt, next_attempt_at)
@@ -180,7 +300,7 @@ pub fn complete(
     // writing. Failures are applied in order, as they count and pause.
     let mut succeeded: HashMap<(WebhookId, EventType), Timestamp> = HashMap::new();
     let (mut webhook_text, mut account_text) = (None, None);
-    for o in outcomes {
+    for o in &done.outcomes {
         let a = &o.attempt;
         let webhook = text_of(&mut webhook_text, a.webhook_id);
         let etype = a.event_type.as_str();
@@ -200,11 +320,19 @@ pub fn complete(
             a.attempt,
             a.next_attempt_at.map(ms)
         ])?;
-        match o.next {
-            Next::Done | Next::Exhausted => {
-                delete.execute([o.job_id])?;
+        match (o.next, o.job_id) {
+            (Next::Done | Next::Exhausted, None) => {}
+            (Next::Done | Next::Exhausted, Some(id)) => {
+                delete.execute([id])?;
             }
-            Next::RetryAt(t) => {
+            (Next::RetryAt(t), None) => {
+                insert_live_job(c, webhook, o.event_seq, etype, t, 1)?;
+            }
+            // Held by the pause that follows.
+            (Next::Gone, None) => {
+                insert_live_job(c, webhook, o.event_seq, etype, a.at, 1)?;
+            }
+            (Next::RetryAt(t), Some(id)) => {
                 c.prepare_cached(
                     "UPDATE jobs SET due_at = ?2, attempts = attempts + 1, leased = 0,
                        held = CASE WHEN kind = 'test' THEN 0 ELSE COALESCE(
@@ -213,13 +341,13 @@ pub fn complete(
                          0) END
                      WHERE id = ?1",
                 )?
-                .execute(params![o.job_id, ms(t)])?;
+                .execute(params![id, ms(t)])?;
             }
-            Next::Gone => {
+            (Next::Gone, Some(id)) => {
                 c.prepare_cached(
                     "UPDATE jobs SET due_at = ?2, attempts = attempts + 1, leased = 0 WHERE id = ?1",
                 )?
-                .execute(params![o.job_id, ms(a.at)])?;
+                .execute(params![id, ms(a.at)])?;
             }
         }
         if !o.counts {
@@ -266,6 +394,11 @@ pub fn complete(
     for ((webhook, etype), at) in succeeded {
         record_success(c, &webhook.to_string(), etype.as_str(), at)?;
     }
+    let mut settle =
+        c.prepare_cached("UPDATE webhooks SET stream_seq = MAX(stream_seq, ?2) WHERE id = ?1")?;
+    for (webhook, seq) in &done.settled {
+        settle.execute(params![webhook.to_string(), seq])?;
+    }
     Ok(summary)
 }
 
@@ -283,20 +416,39 @@ pub fn release_leases(c: &Connection, now: Timestamp) -> Result<u64> {
     Ok(n as u64)
 }
 
+/// Jobs, and events of the live streams not yet settled (counted from the
+/// index alone).
 pub fn stats(c: &Connection, _now: Timestamp) -> Result<QueueStats> {
-    let (pending, held): (u64, Option<u64>) = c
+    let (jobs, jobs_held): (u64, Option<u64>) = c
         .prepare_cached("SELECT COUNT(*), SUM(held) FROM jobs")?
         .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    let oldest: Option<i64> = c
+    let (live, live_held, first_live): (u64, Option<u64>, Option<i64>) = c
         .prepare_cached(
-            "SELECT e.ts FROM jobs j JOIN events e ON e.seq = j.event_seq
-             WHERE j.held = 0 ORDER BY j.event_seq LIMIT 1",
+            "SELECT COUNT(*), SUM(t.paused), MIN(CASE WHEN t.paused = 0 THEN e.seq END)
+             FROM webhooks w
+             JOIN webhook_types t ON t.webhook_id = w.id
+             JOIN events e INDEXED BY events_account_seq
+               ON e.account_id = w.account_id AND e.seq > w.stream_seq AND e.test = 0
+                  AND e.type = t.event_type",
         )?
-        .query_row([], |r| r.get(0))
-        .optional()?;
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    let first_job: Option<i64> = c
+        .prepare_cached("SELECT MIN(event_seq) FROM jobs WHERE held = 0")?
+        .query_row([], |r| r.get(0))?;
+    let first = match (first_job, first_live) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    let oldest: Option<i64> = match first {
+        Some(seq) => c
+            .prepare_cached("SELECT ts FROM events WHERE seq = ?1")?
+            .query_row([seq], |r| r.get(0))
+            .optional()?,
+        None => None,
+    };
     Ok(QueueStats {
-        pending,
-        held: held.unwrap_or(0),
+        pending: jobs + live,
+        held: jobs_held.unwrap_or(0) + live_held.unwrap_or(0),
         oldest_due_at: opt_ts(oldest),
     })
 }
@@ -358,7 +510,9 @@ pub fn prune(c: &Connection, before: Timestamp) -> Result<PruneSummary> {
     let events = c
         .prepare_cached(
             "DELETE FROM events WHERE ts < ?1
-             AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.event_seq = events.seq)",
+             AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.event_seq = events.seq)
+             AND NOT EXISTS (SELECT 1 FROM webhooks w
+                             WHERE w.account_id = events.account_id AND w.stream_seq < events.seq)",
         )?
         .execute([ms(before)])?;
     let attempts = c

@@ -21,6 +21,8 @@ mod jobs;
 mod messages;
 mod schema;
 #[cfg(test)]
+mod stream_tests;
+#[cfg(test)]
 mod tracking_tests;
 #[cfg(test)]
 mod wal_tests;
@@ -30,7 +32,7 @@ mod writer_tests;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -111,6 +113,8 @@ pub struct SqliteStore {
     path: PathBuf,
     notify: Arc<Notify>,
     outbound_notify: Arc<Notify>,
+    /// Bumped after each committed change to a webhook.
+    webhooks_changed: AtomicU64,
 }
 
 /// Frames of WAL (~64 MB) past which the writer, between two
@@ -203,6 +207,7 @@ impl SqliteStore {
             path: opts.path,
             notify: Arc::new(Notify::new()),
             outbound_notify: Arc::new(Notify::new()),
+            webhooks_changed: AtomicU64::new(0),
         })
     }
 
@@ -296,6 +301,13 @@ impl SqliteStore {
             .await
             .map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Tell the dispatcher, after the commit, that a webhook changed.
+    fn webhook_changed(&self) {
+        self.webhooks_changed.fetch_add(1, Ordering::AcqRel);
+        self.notify.notify_waiters();
+        self.notify.notify_one();
     }
 
     /// Run `f` on a pooled read connection.
@@ -626,17 +638,24 @@ impl Store for SqliteStore {
 
     async fn create_webhook(&self, webhook: &Webhook, since: Option<Timestamp>) -> Result<u64> {
         let w = webhook.clone();
-        self.write(true, move |c| webhooks::create(c, &w, since))
-            .await
+        let n = self
+            .write(true, move |c| webhooks::create(c, &w, since))
+            .await?;
+        self.webhook_changed();
+        Ok(n)
     }
     async fn update_webhook(&self, webhook: &Webhook, resume: bool, now: Timestamp) -> Result<()> {
         let w = webhook.clone();
         self.write(true, move |c| webhooks::update(c, &w, resume, now))
-            .await
+            .await?;
+        self.webhook_changed();
+        Ok(())
     }
     async fn delete_webhook(&self, account: AccountId, id: WebhookId) -> Result<()> {
         self.write(false, move |c| webhooks::delete(c, account, id))
-            .await
+            .await?;
+        self.webhook_changed();
+        Ok(())
     }
     async fn get_webhook(&self, account: AccountId, id: WebhookId) -> Result<Webhook> {
         self.read(move |c| webhooks::get(c, Some(account), id))
@@ -705,12 +724,39 @@ impl Store for SqliteStore {
             })
             .collect())
     }
+    async fn stream_heads(&self) -> Result<Vec<StreamHead>> {
+        self.read(jobs::stream_heads).await
+    }
+    async fn stream(&self, webhook: WebhookId, after: i64, limit: u32) -> Result<Vec<StreamItem>> {
+        let raw = self
+            .read(move |c| jobs::stream(c, webhook, after, limit))
+            .await?;
+        // Parsed here, off the pool's connection. An event whose data does
+        // not parse can never be sent: it is logged and stepped over.
+        Ok(raw
+            .into_iter()
+            .map(|r| {
+                let seq = r.seq;
+                r.parse().unwrap_or_else(|e| {
+                    tracing::error!(error = %e, "cannot deliver an event");
+                    StreamItem {
+                        seq,
+                        job: None,
+                        paused: false,
+                    }
+                })
+            })
+            .collect())
+    }
+    fn webhooks_changed(&self) -> u64 {
+        self.webhooks_changed.load(Ordering::Acquire)
+    }
     async fn complete_jobs(
         &self,
-        outcomes: Arc<[JobOutcome]>,
+        done: Arc<Completion>,
         pause_after: u32,
     ) -> Result<CompletionSummary> {
-        self.write_bare(true, move |c| jobs::complete(c, &outcomes, pause_after))
+        self.write_bare(true, move |c| jobs::complete(c, &done, pause_after))
             .await
     }
     async fn next_due(&self) -> Result<Option<Timestamp>> {

@@ -128,4 +128,17 @@ CREATE TABLE account_tracking (
 ALTER TABLE messages ADD COLUMN track_unsubscribe INTEGER;
 ALTER TABLE messages ADD COLUMN tracking_base TEXT;
 "#,
+    // Live delivery reads each webhook's events straight from the log:
+    // `stream_seq` is how far it is settled, so a new event needs no job
+    // row. Jobs remain for retries, held events, backfill, replay and
+    // tests. Webhooks that exist already keep their live jobs and stream
+    // from the end of the log. `type` joins the stream's index, so reading
+    // past (and counting) events of types a webhook does not take needs
+    // no table row.
+    r#"
+ALTER TABLE webhooks ADD COLUMN stream_seq INTEGER NOT NULL DEFAULT 0;
+UPDATE webhooks SET stream_seq = (SELECT COALESCE(MAX(seq), 0) FROM events);
+DROP INDEX events_account_seq;
+CREATE INDEX events_account_seq ON events(account_id, seq, type) WHERE test = 0;
+"#,
 ];

@@ -43,9 +43,12 @@ fn type_list(types: &[EventType]) -> String {
         .expect("strings serialise")
 }
 
+/// Insert a webhook; its live stream starts at the end of the log, and
+/// what came before it is backfilled as jobs.
 pub fn create(c: &Connection, w: &Webhook, since: Option<Timestamp>) -> Result<u64> {
     c.prepare_cached(&format!(
-        "INSERT INTO webhooks ({COLS}, url) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+        "INSERT INTO webhooks ({COLS}, url, stream_seq)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, (SELECT COALESCE(MAX(seq), 0) FROM events))"
     ))?
     .execute(params![
         w.id.to_string(),
@@ -174,6 +177,10 @@ pub fn status(c: &Connection, account: AccountId, id: WebhookId) -> Result<Vec<T
                 t.last_success_at, t.last_error, t.last_error_at,
                 (SELECT COUNT(*) FROM jobs j WHERE j.webhook_id = t.webhook_id
                    AND j.event_type = t.event_type)
+                + (SELECT COUNT(*) FROM webhooks w
+                   JOIN events e INDEXED BY events_account_seq
+                     ON e.account_id = w.account_id AND e.seq > w.stream_seq AND e.test = 0
+                   WHERE w.id = t.webhook_id AND e.type = t.event_type)
          FROM webhook_types t WHERE t.webhook_id = ?1 ORDER BY t.event_type",
     )?;
     let rows = st.query_map([id.to_string()], |r| {

@@ -1,0 +1,220 @@
+//! The live stream: what a webhook reads from the log, how far it is
+//! settled, and what becomes a job. Each check reopens the store where it
+//! matters, since what is settled must survive a restart.
+
+use std::sync::Arc;
+
+use chrono::{Duration, Utc};
+use tidings_types::{
+    AccountId, AttemptId, EventType, NewEvent, Timestamp, Webhook, WebhookFormat, WebhookId,
+    WebhookSecret, WebhookSettings,
+};
+
+use super::{SqliteOptions, SqliteStore};
+use crate::model::*;
+use crate::Store;
+
+fn open(dir: &std::path::Path) -> SqliteStore {
+    SqliteStore::open(SqliteOptions::new(dir.join("t.db"))).unwrap()
+}
+
+fn webhook(account: AccountId, types: &[EventType], now: Timestamp) -> Webhook {
+    Webhook {
+        id: WebhookId::new(),
+        account_id: account,
+        settings: WebhookSettings {
+            url: "http://127.0.0.1:9/h".parse().unwrap(),
+            event_types: types.to_vec(),
+            format: WebhookFormat::Json,
+            fields: None,
+            headers: Default::default(),
+            description: None,
+            max_in_flight: 1,
+            max_per_second: None,
+            batch: None,
+        },
+        secret: WebhookSecret::generate(),
+        previous_secret: None,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+async fn record(s: &SqliteStore, account: AccountId, types: &[EventType], at: Timestamp) {
+    let events = types
+        .iter()
+        .map(|t| NewEvent::new(account, *t, at, Default::default()).unwrap())
+        .collect();
+    s.record_events(events).await.unwrap();
+}
+
+fn outcome(job: &LeasedJob, next: Next, at: Timestamp) -> JobOutcome {
+    JobOutcome {
+        job_id: job.job_id,
+        event_seq: job.event.seq,
+        account_id: job.event.account_id,
+        counts: true,
+        next,
+        attempt: AttemptRecord {
+            id: AttemptId::new(),
+            webhook_id: job.webhook_id,
+            event_id: job.event.id,
+            event_type: job.event.event_type,
+            at,
+            url: "http://127.0.0.1:9/h".into(),
+            outcome: if next == Next::Done {
+                AttemptOutcome::Delivered
+            } else {
+                AttemptOutcome::Failed
+            },
+            status_code: Some(if next == Next::Done { 200 } else { 500 }),
+            error: None,
+            duration_ms: 1,
+            response: String::new(),
+            attempt: job.attempts + 1,
+            next_attempt_at: None,
+        },
+    }
+}
+
+#[tokio::test]
+async fn a_stream_starts_at_the_end_of_the_log_and_steps_over_other_types() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let account = AccountId::new();
+    let now = Utc::now();
+    // Before the webhook: backfill's business, not the stream's.
+    record(&s, account, &[EventType::Open], now).await;
+    let w = webhook(account, &[EventType::Open], now);
+    s.create_webhook(&w, None).await.unwrap();
+    let [head] = s.stream_heads().await.unwrap()[..] else {
+        panic!("one stream")
+    };
+    record(&s, account, &[EventType::Sent, EventType::Open], now).await;
+
+    let items = s.stream(w.id, head.settled, 10).await.unwrap();
+    assert_eq!(items.len(), 2, "only what came after the webhook");
+    assert!(
+        items[0].job.is_none(),
+        "a sent event only moves the stream on"
+    );
+    let open = items[1].job.as_ref().expect("the open is delivered");
+    assert_eq!(
+        (open.event.event_type, open.job_id, open.attempts),
+        (EventType::Open, None, 0)
+    );
+    assert!(!items[1].paused);
+    assert!(items[0].seq < items[1].seq);
+    let stats = s.queue_stats(now).await.unwrap();
+    assert_eq!((stats.pending, stats.held), (1, 0), "{stats:?}");
+}
+
+#[tokio::test]
+async fn settling_survives_a_restart_and_a_failure_becomes_a_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let account = AccountId::new();
+    let now = Utc::now();
+    let w = webhook(account, &[EventType::Open], now);
+    {
+        let s = open(dir.path());
+        s.create_webhook(&w, None).await.unwrap();
+        record(&s, account, &[EventType::Open, EventType::Open], now).await;
+        let items = s.stream(w.id, 0, 10).await.unwrap();
+        let [first, second] = &items[..] else {
+            panic!("two events")
+        };
+        let (a, b) = (first.job.as_ref().unwrap(), second.job.as_ref().unwrap());
+        let done = Completion {
+            outcomes: vec![
+                outcome(a, Next::Done, now),
+                outcome(b, Next::RetryAt(now + Duration::seconds(30)), now),
+            ],
+            holds: vec![],
+            settled: vec![(w.id, second.seq)],
+        };
+        s.complete_jobs(Arc::new(done), 100).await.unwrap();
+    }
+    let s = open(dir.path());
+    let heads = s.stream_heads().await.unwrap();
+    assert_eq!(heads.len(), 1);
+    assert!(
+        s.stream(w.id, heads[0].settled, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing left to read after a restart"
+    );
+    let later = now + Duration::seconds(31);
+    let jobs = s
+        .lease_jobs(later, later + Duration::seconds(60), 10, &[])
+        .await
+        .unwrap();
+    let [retry] = &jobs[..] else {
+        panic!("the failed event is a job: {jobs:?}")
+    };
+    assert_eq!((retry.attempts, retry.kind), (1, JobKind::Live));
+    assert!(retry.job_id.is_some());
+}
+
+#[tokio::test]
+async fn events_of_a_paused_type_are_held_and_resumed() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let account = AccountId::new();
+    let now = Utc::now();
+    let w = webhook(account, &[EventType::Click], now);
+    s.create_webhook(&w, None).await.unwrap();
+    s.write(false, move |c| {
+        c.execute(
+            "UPDATE webhook_types SET paused = 1 WHERE webhook_id = ?1",
+            [w.id.to_string()],
+        )?;
+        Ok(())
+    })
+    .await
+    .unwrap();
+    record(&s, account, &[EventType::Click], now).await;
+    let items = s.stream(w.id, 0, 10).await.unwrap();
+    assert!(items[0].paused, "the stream says the type is paused");
+    let done = Completion {
+        outcomes: vec![],
+        holds: vec![Hold {
+            webhook_id: w.id,
+            event_seq: items[0].seq,
+            event_type: EventType::Click,
+            at: now,
+        }],
+        settled: vec![(w.id, items[0].seq)],
+    };
+    s.complete_jobs(Arc::new(done), 100).await.unwrap();
+    let stats = s.queue_stats(now).await.unwrap();
+    assert_eq!((stats.pending, stats.held), (1, 1), "{stats:?}");
+    let until = now + Duration::seconds(60);
+    let held = s.lease_jobs(now, until, 10, &[]).await.unwrap();
+    assert!(held.is_empty(), "held while paused");
+    s.resume_webhook(account, w.id, &[], now).await.unwrap();
+    let jobs = s.lease_jobs(now, until, 10, &[]).await.unwrap();
+    assert_eq!(jobs.len(), 1, "due once resumed");
+    assert_eq!(jobs[0].attempts, 0);
+}
+
+#[tokio::test]
+async fn pruning_keeps_what_a_stream_has_not_settled() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let account = AccountId::new();
+    let old = Utc::now() - Duration::days(40);
+    let w = webhook(account, &[EventType::Open], old);
+    s.create_webhook(&w, None).await.unwrap();
+    record(&s, account, &[EventType::Open, EventType::Open], old).await;
+    let cutoff = Utc::now() - Duration::days(30);
+    assert_eq!(s.prune(cutoff).await.unwrap().events, 0, "both unsettled");
+    let items = s.stream(w.id, 0, 1).await.unwrap();
+    let done = Completion {
+        outcomes: vec![outcome(items[0].job.as_ref().unwrap(), Next::Done, old)],
+        holds: vec![],
+        settled: vec![(w.id, items[0].seq)],
+    };
+    s.complete_jobs(Arc::new(done), 100).await.unwrap();
+    assert_eq!(s.prune(cutoff).await.unwrap().events, 1, "the settled one");
+}
