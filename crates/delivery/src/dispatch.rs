@@ -114,7 +114,7 @@ struct Inner {
     streams: Mutex<Streams>,
 }
 
-/// The live streams, and the store's `webhooks_changed` they were read at.
+/// The live streams, and the store's `changes` they were read at.
 #[derive(Default)]
 struct Streams {
     by_webhook: HashMap<WebhookId, Stream>,
@@ -209,6 +209,8 @@ impl Dispatcher {
         let sends = TaskTracker::new();
         let mut lanes: HashMap<WebhookId, Lane> = HashMap::new();
         let notify = inner.store.jobs_notify();
+        // The next due job, as of the store's `changes` in `due_known`.
+        let (mut next_due, mut due_known) = (None, None);
 
         while !shutdown.is_cancelled() {
             let room = inner
@@ -228,18 +230,26 @@ impl Dispatcher {
                 .map(|(id, _)| *id)
                 .collect();
             let now = inner.clock.now();
-            let next_due = match inner.store.next_due().await {
-                Ok(next) => next,
-                Err(e) => {
-                    tracing::error!(error = %e, "reading the next due job failed");
-                    None
-                }
-            };
+            // The next due job changes only by a store change, by leasing,
+            // or by becoming due; not by new events.
+            let changes = inner.store.changes();
+            if due_known != Some(changes) || next_due.is_some_and(|t| t <= now) {
+                next_due = match inner.store.next_due().await {
+                    Ok(next) => {
+                        due_known = Some(changes);
+                        next
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "reading the next due job failed");
+                        None
+                    }
+                };
+            }
             let jobs_due = next_due.is_some_and(|t| t <= now);
             // Live events first, as they are what receivers wait for; but
             // when jobs are due, they get at least half the room.
             let stream_room = if jobs_due { room / 2 } else { room };
-            let streamed = match read_streams(
+            let (streamed, more) = match read_streams(
                 &inner,
                 stream_room,
                 &skip,
@@ -250,10 +260,10 @@ impl Dispatcher {
             )
             .await
             {
-                Ok(n) => n,
+                Ok(read) => read,
                 Err(e) => {
                     tracing::error!(error = %e, "reading live streams failed");
-                    0
+                    (0, false)
                 }
             };
             let room = room.saturating_sub(streamed);
@@ -265,6 +275,7 @@ impl Dispatcher {
                 match inner.store.lease_jobs(now, until, limit, &skip).await {
                     Ok(jobs) => {
                         leased = jobs.len();
+                        due_known = None;
                         inner.held.fetch_add(jobs.len(), Ordering::AcqRel);
                         for job in jobs {
                             route(&inner, &mut lanes, job, &sends, &done_tx, &shutdown).await;
@@ -280,10 +291,13 @@ impl Dispatcher {
                     }
                 }
             }
-            if streamed > 0 || leased > 0 {
+            // A stream that filled its read may have more. One that did
+            // not is read again when the store next commits something (a
+            // commit since the read has already left a wake-up).
+            if more || leased > 0 {
                 continue;
             }
-            // Nothing to do: sleep until something may be.
+            // Nothing (more) to do: sleep until something may be.
             let next = if skip.is_empty() && !jobs_due {
                 next_due
             } else {
@@ -317,7 +331,7 @@ impl Dispatcher {
 /// events in all, and route them: deliveries to lanes, events of paused
 /// types to the completer to be held. Returns how many events were read
 /// (including those of types a webhook does not take, which only move its
-/// stream on).
+/// stream on), and whether a stream may have more than it gave.
 async fn read_streams(
     inner: &Arc<Inner>,
     room: usize,
@@ -326,7 +340,7 @@ async fn read_streams(
     sends: &TaskTracker,
     done: &mpsc::UnboundedSender<Done>,
     shutdown: &CancellationToken,
-) -> Result<usize, StoreError> {
+) -> Result<(usize, bool), StoreError> {
     refresh_streams(inner).await?;
     let mut order: Vec<(WebhookId, i64)> = {
         let streams = inner.streams.lock().expect("streams lock");
@@ -343,7 +357,7 @@ async fn read_streams(
         let turn = inner.held.load(Ordering::Relaxed) % order.len();
         order.rotate_left(turn);
     }
-    let mut total = 0;
+    let (mut total, mut more) = (0, false);
     for (webhook, after) in order {
         let left = room.saturating_sub(total);
         if left == 0 {
@@ -354,6 +368,7 @@ async fn read_streams(
         if items.is_empty() {
             continue;
         }
+        more |= items.len() == limit as usize;
         total += items.len();
         let mut deliver = Vec::new();
         let mut holds = Vec::new();
@@ -393,14 +408,14 @@ async fn read_streams(
             route(inner, lanes, job, sends, done, shutdown).await;
         }
     }
-    Ok(total)
+    Ok((total, more))
 }
 
 /// Read the stream heads again if a webhook changed since they were read:
 /// new webhooks start where the store has them settled, deleted ones go,
 /// and the others keep their place in memory.
 async fn refresh_streams(inner: &Inner) -> Result<(), StoreError> {
-    let changed = inner.store.webhooks_changed();
+    let changed = inner.store.changes();
     if inner.streams.lock().expect("streams lock").read_at == Some(changed) {
         return Ok(());
     }

@@ -147,9 +147,11 @@ pub trait Store: Send + Sync + 'static {
     /// The next `limit` events of a webhook's live stream after `after`.
     /// The stream belongs to one dispatcher: it alone reads and settles it.
     async fn stream(&self, webhook: WebhookId, after: i64, limit: u32) -> Result<Vec<StreamItem>>;
-    /// Changes whenever a webhook is created, changed or deleted, so a
-    /// dispatcher knows when to read the stream heads again.
-    fn webhooks_changed(&self) -> u64;
+    /// A count that moves whenever a webhook is created, changed or
+    /// deleted, or a job may have become due, by any write but leasing:
+    /// what tells a dispatcher to read the stream heads and the next due
+    /// time again. New events do not move it; they only wake the dispatcher.
+    fn changes(&self) -> u64;
     /// Record attempts and move each job on (done, retry, held or dead),
     /// updating per-type failure state and pausing where the rules say;
     /// hold live events of paused types; settle live streams.
@@ -176,7 +178,7 @@ pub trait Store: Send + Sync + 'static {
     /// Delete events and attempts older than `before`. Events that still
     /// have pending jobs, or that a live stream has not settled, are kept.
     async fn prune(&self, before: Timestamp) -> Result<PruneSummary>;
-    /// Resolves after jobs may have become due (new events, resumes,
-    /// replays). Spurious wakes are allowed.
+    /// Resolves after there may be something new to deliver: new events,
+    /// or a [`Store::changes`]. Spurious wakes are allowed.
     fn jobs_notify(&self) -> std::sync::Arc<tokio::sync::Notify>;
 }

@@ -113,8 +113,9 @@ pub struct SqliteStore {
     path: PathBuf,
     notify: Arc<Notify>,
     outbound_notify: Arc<Notify>,
-    /// Bumped after each committed change to a webhook.
-    webhooks_changed: AtomicU64,
+    /// Bumped after each committed write that changes webhooks or makes
+    /// jobs due, other than leasing (see [`Store::changes`]).
+    changes: AtomicU64,
 }
 
 /// Frames of WAL (~64 MB) past which the writer, between two
@@ -207,7 +208,7 @@ impl SqliteStore {
             path: opts.path,
             notify: Arc::new(Notify::new()),
             outbound_notify: Arc::new(Notify::new()),
-            webhooks_changed: AtomicU64::new(0),
+            changes: AtomicU64::new(0),
         })
     }
 
@@ -303,9 +304,21 @@ impl SqliteStore {
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
-    /// Tell the dispatcher, after the commit, that a webhook changed.
-    fn webhook_changed(&self) {
-        self.webhooks_changed.fetch_add(1, Ordering::AcqRel);
+    /// `write` for a change the dispatcher must hear of beyond new events
+    /// (see [`Store::changes`]): counted, and the dispatcher woken, after
+    /// the commit.
+    async fn write_change<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let r = self.write(false, f).await?;
+        self.changed();
+        Ok(r)
+    }
+
+    fn changed(&self) {
+        self.changes.fetch_add(1, Ordering::AcqRel);
         self.notify.notify_waiters();
         self.notify.notify_one();
     }
@@ -638,24 +651,17 @@ impl Store for SqliteStore {
 
     async fn create_webhook(&self, webhook: &Webhook, since: Option<Timestamp>) -> Result<u64> {
         let w = webhook.clone();
-        let n = self
-            .write(true, move |c| webhooks::create(c, &w, since))
-            .await?;
-        self.webhook_changed();
-        Ok(n)
+        self.write_change(move |c| webhooks::create(c, &w, since))
+            .await
     }
     async fn update_webhook(&self, webhook: &Webhook, resume: bool, now: Timestamp) -> Result<()> {
         let w = webhook.clone();
-        self.write(true, move |c| webhooks::update(c, &w, resume, now))
-            .await?;
-        self.webhook_changed();
-        Ok(())
+        self.write_change(move |c| webhooks::update(c, &w, resume, now))
+            .await
     }
     async fn delete_webhook(&self, account: AccountId, id: WebhookId) -> Result<()> {
-        self.write(false, move |c| webhooks::delete(c, account, id))
-            .await?;
-        self.webhook_changed();
-        Ok(())
+        self.write_change(move |c| webhooks::delete(c, account, id))
+            .await
     }
     async fn get_webhook(&self, account: AccountId, id: WebhookId) -> Result<Webhook> {
         self.read(move |c| webhooks::get(c, Some(account), id))
@@ -678,7 +684,7 @@ impl Store for SqliteStore {
         now: Timestamp,
     ) -> Result<Vec<EventType>> {
         let types = types.to_vec();
-        self.write(true, move |c| webhooks::resume(c, account, id, &types, now))
+        self.write_change(move |c| webhooks::resume(c, account, id, &types, now))
             .await
     }
     async fn replay(
@@ -691,14 +697,12 @@ impl Store for SqliteStore {
         now: Timestamp,
     ) -> Result<u64> {
         let types = types.to_vec();
-        self.write(true, move |c| {
-            webhooks::replay(c, account, id, from, to, &types, now)
-        })
-        .await
+        self.write_change(move |c| webhooks::replay(c, account, id, from, to, &types, now))
+            .await
     }
     async fn enqueue_test_event(&self, webhook: WebhookId, event: NewEvent) -> Result<Event> {
         let event = events::Encoded::new(event)?;
-        self.write(true, move |c| events::record_test(c, webhook, event))
+        self.write_change(move |c| events::record_test(c, webhook, event))
             .await
     }
 
@@ -748,22 +752,34 @@ impl Store for SqliteStore {
             })
             .collect())
     }
-    fn webhooks_changed(&self) -> u64 {
-        self.webhooks_changed.load(Ordering::Acquire)
+    fn changes(&self) -> u64 {
+        self.changes.load(Ordering::Acquire)
     }
     async fn complete_jobs(
         &self,
         done: Arc<Completion>,
         pause_after: u32,
     ) -> Result<CompletionSummary> {
-        self.write_bare(true, move |c| jobs::complete(c, &done, pause_after))
-            .await
+        // Deliveries and give-ups make nothing due; retries and holds do
+        // (a hold of a type resumed meanwhile is due at once).
+        let makes_jobs = !done.holds.is_empty()
+            || done
+                .outcomes
+                .iter()
+                .any(|o| !matches!(o.next, Next::Done | Next::Exhausted));
+        let summary = self
+            .write_bare(false, move |c| jobs::complete(c, &done, pause_after))
+            .await?;
+        if makes_jobs {
+            self.changed();
+        }
+        Ok(summary)
     }
     async fn next_due(&self) -> Result<Option<Timestamp>> {
         self.read(jobs::next_due).await
     }
     async fn release_leases(&self, now: Timestamp) -> Result<u64> {
-        self.write(true, move |c| jobs::release_leases(c, now))
+        self.write_change(move |c| jobs::release_leases(c, now))
             .await
     }
     async fn queue_stats(&self, now: Timestamp) -> Result<QueueStats> {
