@@ -133,8 +133,9 @@ impl Tidings {
     }
 
     /// Record one event for an account: the entry point every producer of
-    /// events (sending, tracking, inbound) calls. The event is durable, and
-    /// its webhook deliveries are enqueued, when this returns.
+    /// events (sending, tracking, inbound) calls. The event is durable when
+    /// this returns, and so is its delivery: every webhook that takes its
+    /// type reads it from the log.
     pub async fn record_event(
         &self,
         account: AccountId,

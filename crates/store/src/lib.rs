@@ -1,8 +1,8 @@
 //! Persistence for tidings: the only crate that speaks SQL.
 //!
 //! The domain talks to a [`Store`], an async trait whose methods are whole
-//! use-case-sized transactions ("record these events and enqueue their
-//! deliveries", "lease due jobs", "complete these attempts"), never
+//! use-case-sized transactions ("record these events", "lease due jobs",
+//! "complete these attempts and settle these streams"), never
 //! individual statements. That is what lets every state change commit
 //! together with the work it causes (no dual writes), and what lets a
 //! PostgreSQL backend sit behind the same trait without the domain noticing.
