@@ -134,11 +134,14 @@ ALTER TABLE messages ADD COLUMN tracking_base TEXT;
     // tests. Webhooks that exist already keep their live jobs and stream
     // from the end of the log. `type` joins the stream's index, so reading
     // past (and counting) events of types a webhook does not take needs
-    // no table row.
+    // no table row. `events_account_ts` served no query (time ranges are
+    // read in log order through `events_account_seq`, and pruning by time
+    // alone cannot use it), yet every event paid for it.
     r#"
 ALTER TABLE webhooks ADD COLUMN stream_seq INTEGER NOT NULL DEFAULT 0;
 UPDATE webhooks SET stream_seq = (SELECT COALESCE(MAX(seq), 0) FROM events);
 DROP INDEX events_account_seq;
 CREATE INDEX events_account_seq ON events(account_id, seq, type) WHERE test = 0;
+DROP INDEX events_account_ts;
 "#,
 ];
