@@ -164,20 +164,25 @@ impl Instance {
         url: String,
         max_in_flight: Option<u32>,
     ) -> anyhow::Result<(Webhook, u64)> {
-        let input = WebhookInput {
-            url,
-            event_types: None,
-            format: None,
-            fields: None,
-            headers: None,
-            description: None,
-            max_in_flight,
-            max_per_second: None,
-            batch: None,
-            secret: None,
-            backfill: None,
-        };
-        Ok(self.app().create_webhook(self.account, input).await?)
+        Ok(self
+            .app()
+            .create_webhook(self.account, webhook_input(url, max_in_flight))
+            .await?)
+    }
+
+    /// `n` more accounts, each with a webhook to `url`, which get no
+    /// events: what a webhook costs while its account is quiet.
+    pub async fn add_quiet_accounts(&self, n: u32, url: &str) -> anyhow::Result<()> {
+        for i in 0..n {
+            let account = self
+                .app()
+                .create_account(&format!("quiet {i}"), None)
+                .await?;
+            self.app()
+                .create_webhook(account.id, webhook_input(url.to_string(), None))
+                .await?;
+        }
+        Ok(())
     }
 
     /// Bytes of the database and its WAL.
@@ -349,4 +354,22 @@ pub fn thousands(v: u64) -> String {
 /// Where the data directories go: `--dir`, else the system's temp dir.
 pub fn data_parent(dir: &Option<PathBuf>) -> PathBuf {
     dir.clone().unwrap_or_else(std::env::temp_dir)
+}
+
+/// A json webhook for every event type, with the default limits unless
+/// `max_in_flight` is given.
+fn webhook_input(url: String, max_in_flight: Option<u32>) -> WebhookInput {
+    WebhookInput {
+        url,
+        event_types: None,
+        format: None,
+        fields: None,
+        headers: None,
+        description: None,
+        max_in_flight,
+        max_per_second: None,
+        batch: None,
+        secret: None,
+        backfill: None,
+    }
 }

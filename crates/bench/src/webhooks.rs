@@ -61,6 +61,11 @@ pub struct Args {
     /// Deliveries per drain-rate figure in the backlog phase.
     #[arg(long, default_value_t = 100_000)]
     chunk: u64,
+    /// Other accounts, each with a webhook of its own, that record no
+    /// events during the throughput and latency phases: what many quiet
+    /// webhooks cost the one that is busy.
+    #[arg(long, default_value_t = 0)]
+    quiet_webhooks: u32,
     /// The webhook's `max_in_flight` (default: tidings' default).
     #[arg(long)]
     max_in_flight: Option<u32>,
@@ -91,6 +96,17 @@ impl Args {
             DurabilityArg::Full => tidings::config::Durability::Full,
             DurabilityArg::Normal => tidings::config::Durability::Normal,
         }
+    }
+}
+
+/// How the phase's heading names the quiet webhooks, if any.
+fn quiet(args: &Args) -> String {
+    match args.quiet_webhooks {
+        0 => String::new(),
+        n => format!(
+            " and {} quiet webhooks of other accounts",
+            thousands(n.into())
+        ),
     }
 }
 
@@ -187,10 +203,13 @@ async fn throughput(args: &Args) -> anyhow::Result<()> {
     let rx = ReceiverProc::spawn()?;
     let inst = Instance::start(&data_parent(&args.dir), args.durability()).await?;
     let (wh, _) = inst.create_webhook(rx.url(), args.max_in_flight).await?;
+    inst.add_quiet_accounts(args.quiet_webhooks, &rx.url())
+        .await?;
     println!(
-        "\n== throughput: {} events for one webhook (json, max_in_flight {}), durability {:?}; load {}",
+        "\n== throughput: {} events for one webhook (json, max_in_flight {}){}, durability {:?}; load {}",
         thousands(n),
         wh.settings.max_in_flight,
+        quiet(args),
         args.durability,
         load_average()
     );
@@ -284,13 +303,16 @@ async fn latency(args: &Args) -> anyhow::Result<()> {
     let rx = ReceiverProc::spawn()?;
     let inst = Instance::start(&data_parent(&args.dir), args.durability()).await?;
     let (wh, _) = inst.create_webhook(rx.url(), args.max_in_flight).await?;
+    inst.add_quiet_accounts(args.quiet_webhooks, &rx.url())
+        .await?;
     let period = Duration::from_secs(1) / args.rate.max(1);
     println!(
-        "\n== latency: {} events/s for {} s (after {} s of warm-up), single record_event calls, one webhook (max_in_flight {}), durability {:?}; load {}",
+        "\n== latency: {} events/s for {} s (after {} s of warm-up), single record_event calls, one webhook (max_in_flight {}){}, durability {:?}; load {}",
         thousands(args.rate.into()),
         args.seconds,
         args.warmup,
         wh.settings.max_in_flight,
+        quiet(args),
         args.durability,
         load_average()
     );

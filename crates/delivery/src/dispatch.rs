@@ -34,7 +34,7 @@ use tidings_store::{
     AttemptOutcome, AttemptRecord, Completion, Hold, JobKind, JobOutcome, LeasedJob, Next,
     PauseReason, Store, StoreError,
 };
-use tidings_types::{AttemptId, Clock, Timestamp, Webhook, WebhookId};
+use tidings_types::{AccountId, AttemptId, Clock, Timestamp, Webhook, WebhookId};
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -119,10 +119,16 @@ struct Inner {
 struct Streams {
     by_webhook: HashMap<WebhookId, Stream>,
     read_at: Option<u64>,
+    /// How far the log has been checked for accounts with new events.
+    log_seen: Option<i64>,
 }
 
 /// One webhook's live stream in memory.
 struct Stream {
+    account: AccountId,
+    /// It may have events not read yet: its account recorded some since
+    /// it was last read to the end (or it is new to this dispatcher).
+    behind: bool,
     /// The last seq read: everything up to it is open, settled, or of a
     /// type the webhook does not take.
     read: i64,
@@ -342,12 +348,22 @@ async fn read_streams(
     shutdown: &CancellationToken,
 ) -> Result<(usize, bool), StoreError> {
     refresh_streams(inner).await?;
+    // One read finds which accounts recorded events, so that an event
+    // costs a read of its own account's streams only, however many
+    // webhooks there are.
+    let seen = inner.streams.lock().expect("streams lock").log_seen;
+    let activity = inner.store.log_activity(seen.unwrap_or(i64::MAX)).await?;
     let mut order: Vec<(WebhookId, i64)> = {
-        let streams = inner.streams.lock().expect("streams lock");
+        let mut streams = inner.streams.lock().expect("streams lock");
+        let active: HashSet<AccountId> = activity.accounts.into_iter().collect();
+        for s in streams.by_webhook.values_mut() {
+            s.behind |= active.contains(&s.account);
+        }
+        streams.log_seen = Some(activity.head);
         streams
             .by_webhook
             .iter()
-            .filter(|(w, _)| !skip.contains(w))
+            .filter(|(w, s)| s.behind && !skip.contains(w))
             .map(|(w, s)| (*w, s.read))
             .collect()
     };
@@ -365,10 +381,24 @@ async fn read_streams(
         }
         let limit = left.min(inner.config.lease_batch as usize) as u32;
         let items = inner.store.stream(webhook, after, limit).await?;
+        let full = items.len() == limit as usize;
+        if !full {
+            // Read to the end of the log as it was at the activity check,
+            // or later; anything newer shows in the next check.
+            if let Some(s) = inner
+                .streams
+                .lock()
+                .expect("streams lock")
+                .by_webhook
+                .get_mut(&webhook)
+            {
+                s.behind = false;
+            }
+        }
         if items.is_empty() {
             continue;
         }
-        more |= items.len() == limit as usize;
+        more |= full;
         total += items.len();
         let mut deliver = Vec::new();
         let mut holds = Vec::new();
@@ -425,6 +455,8 @@ async fn refresh_streams(inner: &Inner) -> Result<(), StoreError> {
     streams.by_webhook.retain(|w, _| live.contains(w));
     for h in heads {
         streams.by_webhook.entry(h.webhook_id).or_insert(Stream {
+            account: h.account_id,
+            behind: true,
             read: h.settled,
             open: BTreeSet::new(),
             settled: h.settled,

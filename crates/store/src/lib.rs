@@ -144,6 +144,10 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<LeasedJob>>;
     /// Every webhook's live stream, as far as it is settled.
     async fn stream_heads(&self) -> Result<Vec<StreamHead>>;
+    /// The log's head, and the accounts with events after `after` up to
+    /// it: which streams have something new. Everything at or below the
+    /// head is committed for good, so a dispatcher may ask next from there.
+    async fn log_activity(&self, after: i64) -> Result<LogActivity>;
     /// The next `limit` events of a webhook's live stream after `after`.
     /// The stream belongs to one dispatcher: it alone reads and settles it.
     async fn stream(&self, webhook: WebhookId, after: i64, limit: u32) -> Result<Vec<StreamItem>>;

@@ -210,7 +210,18 @@ pub struct Completion {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StreamHead {
     pub webhook_id: WebhookId,
+    pub account_id: AccountId,
     pub settled: i64,
+}
+
+/// Which accounts recorded events in a stretch of the log: what tells a
+/// dispatcher which live streams have something new.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogActivity {
+    /// The last seq committed.
+    pub head: i64,
+    /// The accounts with events after the seq asked about, up to `head`.
+    pub accounts: Vec<AccountId>,
 }
 
 /// An event read from a webhook's live stream. `job` is `None` for an

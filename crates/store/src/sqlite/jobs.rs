@@ -126,14 +126,39 @@ fn due_skipping(
 
 /// Every webhook's live stream, as far as it is settled.
 pub fn stream_heads(c: &Connection) -> Result<Vec<StreamHead>> {
-    let mut st = c.prepare_cached("SELECT id, stream_seq FROM webhooks")?;
+    let mut st = c.prepare_cached("SELECT id, account_id, stream_seq FROM webhooks")?;
     let rows = st.query_map([], |r| {
         Ok(StreamHead {
             webhook_id: parse_col(r.get(0)?)?,
-            settled: r.get(1)?,
+            account_id: parse_col(r.get(1)?)?,
+            settled: r.get(2)?,
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// The accounts with events after `after` (none when `after` is past the
+/// head). Events commit in `seq` order (one writer), so nothing can
+/// appear later at or below the head returned.
+pub fn log_activity(c: &Connection, after: i64) -> Result<LogActivity> {
+    let head: i64 = c
+        .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM events")?
+        .query_row([], |r| r.get(0))?;
+    if after >= head {
+        return Ok(LogActivity {
+            head,
+            accounts: Vec::new(),
+        });
+    }
+    let mut st = c.prepare_cached(
+        "SELECT DISTINCT account_id FROM events NOT INDEXED
+         WHERE seq > ?1 AND seq <= ?2 AND test = 0",
+    )?;
+    let rows = st.query_map(params![after, head], |r| parse_col(r.get(0)?))?;
+    Ok(LogActivity {
+        head,
+        accounts: rows.collect::<rusqlite::Result<_>>()?,
+    })
 }
 
 /// An event of a webhook's live stream whose data is still JSON text.

@@ -741,6 +741,9 @@ impl Store for SqliteStore {
     async fn stream_heads(&self) -> Result<Vec<StreamHead>> {
         self.read(jobs::stream_heads).await
     }
+    async fn log_activity(&self, after: i64) -> Result<LogActivity> {
+        self.read(move |c| jobs::log_activity(c, after)).await
+    }
     async fn stream(&self, webhook: WebhookId, after: i64, limit: u32) -> Result<Vec<StreamItem>> {
         let raw = self
             .read(move |c| jobs::stream(c, webhook, after, limit))

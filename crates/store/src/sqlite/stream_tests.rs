@@ -218,3 +218,25 @@ async fn pruning_keeps_what_a_stream_has_not_settled() {
     s.complete_jobs(Arc::new(done), 100).await.unwrap();
     assert_eq!(s.prune(cutoff).await.unwrap().events, 1, "the settled one");
 }
+
+#[tokio::test]
+async fn log_activity_names_the_accounts_with_new_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let (a, b, c) = (AccountId::new(), AccountId::new(), AccountId::new());
+    let now = Utc::now();
+    record(&s, a, &[EventType::Sent], now).await;
+    let start = s.log_activity(i64::MAX).await.unwrap();
+    assert!(start.accounts.is_empty(), "past the head: nothing");
+    record(&s, b, &[EventType::Open, EventType::Open], now).await;
+    record(&s, c, &[EventType::Click], now).await;
+    let next = s.log_activity(start.head).await.unwrap();
+    let mut got = next.accounts.clone();
+    got.sort_by_key(|x| x.to_string());
+    let mut want = vec![b, c];
+    want.sort_by_key(|x| x.to_string());
+    assert_eq!(got, want, "only the accounts after the head asked about");
+    assert_eq!(next.head, start.head + 3);
+    let idle = s.log_activity(next.head).await.unwrap();
+    assert_eq!((idle.head, idle.accounts.len()), (next.head, 0));
+}
