@@ -200,7 +200,9 @@ impl Dispatcher {
     /// Deliver until `shutdown` is cancelled; then stop leasing, let
     /// requests in flight finish (bounded by the request timeout), and
     /// commit their outcomes. Jobs still queued are left leased and come
-    /// back when their lease expires (or at the next start, for SQLite).
+    /// back when their lease expires (or at the next start, for SQLite);
+    /// live events still queued keep their streams unsettled, so the next
+    /// start reads them again.
     pub async fn run(self, shutdown: CancellationToken) {
         let inner = self.inner;
         if inner.config.release_leases_on_start {
