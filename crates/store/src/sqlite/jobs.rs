@@ -197,7 +197,8 @@ pub fn stream(
          FROM webhooks w
          JOIN events e INDEXED BY events_account_seq
            ON e.account_id = w.account_id AND e.seq > ?2 AND e.test = 0
-         LEFT JOIN webhook_types t ON t.webhook_id = w.id AND t.event_type = e.type
+         LEFT JOIN webhook_types t
+           ON t.webhook_id = w.id AND t.event_type = e.type AND e.seq > t.since_seq
          WHERE w.id = ?1
          ORDER BY e.seq LIMIT ?3",
     )?;
@@ -454,7 +455,7 @@ pub fn stats(c: &Connection, _now: Timestamp) -> Result<QueueStats> {
              JOIN webhook_types t ON t.webhook_id = w.id
              JOIN events e INDEXED BY events_account_seq
                ON e.account_id = w.account_id AND e.seq > w.stream_seq AND e.test = 0
-                  AND e.type = t.event_type",
+                  AND e.type = t.event_type AND e.seq > t.since_seq",
         )?
         .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
     let first_job: Option<i64> = c

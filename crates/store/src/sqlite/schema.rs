@@ -136,12 +136,16 @@ ALTER TABLE messages ADD COLUMN tracking_base TEXT;
     // past (and counting) events of types a webhook does not take needs
     // no table row. `events_account_ts` served no query (time ranges are
     // read in log order through `events_account_seq`, and pruning by time
-    // alone cannot use it), yet every event paid for it.
+    // alone cannot use it), yet every event paid for it. A type a webhook
+    // starts to take is delivered from the end of the log at that moment
+    // (`since_seq`), not from wherever the stream is.
     r#"
 ALTER TABLE webhooks ADD COLUMN stream_seq INTEGER NOT NULL DEFAULT 0;
 UPDATE webhooks SET stream_seq = (SELECT COALESCE(MAX(seq), 0) FROM events);
 DROP INDEX events_account_seq;
 CREATE INDEX events_account_seq ON events(account_id, seq, type) WHERE test = 0;
 DROP INDEX events_account_ts;
+ALTER TABLE webhook_types ADD COLUMN since_seq INTEGER NOT NULL DEFAULT 0;
+UPDATE webhook_types SET since_seq = (SELECT COALESCE(MAX(seq), 0) FROM events);
 "#,
 ];

@@ -240,3 +240,26 @@ async fn log_activity_names_the_accounts_with_new_events() {
     let idle = s.log_activity(next.head).await.unwrap();
     assert_eq!((idle.head, idle.accounts.len()), (next.head, 0));
 }
+
+#[tokio::test]
+async fn a_type_taken_later_is_delivered_from_then_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let account = AccountId::new();
+    let now = Utc::now();
+    let mut w = webhook(account, &[EventType::Open], now);
+    s.create_webhook(&w, None).await.unwrap();
+    record(&s, account, &[EventType::Sent], now).await;
+    w.settings.event_types.push(EventType::Sent);
+    s.update_webhook(&w, false, now).await.unwrap();
+    record(&s, account, &[EventType::Sent], now).await;
+    let items = s.stream(w.id, 0, 10).await.unwrap();
+    assert_eq!(items.len(), 2);
+    assert!(
+        items[0].job.is_none(),
+        "a sent event from before the webhook took the type is not delivered"
+    );
+    assert!(items[1].job.is_some(), "one from after it is");
+    let stats = s.queue_stats(now).await.unwrap();
+    assert_eq!(stats.pending, 1, "{stats:?}");
+}

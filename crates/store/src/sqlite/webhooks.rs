@@ -89,7 +89,8 @@ pub fn create(c: &Connection, w: &Webhook, since: Option<Timestamp>) -> Result<u
 
 fn insert_type(c: &Connection, w: &Webhook, t: EventType) -> Result<()> {
     c.prepare_cached(
-        "INSERT OR IGNORE INTO webhook_types (webhook_id, event_type, account_id) VALUES (?1, ?2, ?3)",
+        "INSERT OR IGNORE INTO webhook_types (webhook_id, event_type, account_id, since_seq)
+         VALUES (?1, ?2, ?3, (SELECT COALESCE(MAX(seq), 0) FROM events))",
     )?
     .execute(params![
         w.id.to_string(),
@@ -180,7 +181,7 @@ pub fn status(c: &Connection, account: AccountId, id: WebhookId) -> Result<Vec<T
                 + (SELECT COUNT(*) FROM webhooks w
                    JOIN events e INDEXED BY events_account_seq
                      ON e.account_id = w.account_id AND e.seq > w.stream_seq AND e.test = 0
-                   WHERE w.id = t.webhook_id AND e.type = t.event_type)
+                   WHERE w.id = t.webhook_id AND e.type = t.event_type AND e.seq > t.since_seq)
          FROM webhook_types t WHERE t.webhook_id = ?1 ORDER BY t.event_type",
     )?;
     let rows = st.query_map([id.to_string()], |r| {
