@@ -259,6 +259,7 @@ impl Dispatcher {
             let stream_room = if jobs_due { room / 2 } else { room };
             let (streamed, more) = match read_streams(
                 &inner,
+                changes,
                 stream_room,
                 &skip,
                 &mut lanes,
@@ -342,6 +343,7 @@ impl Dispatcher {
 /// stream on), and whether a stream may have more than it gave.
 async fn read_streams(
     inner: &Arc<Inner>,
+    changes: u64,
     room: usize,
     skip: &[WebhookId],
     lanes: &mut HashMap<WebhookId, Lane>,
@@ -349,7 +351,7 @@ async fn read_streams(
     done: &mpsc::UnboundedSender<Done>,
     shutdown: &CancellationToken,
 ) -> Result<(usize, bool), StoreError> {
-    refresh_streams(inner).await?;
+    refresh_streams(inner, changes).await?;
     // One read finds which accounts recorded events, so that an event
     // costs a read of its own account's streams only, however many
     // webhooks there are.
@@ -383,25 +385,10 @@ async fn read_streams(
         }
         let limit = left.min(inner.config.lease_batch as usize) as u32;
         let items = inner.store.stream(webhook, after, limit).await?;
-        let full = items.len() == limit as usize;
-        if !full {
-            // Read to the end of the log as it was at the activity check,
-            // or later; anything newer shows in the next check.
-            if let Some(s) = inner
-                .streams
-                .lock()
-                .expect("streams lock")
-                .by_webhook
-                .get_mut(&webhook)
-            {
-                s.behind = false;
-            }
-        }
-        if items.is_empty() {
-            continue;
-        }
+        let n = items.len();
+        let full = n == limit as usize;
         more |= full;
-        total += items.len();
+        total += n;
         let mut deliver = Vec::new();
         let mut holds = Vec::new();
         {
@@ -409,6 +396,10 @@ async fn read_streams(
             let Some(stream) = streams.by_webhook.get_mut(&webhook) else {
                 continue; // deleted meanwhile
             };
+            // A read that came back short reached the end of the log as it
+            // was at the activity check, or later; anything newer shows in
+            // the next check.
+            stream.behind = full;
             for item in items {
                 stream.read = item.seq;
                 let Some(job) = item.job else { continue };
@@ -428,7 +419,7 @@ async fn read_streams(
         inner
             .held
             .fetch_add(deliver.len() + holds.len(), Ordering::AcqRel);
-        if deliver.is_empty() && holds.is_empty() {
+        if n > 0 && deliver.is_empty() && holds.is_empty() {
             let _ = done.send(Done::Read(webhook));
         }
         for h in holds {
@@ -446,8 +437,7 @@ async fn read_streams(
 /// Read the stream heads again if a webhook changed since they were read:
 /// new webhooks start where the store has them settled, deleted ones go,
 /// and the others keep their place in memory.
-async fn refresh_streams(inner: &Inner) -> Result<(), StoreError> {
-    let changed = inner.store.changes();
+async fn refresh_streams(inner: &Inner, changed: u64) -> Result<(), StoreError> {
     if inner.streams.lock().expect("streams lock").read_at == Some(changed) {
         return Ok(());
     }
