@@ -8,19 +8,30 @@ pub(super) const EVENT_COLS: &str = "e.seq, e.id, e.account_id, e.type, e.ts, e.
 
 /// Read an event from columns `at..at+6` laid out as [`EVENT_COLS`].
 pub(super) fn event_at(r: &Row, at: usize) -> rusqlite::Result<Event> {
-    let data: String = r.get(at + 5)?;
-    let data = serde_json::from_str(&data).map_err(|e| {
+    let (mut event, data) = unparsed_event_at(r, at)?;
+    event.data = serde_json::from_str(&data).map_err(|e| {
         rusqlite::Error::FromSqlConversionFailure(at + 5, rusqlite::types::Type::Text, Box::new(e))
     })?;
-    Ok(Event {
+    Ok(event)
+}
+
+/// [`event_at`] with the data left as JSON text (and the event's data
+/// empty), for callers that parse it later, off the connection's thread.
+pub(super) fn unparsed_event_at(r: &Row, at: usize) -> rusqlite::Result<(Event, String)> {
+    let event = Event {
         seq: r.get(at)?,
         id: parse_col(r.get(at + 1)?)?,
         account_id: parse_col(r.get(at + 2)?)?,
         event_type: parse_col(r.get(at + 3)?)?,
         timestamp: ts(r.get(at + 4)?),
-        data,
-    })
+        data: Default::default(),
+    };
+    Ok((event, r.get(at + 5)?))
 }
+
+/// The log's head: the last seq handed out and still in the table, as a
+/// scalar subquery for statements that start something there.
+pub(super) const LOG_HEAD: &str = "(SELECT COALESCE(MAX(seq), 0) FROM events)";
 
 /// An event to append with its data already serialised: callers serialise
 /// before handing the write to the writer thread, whose time is everyone's.
@@ -63,7 +74,7 @@ fn insert(c: &Connection, e: Encoded, account: &str, test: bool) -> Result<Event
 
 /// Append events inside a caller's write. Their live deliveries need
 /// nothing more: every webhook reads its account's events from the log
-/// (see [`super::webhooks::stream`]).
+/// (see [`super::jobs::stream`]).
 pub fn record(c: &Connection, events: Vec<NewEvent>) -> Result<Vec<Event>> {
     let events = events
         .into_iter()

@@ -1,8 +1,9 @@
 use std::collections::{HashMap, HashSet};
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
-use tidings_types::{AccountId, Event, EventData, EventType, Timestamp, WebhookId};
+use tidings_types::{AccountId, EventType, Timestamp, WebhookId};
 
+use super::events::{unparsed_event_at, LOG_HEAD};
 use super::{ms, opt_ts, parse_col, ts};
 use crate::model::*;
 use crate::{Result, StoreError};
@@ -31,6 +32,7 @@ const LEASE_SELECT: &str = "SELECT j.id, j.webhook_id, j.attempts, j.kind, w.ver
 
 fn raw_row(r: &Row) -> rusqlite::Result<RawLeased> {
     let kind: String = r.get(3)?;
+    let (event, data) = unparsed_event_at(r, 5)?;
     Ok(RawLeased {
         job: LeasedJob {
             job_id: Some(r.get(0)?),
@@ -38,16 +40,9 @@ fn raw_row(r: &Row) -> rusqlite::Result<RawLeased> {
             attempts: r.get(2)?,
             kind: JobKind::parse(&kind).unwrap_or(JobKind::Live),
             webhook_version: r.get(4)?,
-            event: Event {
-                seq: r.get(5)?,
-                id: parse_col(r.get(6)?)?,
-                account_id: parse_col(r.get(7)?)?,
-                event_type: parse_col(r.get(8)?)?,
-                timestamp: ts(r.get(9)?),
-                data: EventData::new(),
-            },
+            event,
         },
-        data: r.get(10)?,
+        data,
     })
 }
 
@@ -142,7 +137,7 @@ pub fn stream_heads(c: &Connection) -> Result<Vec<StreamHead>> {
 /// appear later at or below the head returned.
 pub fn log_activity(c: &Connection, after: i64) -> Result<LogActivity> {
     let head: i64 = c
-        .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM events")?
+        .prepare_cached(&format!("SELECT {LOG_HEAD}"))?
         .query_row([], |r| r.get(0))?;
     if after >= head {
         return Ok(LogActivity {
@@ -189,7 +184,8 @@ pub fn stream(
     limit: u32,
 ) -> Result<Vec<RawStreamItem>> {
     let mut st = c.prepare_cached(
-        "SELECT e.seq, t.paused, w.version,
+        "SELECT t.paused, w.version,
+                e.seq,
                 CASE WHEN t.webhook_id IS NULL THEN NULL ELSE e.id END,
                 e.account_id, e.type,
                 CASE WHEN t.webhook_id IS NULL THEN NULL ELSE e.ts END,
@@ -203,8 +199,8 @@ pub fn stream(
          ORDER BY e.seq LIMIT ?3",
     )?;
     let rows = st.query_map(params![webhook.to_string(), after, limit], |r| {
-        let seq: i64 = r.get(0)?;
-        let paused: Option<bool> = r.get(1)?;
+        let seq: i64 = r.get(2)?;
+        let paused: Option<bool> = r.get(0)?;
         let Some(paused) = paused else {
             return Ok(RawStreamItem {
                 seq,
@@ -212,6 +208,7 @@ pub fn stream(
                 paused: false,
             });
         };
+        let (event, data) = unparsed_event_at(r, 2)?;
         Ok(RawStreamItem {
             seq,
             paused,
@@ -219,19 +216,12 @@ pub fn stream(
                 job: LeasedJob {
                     job_id: None,
                     webhook_id: webhook,
-                    webhook_version: r.get(2)?,
+                    webhook_version: r.get(1)?,
                     attempts: 0,
                     kind: JobKind::Live,
-                    event: Event {
-                        seq,
-                        id: parse_col(r.get(3)?)?,
-                        account_id: parse_col(r.get(4)?)?,
-                        event_type: parse_col(r.get(5)?)?,
-                        timestamp: ts(r.get(6)?),
-                        data: EventData::new(),
-                    },
+                    event,
                 },
-                data: r.get(7)?,
+                data,
             }),
         })
     })?;
@@ -461,10 +451,7 @@ pub fn stats(c: &Connection, _now: Timestamp) -> Result<QueueStats> {
     let first_job: Option<i64> = c
         .prepare_cached("SELECT MIN(event_seq) FROM jobs WHERE held = 0")?
         .query_row([], |r| r.get(0))?;
-    let first = match (first_job, first_live) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    };
+    let first = first_job.into_iter().chain(first_live).min();
     let oldest: Option<i64> = match first {
         Some(seq) => c
             .prepare_cached("SELECT ts FROM events WHERE seq = ?1")?

@@ -1,6 +1,7 @@
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use tidings_types::{AccountId, EventType, Timestamp, Webhook, WebhookId, WebhookSecret};
 
+use super::events::LOG_HEAD;
 use super::{ms, opt_ts, parse_col, ts};
 use crate::model::{PauseReason, TypeState};
 use crate::{Result, StoreError};
@@ -48,7 +49,7 @@ fn type_list(types: &[EventType]) -> String {
 pub fn create(c: &Connection, w: &Webhook, since: Option<Timestamp>) -> Result<u64> {
     c.prepare_cached(&format!(
         "INSERT INTO webhooks ({COLS}, url, stream_seq)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, (SELECT COALESCE(MAX(seq), 0) FROM events))"
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, {LOG_HEAD})"
     ))?
     .execute(params![
         w.id.to_string(),
@@ -88,10 +89,10 @@ pub fn create(c: &Connection, w: &Webhook, since: Option<Timestamp>) -> Result<u
 }
 
 fn insert_type(c: &Connection, w: &Webhook, t: EventType) -> Result<()> {
-    c.prepare_cached(
+    c.prepare_cached(&format!(
         "INSERT OR IGNORE INTO webhook_types (webhook_id, event_type, account_id, since_seq)
-         VALUES (?1, ?2, ?3, (SELECT COALESCE(MAX(seq), 0) FROM events))",
-    )?
+         VALUES (?1, ?2, ?3, {LOG_HEAD})"
+    ))?
     .execute(params![
         w.id.to_string(),
         t.as_str(),
