@@ -299,8 +299,7 @@ impl SqliteStore {
                 };
                 if result.is_ok() {
                     if let Some(n) = notify {
-                        n.notify_waiters();
-                        n.notify_one();
+                        wake(&n);
                     }
                 }
                 let _ = tx.send(result);
@@ -329,8 +328,7 @@ impl SqliteStore {
 
     fn changed(&self) {
         self.changes.fetch_add(1, Ordering::AcqRel);
-        self.notify.notify_waiters();
-        self.notify.notify_one();
+        wake(&self.notify);
     }
 
     /// Run `f` on a pooled read connection.
@@ -361,6 +359,13 @@ impl SqliteStore {
         .await
         .map_err(|_| StoreError::Closed)?
     }
+}
+
+/// Wake whoever waits on `n` now, and leave a wake-up for one that is
+/// between two waits.
+fn wake(n: &Notify) {
+    n.notify_waiters();
+    n.notify_one();
 }
 
 fn in_savepoint<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
