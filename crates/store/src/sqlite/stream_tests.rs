@@ -77,6 +77,22 @@ fn outcome(job: &LeasedJob, next: Next, at: Timestamp) -> JobOutcome {
     }
 }
 
+/// Commit a batch as the dispatcher's completer does: outcomes, holds,
+/// and how far the webhook's stream is now settled.
+async fn complete(
+    s: &SqliteStore,
+    outcomes: Vec<JobOutcome>,
+    holds: Vec<Hold>,
+    settled: (WebhookId, i64),
+) {
+    let done = Completion {
+        outcomes,
+        holds,
+        settled: vec![settled],
+    };
+    s.complete_jobs(Arc::new(done), 100).await.unwrap();
+}
+
 #[tokio::test]
 async fn a_stream_starts_at_the_end_of_the_log_and_steps_over_other_types() {
     let dir = tempfile::tempdir().unwrap();
@@ -124,15 +140,11 @@ async fn settling_survives_a_restart_and_a_failure_becomes_a_job() {
             panic!("two events")
         };
         let (a, b) = (first.job.as_ref().unwrap(), second.job.as_ref().unwrap());
-        let done = Completion {
-            outcomes: vec![
-                outcome(a, Next::Done, now),
-                outcome(b, Next::RetryAt(now + Duration::seconds(30)), now),
-            ],
-            holds: vec![],
-            settled: vec![(w.id, second.seq)],
-        };
-        s.complete_jobs(Arc::new(done), 100).await.unwrap();
+        let outcomes = vec![
+            outcome(a, Next::Done, now),
+            outcome(b, Next::RetryAt(now + Duration::seconds(30)), now),
+        ];
+        complete(&s, outcomes, vec![], (w.id, second.seq)).await;
     }
     let s = open(dir.path());
     let heads = s.stream_heads().await.unwrap();
@@ -176,17 +188,13 @@ async fn events_of_a_paused_type_are_held_and_resumed() {
     record(&s, account, &[EventType::Click], now).await;
     let items = s.stream(w.id, 0, 10).await.unwrap();
     assert!(items[0].paused, "the stream says the type is paused");
-    let done = Completion {
-        outcomes: vec![],
-        holds: vec![Hold {
-            webhook_id: w.id,
-            event_seq: items[0].seq,
-            event_type: EventType::Click,
-            at: now,
-        }],
-        settled: vec![(w.id, items[0].seq)],
+    let hold = Hold {
+        webhook_id: w.id,
+        event_seq: items[0].seq,
+        event_type: EventType::Click,
+        at: now,
     };
-    s.complete_jobs(Arc::new(done), 100).await.unwrap();
+    complete(&s, vec![], vec![hold], (w.id, items[0].seq)).await;
     let stats = s.queue_stats(now).await.unwrap();
     assert_eq!((stats.pending, stats.held), (1, 1), "{stats:?}");
     let until = now + Duration::seconds(60);
@@ -210,12 +218,8 @@ async fn pruning_keeps_what_a_stream_has_not_settled() {
     let cutoff = Utc::now() - Duration::days(30);
     assert_eq!(s.prune(cutoff).await.unwrap().events, 0, "both unsettled");
     let items = s.stream(w.id, 0, 1).await.unwrap();
-    let done = Completion {
-        outcomes: vec![outcome(items[0].job.as_ref().unwrap(), Next::Done, old)],
-        holds: vec![],
-        settled: vec![(w.id, items[0].seq)],
-    };
-    s.complete_jobs(Arc::new(done), 100).await.unwrap();
+    let delivered = outcome(items[0].job.as_ref().unwrap(), Next::Done, old);
+    complete(&s, vec![delivered], vec![], (w.id, items[0].seq)).await;
     assert_eq!(s.prune(cutoff).await.unwrap().events, 1, "the settled one");
 }
 
