@@ -257,9 +257,11 @@ impl Dispatcher {
             // Live events first, as they are what receivers wait for; but
             // when jobs are due, they get at least half the room.
             let stream_room = if jobs_due { room / 2 } else { room };
+            if let Err(e) = refresh_streams(&inner, changes).await {
+                tracing::error!(error = %e, "reading the live streams' heads failed");
+            }
             let (streamed, more) = match read_streams(
                 &inner,
-                changes,
                 stream_room,
                 &skip,
                 &mut lanes,
@@ -343,7 +345,6 @@ impl Dispatcher {
 /// stream on), and whether a stream may have more than it gave.
 async fn read_streams(
     inner: &Arc<Inner>,
-    changes: u64,
     room: usize,
     skip: &[WebhookId],
     lanes: &mut HashMap<WebhookId, Lane>,
@@ -351,7 +352,6 @@ async fn read_streams(
     done: &mpsc::UnboundedSender<Done>,
     shutdown: &CancellationToken,
 ) -> Result<(usize, bool), StoreError> {
-    refresh_streams(inner, changes).await?;
     // One read finds which accounts recorded events, so that an event
     // costs a read of its own account's streams only, however many
     // webhooks there are.
