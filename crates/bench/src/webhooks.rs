@@ -84,18 +84,25 @@ enum Phase {
     Backlog,
 }
 
+/// `storage.durability` of the instance under test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum DurabilityArg {
+pub enum DurabilityArg {
     Full,
     Normal,
 }
 
-impl Args {
-    fn durability(&self) -> tidings::config::Durability {
-        match self.durability {
+impl DurabilityArg {
+    pub fn config(self) -> tidings::config::Durability {
+        match self {
             DurabilityArg::Full => tidings::config::Durability::Full,
             DurabilityArg::Normal => tidings::config::Durability::Normal,
         }
+    }
+}
+
+impl Args {
+    fn durability(&self) -> tidings::config::Durability {
+        self.durability.config()
     }
 }
 
