@@ -189,7 +189,7 @@ impl Tidings {
             let v = classify_open(ip, ua.as_deref(), delivered(r), now);
             let mut data = Self::request_data(&r.message, &r.email, ip, ua.as_deref());
             data.insert("machine".into(), json!(v.machine));
-            data.insert("first".into(), json!(history.opens == 0));
+            data.insert("first".into(), json!(!history.opened));
             event(r.message.account_id, EventType::Open, now, data)
         });
         Ok(self

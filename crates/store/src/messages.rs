@@ -143,7 +143,7 @@ pub struct MessageRecord {
 /// message without its recipient list, and this recipient's delivery.
 #[derive(Debug, Clone)]
 pub struct RecipientRef {
-    pub message: MessageRecord,
+    pub message: std::sync::Arc<MessageRecord>,
     pub email: String,
     pub status: RecipientStatus,
     /// When the status last changed (for `sent`: when it was delivered).
@@ -160,7 +160,9 @@ pub enum Engagement {
 /// A recipient's engagement before the one being recorded.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EngagementHistory {
-    pub opens: u64,
+    /// An open of this recipient is in the event log already (only
+    /// looked up when recording an open).
+    pub opened: bool,
     pub clicks: u64,
     /// The latest clicks (at most [`RECENT_CLICKS`]), oldest first.
     pub recent_clicks: Vec<(Timestamp, u32)>,

@@ -1,5 +1,6 @@
 //! SQLite implementation of [`MessageStore`].
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -81,10 +82,24 @@ CREATE TABLE inbound_unmatched (
 
 /// Each recipient's engagement history: counts of opens and clicks, and
 /// the latest clicks as JSON `[[at_ms, link_index], ...]`, oldest first.
+/// (Opens are no longer counted here: see [`SCHEMA_OPENS_IN_LOG`].)
 pub(super) const SCHEMA_ENGAGEMENT: &str = r#"
 ALTER TABLE recipients ADD COLUMN opens INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE recipients ADD COLUMN clicks INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE recipients ADD COLUMN recent_clicks TEXT;
+"#;
+
+/// Whether a recipient opened before is answered by the event log, not by
+/// a count on its row: an open then writes the event alone, where the
+/// count put one more page (a random one: opens come in any order) into
+/// nearly every commit. `events_message` takes the recipient and the type,
+/// so the question needs no table row, and lists a message's events by
+/// recipient.
+pub(super) const SCHEMA_OPENS_IN_LOG: &str = r#"
+DROP INDEX events_message;
+CREATE INDEX events_message ON events(
+    account_id, json_extract(data, '$.message_id'), json_extract(data, '$.email'), type);
+ALTER TABLE recipients DROP COLUMN opens;
 "#;
 
 /// Sending domains and their DKIM keys.
@@ -377,36 +392,105 @@ fn record_inbound(c: &Connection, fx: InboundEffects, soft_limit: u32) -> Result
     Ok(())
 }
 
-/// A recipient with its message, and its engagement history.
+/// Messages never change once stored, and a burst of opens and clicks
+/// names a few thousand of them over and over: each thread keeps the
+/// latest it read, so that finding a recipient's message costs no read.
+const MESSAGE_CACHE: usize = 4096;
+
+thread_local! {
+    static MESSAGES: std::cell::RefCell<HashMap<String, Arc<MessageRecord>>> =
+        std::cell::RefCell::new(HashMap::new());
+}
+
+/// The stored message `id` (not its recipients), from this thread's cache
+/// or the database.
+fn cached_message(c: &Connection, id: String) -> Result<Option<Arc<MessageRecord>>> {
+    if let Some(m) = MESSAGES.with_borrow(|cache| cache.get(&id).cloned()) {
+        return Ok(Some(m));
+    }
+    let Some(m) = c
+        .prepare_cached(&format!("SELECT {MSG_COLS} FROM messages WHERE id = ?1"))?
+        .query_row([&id], message_row)
+        .optional()?
+    else {
+        return Ok(None);
+    };
+    let m = Arc::new(m);
+    MESSAGES.with_borrow_mut(|cache| {
+        if cache.len() >= MESSAGE_CACHE {
+            cache.clear();
+        }
+        cache.insert(id, m.clone());
+    });
+    Ok(Some(m))
+}
+
+/// A recipient with its message, and its click history (whether it opened
+/// before is [`opened_before`]'s).
 fn recipient_ref(
     c: &Connection,
     recipient_id: i64,
 ) -> Result<Option<(RecipientRef, EngagementHistory)>> {
-    Ok(c.prepare_cached(&format!(
-        "SELECT r.email, r.status, r.updated_at, r.opens, r.clicks, r.recent_clicks, {}
-             FROM recipients r JOIN messages m ON m.id = r.message_id WHERE r.id = ?1",
-        msg_cols_m()
-    ))?
-    .query_row([recipient_id], |r| {
-        let status: String = r.get(1)?;
-        let recent: Vec<(i64, u32)> = r
-            .get::<_, Option<String>>(5)?
-            .and_then(|s| serde_json::from_str(&s).ok())
-            .unwrap_or_default();
-        let history = EngagementHistory {
-            opens: r.get::<_, i64>(3)?.max(0) as u64,
-            clicks: r.get::<_, i64>(4)?.max(0) as u64,
-            recent_clicks: recent.iter().map(|&(at, link)| (ts(at), link)).collect(),
-        };
-        let target = RecipientRef {
-            email: r.get(0)?,
-            status: RecipientStatus::parse(&status).unwrap_or(RecipientStatus::Queued),
-            updated_at: ts(r.get(2)?),
-            message: message_row_at(r, 6)?,
-        };
-        Ok((target, history))
-    })
-    .optional()?)
+    let row = c
+        .prepare_cached(
+            "SELECT email, status, updated_at, clicks, recent_clicks, message_id
+             FROM recipients WHERE id = ?1",
+        )?
+        .query_row([recipient_id], |r| {
+            let status: String = r.get(1)?;
+            let recent: Vec<(i64, u32)> = r
+                .get::<_, Option<String>>(4)?
+                .and_then(|s| serde_json::from_str(&s).ok())
+                .unwrap_or_default();
+            let history = EngagementHistory {
+                opened: false,
+                clicks: r.get::<_, i64>(3)?.max(0) as u64,
+                recent_clicks: recent.iter().map(|&(at, link)| (ts(at), link)).collect(),
+            };
+            let email: String = r.get(0)?;
+            let status = RecipientStatus::parse(&status).unwrap_or(RecipientStatus::Queued);
+            Ok((
+                email,
+                status,
+                ts(r.get(2)?),
+                history,
+                r.get::<_, String>(5)?,
+            ))
+        })
+        .optional()?;
+    let Some((email, status, updated_at, history, message_id)) = row else {
+        return Ok(None);
+    };
+    let Some(message) = cached_message(c, message_id)? else {
+        return Ok(None);
+    };
+    let target = RecipientRef {
+        message,
+        email,
+        status,
+        updated_at,
+    };
+    Ok(Some((target, history)))
+}
+
+/// Whether `r` opened its message before: an `open` event in the log that
+/// names them. `events_message` answers it alone, from the page the new
+/// event's entry goes into, so recording an open writes no page of its
+/// own for it.
+fn opened_before(c: &Connection, r: &RecipientRef) -> Result<bool> {
+    Ok(c.prepare_cached(
+        "SELECT EXISTS (SELECT 1 FROM events WHERE account_id = ?1
+           AND json_extract(data, '$.message_id') = ?2
+           AND json_extract(data, '$.email') = ?3 AND type = 'open')",
+    )?
+    .query_row(
+        params![
+            r.message.account_id.to_string(),
+            r.message.id.to_string(),
+            r.email
+        ],
+        |row| row.get(0),
+    )?)
 }
 
 fn record_engagement(
@@ -415,34 +499,38 @@ fn record_engagement(
     engagement: Engagement,
     build: BuildEngagement,
 ) -> Result<bool> {
-    let Some((target, history)) = recipient_ref(c, recipient_id)? else {
+    let Some((target, mut history)) = recipient_ref(c, recipient_id)? else {
         return Ok(false);
     };
-    let Some(event) = build(&target, &history) else {
+    if engagement == Engagement::Open {
+        history.opened = opened_before(c, &target)?;
+    }
+    let Some(mut event) = build(&target, &history) else {
         return Ok(false);
     };
-    match engagement {
-        Engagement::Open => {
-            c.prepare_cached("UPDATE recipients SET opens = opens + 1 WHERE id = ?1")?
-                .execute([recipient_id])?;
-        }
-        Engagement::Click { link_index } => {
-            let mut recent: Vec<(i64, u32)> = history
-                .recent_clicks
-                .iter()
-                .map(|&(at, link)| (ms(at), link))
-                .collect();
-            recent.push((ms(event.timestamp), link_index));
-            let excess = recent.len().saturating_sub(RECENT_CLICKS);
-            recent.drain(..excess);
-            c.prepare_cached(
-                "UPDATE recipients SET clicks = clicks + 1, recent_clicks = ?2 WHERE id = ?1",
-            )?
-            .execute(params![
-                recipient_id,
-                serde_json::to_string(&recent).expect("numbers serialise")
-            ])?;
-        }
+    // What `opened_before` finds the event by, whatever the build wrote.
+    event
+        .data
+        .insert("message_id".into(), target.message.id.to_string().into());
+    event
+        .data
+        .insert("email".into(), target.email.clone().into());
+    if let Engagement::Click { link_index } = engagement {
+        let mut recent: Vec<(i64, u32)> = history
+            .recent_clicks
+            .iter()
+            .map(|&(at, link)| (ms(at), link))
+            .collect();
+        recent.push((ms(event.timestamp), link_index));
+        let excess = recent.len().saturating_sub(RECENT_CLICKS);
+        recent.drain(..excess);
+        c.prepare_cached(
+            "UPDATE recipients SET clicks = clicks + 1, recent_clicks = ?2 WHERE id = ?1",
+        )?
+        .execute(params![
+            recipient_id,
+            serde_json::to_string(&recent).expect("numbers serialise")
+        ])?;
     }
     super::events::record(c, vec![event])?;
     Ok(true)

@@ -148,4 +148,5 @@ DROP INDEX events_account_ts;
 ALTER TABLE webhook_types ADD COLUMN since_seq INTEGER NOT NULL DEFAULT 0;
 UPDATE webhook_types SET since_seq = (SELECT COALESCE(MAX(seq), 0) FROM events);
 "#,
+    super::messages::SCHEMA_OPENS_IN_LOG,
 ];

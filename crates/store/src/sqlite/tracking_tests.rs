@@ -177,7 +177,7 @@ async fn engagements_see_each_other_even_when_they_arrive_together() {
                     Engagement::Open,
                     Box::new(move |r, h| {
                         assert_eq!(r.email, "r@y.test");
-                        *seen.lock().unwrap() = Some(h.opens == 0);
+                        *seen.lock().unwrap() = Some(!h.opened);
                         NewEvent::new(
                             r.message.account_id,
                             EventType::Open,
@@ -222,7 +222,6 @@ async fn engagements_see_each_other_even_when_they_arrive_together() {
         .unwrap();
         let h = history.lock().unwrap().take().unwrap();
         assert_eq!(h.clicks, u64::from(link));
-        assert_eq!(h.opens, 16);
         let links: Vec<u32> = h.recent_clicks.iter().map(|c| c.1).collect();
         let want: Vec<u32> = (link.saturating_sub(crate::RECENT_CLICKS as u32)..link).collect();
         assert_eq!(links, want);
