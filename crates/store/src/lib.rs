@@ -86,7 +86,9 @@ pub trait Store: Send + Sync + 'static {
     /// Append events. Every webhook of the account that takes their type
     /// reads them from its live stream.
     async fn record_events(&self, events: Vec<NewEvent>) -> Result<Vec<Event>>;
-    /// Events of an account with `seq > after`, in log order.
+    /// Events of an account with `seq > after`, in log order, up to the
+    /// log's durable head: a poller is never handed an event that a power
+    /// cut could still take back.
     async fn events_after(&self, account: AccountId, after: i64, limit: u32) -> Result<Vec<Event>>;
     async fn get_event(&self, account: AccountId, id: tidings_types::EventId) -> Result<Event>;
 
@@ -144,12 +146,13 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<LeasedJob>>;
     /// Every webhook's live stream, as far as it is settled.
     async fn stream_heads(&self) -> Result<Vec<StreamHead>>;
-    /// The log's head, and the accounts with events after `after` up to
-    /// it: which streams have something new. Everything at or below the
-    /// head is committed for good, so a dispatcher may ask next from there.
+    /// The log's durable head, and the accounts with events after `after`
+    /// up to it: which streams have something new. Everything at or below
+    /// the head is committed for good (fsync'd where the store promises
+    /// that), so a dispatcher may ask next from there.
     async fn log_activity(&self, after: i64) -> Result<LogActivity>;
-    /// The next `limit` events of a webhook's live stream after `after`.
-    /// The stream belongs to one dispatcher: it alone reads and settles it.
+    /// The next `limit` events of a webhook's live stream after `after`, up
+    /// to the log's durable head. The stream belongs to one dispatcher: it alone reads and settles it.
     async fn stream(&self, webhook: WebhookId, after: i64, limit: u32) -> Result<Vec<StreamItem>>;
     /// A count that moves whenever a webhook is created, changed or
     /// deleted, or a job may have become due, by any write but leasing:

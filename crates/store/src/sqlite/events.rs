@@ -115,12 +115,21 @@ pub fn record_test(c: &Connection, webhook: WebhookId, e: Encoded) -> Result<Eve
     Ok(ev)
 }
 
-pub fn after(c: &Connection, account: AccountId, after: i64, limit: u32) -> Result<Vec<Event>> {
+/// The account's events after `after` up to `head` (the log's durable
+/// head), in log order.
+pub fn after(
+    c: &Connection,
+    account: AccountId,
+    after: i64,
+    head: i64,
+    limit: u32,
+) -> Result<Vec<Event>> {
     let mut st = c.prepare_cached(&format!(
         "SELECT {EVENT_COLS} FROM events e
-         WHERE e.account_id = ?1 AND e.seq > ?2 AND e.test = 0 ORDER BY e.seq LIMIT ?3"
+         WHERE e.account_id = ?1 AND e.seq > ?2 AND e.seq <= ?4 AND e.test = 0
+         ORDER BY e.seq LIMIT ?3"
     ))?;
-    let rows = st.query_map(params![account.to_string(), after, limit], |r| {
+    let rows = st.query_map(params![account.to_string(), after, limit, head], |r| {
         event_at(r, 0)
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)

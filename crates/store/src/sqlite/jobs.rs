@@ -3,7 +3,7 @@ use std::collections::{HashMap, HashSet};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use tidings_types::{AccountId, EventType, Timestamp, WebhookId};
 
-use super::events::{unparsed_event_at, LOG_HEAD};
+use super::events::unparsed_event_at;
 use super::{ms, opt_ts, parse_col, ts};
 use crate::model::*;
 use crate::{Result, StoreError};
@@ -132,19 +132,10 @@ pub fn stream_heads(c: &Connection) -> Result<Vec<StreamHead>> {
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-/// The accounts with events after `after` (none when `after` is past the
-/// head). Events commit in `seq` order (one writer), so nothing can
-/// appear later at or below the head returned.
-pub fn log_activity(c: &Connection, after: i64) -> Result<LogActivity> {
-    let head: i64 = c
-        .prepare_cached(&format!("SELECT {LOG_HEAD}"))?
-        .query_row([], |r| r.get(0))?;
-    if after >= head {
-        return Ok(LogActivity {
-            head,
-            accounts: Vec::new(),
-        });
-    }
+/// The accounts with events after `after` up to `head`, the log's durable
+/// head. Events commit in `seq` order (one writer), so nothing can appear
+/// later at or below it.
+pub fn log_activity(c: &Connection, after: i64, head: i64) -> Result<LogActivity> {
     let mut st = c.prepare_cached(
         "SELECT DISTINCT account_id FROM events NOT INDEXED
          WHERE seq > ?1 AND seq <= ?2 AND test = 0",
@@ -173,14 +164,15 @@ impl RawStreamItem {
     }
 }
 
-/// The next `limit` events of the webhook's account after `after`, in log
-/// order. Those of types the webhook does not take come without their
+/// The next `limit` events of the webhook's account after `after`, up to
+/// `head` (the log's durable head), in log order. Those of types the webhook does not take come without their
 /// event: reading them only moves the stream on, and SQLite never reads
 /// their rows (the index holds the type).
 pub fn stream(
     c: &Connection,
     webhook: WebhookId,
     after: i64,
+    head: i64,
     limit: u32,
 ) -> Result<Vec<RawStreamItem>> {
     let mut st = c.prepare_cached(
@@ -192,13 +184,13 @@ pub fn stream(
                 CASE WHEN t.webhook_id IS NULL THEN NULL ELSE e.data END
          FROM webhooks w
          JOIN events e INDEXED BY events_account_seq
-           ON e.account_id = w.account_id AND e.seq > ?2 AND e.test = 0
+           ON e.account_id = w.account_id AND e.seq > ?2 AND e.seq <= ?4 AND e.test = 0
          LEFT JOIN webhook_types t
            ON t.webhook_id = w.id AND t.event_type = e.type AND e.seq > t.since_seq
          WHERE w.id = ?1
          ORDER BY e.seq LIMIT ?3",
     )?;
-    let rows = st.query_map(params![webhook.to_string(), after, limit], |r| {
+    let rows = st.query_map(params![webhook.to_string(), after, limit, head], |r| {
         let seq: i64 = r.get(2)?;
         let paused: Option<bool> = r.get(0)?;
         let Some(paused) = paused else {

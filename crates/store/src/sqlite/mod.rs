@@ -1,13 +1,17 @@
 //! The embedded SQLite backend.
 //!
 //! One writer thread owns the only write connection and commits every
-//! write that has queued up in one transaction (group commit, one fsync per
-//! batch). Each write runs inside its own savepoint, so one failing write
+//! write that has queued up in one transaction (group commit). A syncer
+//! thread fsyncs the WAL behind it: the writer goes on with the next batch
+//! while the last one is made durable, and a caller hears back only once
+//! its write is. Each write runs inside its own savepoint, so one failing write
 //! rolls back alone, and its caller hears back only after the commit.
 //! Reads go to a small pool of read connections; WAL lets them run while
 //! the writer commits. Because `seq` is assigned by the single writer in
 //! commit order, a reader always sees a gap-free prefix of the log — the
-//! property the polling cursor relies on.
+//! property the polling cursor relies on. Readers of the log (polling, the
+//! webhooks' live streams) stop at the durable head, so nothing they hand
+//! out can be lost to a power cut after the fact.
 //!
 //! The writer's time is what every producer and the dispatcher share, so
 //! work that needs no transaction happens before or after it (encoding
@@ -32,7 +36,7 @@ mod writer_tests;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -76,7 +80,8 @@ struct Write {
 /// How durable a commit is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Durability {
-    /// fsync on every commit (`synchronous=FULL`): a commit survives power loss.
+    /// Every commit fsync'd before its callers hear back: it survives
+    /// power loss.
     Full,
     /// fsync at checkpoints only (`synchronous=NORMAL`): survives a process
     /// crash, may lose the last commits on power loss.
@@ -116,6 +121,10 @@ pub struct SqliteStore {
     /// Bumped after each committed write that changes webhooks or makes
     /// jobs due, other than leasing (see [`Store::changes`]).
     changes: AtomicU64,
+    /// The log's durable head: the last `seq` whose commit is fsync'd
+    /// (with [`Durability::Normal`], committed). Reads of the log stop
+    /// there.
+    durable: Arc<AtomicI64>,
 }
 
 /// Frames of WAL (~64 MB) past which the writer, between two
@@ -129,7 +138,7 @@ const READERS: usize = 8;
 /// How often the checkpointer thread copies the WAL into the database.
 const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
 
-fn open_conn(path: &Path, durability: Durability) -> Result<Connection> {
+fn open_conn(path: &Path) -> Result<Connection> {
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -138,14 +147,10 @@ fn open_conn(path: &Path, durability: Durability) -> Result<Connection> {
     )?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.pragma_update(
-        None,
-        "synchronous",
-        match durability {
-            Durability::Full => "FULL",
-            Durability::Normal => "NORMAL",
-        },
-    )?;
+    // Commits write the WAL without an fsync (the syncer thread's job, see
+    // `sync_loop`); checkpoints still fsync the WAL before they copy from
+    // it and the database before the WAL starts over.
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.pragma_update(None, "cache_size", -16000)?;
     // Every write runs in a savepoint (see `in_savepoint`), and SQLite keeps
@@ -170,7 +175,7 @@ fn open_conn(path: &Path, durability: Durability) -> Result<Connection> {
 /// writes is before nearly every read: a big cache there is only more to
 /// free and zero again (a few percent of the CPU per tracked open).
 fn open_reader(path: &Path) -> Result<Connection> {
-    let conn = open_conn(path, Durability::Normal)?;
+    let conn = open_conn(path)?;
     conn.pragma_update(None, "cache_size", -1024)?;
     Ok(conn)
 }
@@ -193,18 +198,40 @@ impl SqliteStore {
         if let Some(dir) = opts.path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let mut conn = open_conn(&opts.path, opts.durability)?;
+        let mut conn = open_conn(&opts.path)?;
         migrate(&mut conn)?;
+        let durable = Arc::new(AtomicI64::new(log_head(&conn)?));
         let (tx, rx) = mpsc::channel::<Write>(16 * 1024);
         let max_batch = opts.max_batch.max(1);
+        // Full durability: the syncer fsyncs the WAL behind the writer. It
+        // ends once the writer, its only sender, has.
+        let syncer = match opts.durability {
+            Durability::Full => {
+                let (to_sync, committed) = std::sync::mpsc::channel::<Committed>();
+                let wal = PathBuf::from(format!("{}-wal", opts.path.display()));
+                let durable = durable.clone();
+                std::thread::Builder::new()
+                    .name("sqlite-sync".into())
+                    .spawn(move || sync_loop(committed, &wal, &durable))?;
+                Some(to_sync)
+            }
+            Durability::Normal => None,
+        };
         // The writer ends, after committing what is queued, once the store
         // (the only sender) is dropped.
         let restart = Arc::new(Restart::default());
         let writer_restart = restart.clone();
+        let writer_durable = durable.clone();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || writer_loop(conn, rx, max_batch, opts.durability, &writer_restart))?;
-        let checkpointer = open_conn(&opts.path, opts.durability)?;
+            .spawn(move || {
+                let after = AfterCommit {
+                    syncer,
+                    durable: writer_durable,
+                };
+                writer_loop(conn, rx, max_batch, &after, &writer_restart)
+            })?;
+        let checkpointer = open_conn(&opts.path)?;
         let (stop, stopped) = std::sync::mpsc::channel::<()>();
         let db_file = std::fs::File::open(&opts.path)?;
         std::thread::Builder::new()
@@ -219,7 +246,13 @@ impl SqliteStore {
             notify: Arc::new(Notify::new()),
             outbound_notify: Arc::new(Notify::new()),
             changes: AtomicU64::new(0),
+            durable,
         })
+    }
+
+    /// The log's durable head (see [`SqliteStore::durable`]).
+    fn durable_head(&self) -> i64 {
+        self.durable.load(Ordering::Acquire)
     }
 
     pub fn path(&self) -> &Path {
@@ -262,8 +295,7 @@ impl SqliteStore {
     }
 
     /// Like `write`, for a change that may be lost in a power cut without
-    /// harm: its caller hears back once it is committed, not necessarily
-    /// fsync'd. Only leases are written so: a lost lease makes its jobs due
+    /// harm: its caller hears back once it is committed, before the fsync. Only leases are written so: a lost lease makes its jobs due
     /// again, and they are delivered again, which at-least-once allows.
     async fn write_volatile<T, F>(&self, f: F) -> Result<T>
     where
@@ -483,47 +515,38 @@ fn restart_wal(conn: &Connection, restart: &Restart) {
     }
 }
 
+/// Where the writer hands a committed batch's durable writes.
+struct AfterCommit {
+    /// To the syncer thread; `None` when commits need no fsync
+    /// ([`Durability::Normal`]): they are as durable as they get.
+    syncer: Option<std::sync::mpsc::Sender<Committed>>,
+    durable: Arc<AtomicI64>,
+}
+
+/// A committed batch's durable writes, waiting for the fsync that makes
+/// them so, and the log's head at that commit.
+struct Committed {
+    head: i64,
+    finish: Vec<Finish>,
+}
+
+fn log_head(c: &Connection) -> Result<i64> {
+    Ok(c.prepare_cached(&format!("SELECT {}", events::LOG_HEAD))?
+        .query_row([], |r| r.get(0))?)
+}
+
 fn writer_loop(
     conn: Connection,
     mut rx: mpsc::Receiver<Write>,
     max_batch: usize,
-    durability: Durability,
+    after: &AfterCommit,
     restart: &Restart,
 ) {
     let mut batch: Vec<Write> = Vec::with_capacity(max_batch);
-    // Whether the connection is set to commit without an fsync.
-    let mut relaxed = false;
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);
         drain(&mut rx, &mut batch, max_batch);
-        // A batch of volatile writes only (leases, when nothing else is
-        // waiting) commits without an fsync, so the dispatcher is not held
-        // up by one on its way to the receiver. The next durable commit's
-        // fsync covers its WAL frames too: the WAL is written in order.
-        // (A checkpoint fsyncs the WAL before it copies from it.)
-        let relax = durability == Durability::Full && !batch.iter().any(|w| w.durable);
-        if relax != relaxed {
-            let sql = if relax {
-                "PRAGMA synchronous = OFF"
-            } else {
-                "PRAGMA synchronous = FULL"
-            };
-            match conn.execute_batch(sql) {
-                Ok(()) => relaxed = relax,
-                Err(e) if relax => tracing::warn!(error = %e, "cannot relax synchronous"),
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot make commits durable again");
-                    // Dropping an op drops its reply channel: its caller sees `Closed`.
-                    batch.clear();
-                    continue;
-                }
-            }
-        }
-        // Only on a connection that fsyncs: the checkpoint must make the
-        // database durable before the WAL is written over.
-        if !relaxed {
-            restart_wal(&conn, restart);
-        }
+        restart_wal(&conn, restart);
         if let Err(e) = conn
             .prepare_cached("BEGIN IMMEDIATE")
             .and_then(|mut b| b.execute([]))
@@ -533,12 +556,12 @@ fn writer_loop(
             continue;
         }
         let mut sound = true;
-        let finishers: Vec<Finish> = batch
+        let finishers: Vec<(bool, Finish)> = batch
             .drain(..)
             .map(|w| {
                 let (ok, finish) = (w.op)(&conn);
                 sound &= ok;
-                finish
+                (w.durable, finish)
             })
             .collect();
         let committed = if !sound {
@@ -561,8 +584,64 @@ fn writer_loop(
                 }
             }
         };
-        for f in finishers {
+        let head = match log_head(&conn) {
+            Ok(head) => head,
+            Err(e) => {
+                // Not known to be durable: the callers hear the commit failed.
+                tracing::error!(error = %e, "cannot read the log's head");
+                for (_, f) in finishers {
+                    f(false);
+                }
+                continue;
+            }
+        };
+        let (durable, volatile): (Vec<_>, Vec<_>) = finishers.into_iter().partition(|w| w.0);
+        for (_, f) in volatile {
             f(committed);
+        }
+        let finish: Vec<Finish> = durable.into_iter().map(|(_, f)| f).collect();
+        match &after.syncer {
+            Some(syncer) if committed && !finish.is_empty() => {
+                // Dropped with its finishers if the syncer is gone: their
+                // callers see `Closed`.
+                let _ = syncer.send(Committed { head, finish });
+            }
+            _ => {
+                // Without a syncer the commit is all there is. With one,
+                // the head may hold earlier commits still being fsync'd.
+                if committed && after.syncer.is_none() {
+                    after.durable.fetch_max(head, Ordering::AcqRel);
+                }
+                for f in finish {
+                    f(committed);
+                }
+            }
+        }
+    }
+}
+
+/// fsync the WAL after the commits handed over, then tell their callers.
+/// Commits that arrive during an fsync share the next one. The WAL file is
+/// opened for each fsync: SQLite may truncate it, and deletes it when the
+/// last connection closes.
+fn sync_loop(committed: std::sync::mpsc::Receiver<Committed>, wal: &Path, durable: &AtomicI64) {
+    while let Ok(first) = committed.recv() {
+        let mut done = vec![first];
+        done.extend(committed.try_iter());
+        let synced = match std::fs::File::open(wal) {
+            Ok(f) => f.sync_data(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = &synced {
+            tracing::error!(error = %e, "cannot fsync the WAL");
+        } else if let Some(head) = done.iter().map(|c| c.head).max() {
+            durable.fetch_max(head, Ordering::AcqRel);
+        }
+        for c in done {
+            for f in c.finish {
+                f(synced.is_ok());
+            }
         }
     }
 }
@@ -657,7 +736,8 @@ impl Store for SqliteStore {
             .await
     }
     async fn events_after(&self, account: AccountId, after: i64, limit: u32) -> Result<Vec<Event>> {
-        self.read(move |c| events::after(c, account, after, limit))
+        let head = self.durable_head();
+        self.read(move |c| events::after(c, account, after, head, limit))
             .await
     }
     async fn get_event(&self, account: AccountId, id: EventId) -> Result<Event> {
@@ -747,11 +827,21 @@ impl Store for SqliteStore {
         self.read(jobs::stream_heads).await
     }
     async fn log_activity(&self, after: i64) -> Result<LogActivity> {
-        self.read(move |c| jobs::log_activity(c, after)).await
+        let head = self.durable_head();
+        if after >= head {
+            return Ok(LogActivity {
+                head,
+                accounts: Vec::new(),
+            });
+        }
+        self.read(move |c| jobs::log_activity(c, after, head)).await
     }
     async fn stream(&self, webhook: WebhookId, after: i64, limit: u32) -> Result<Vec<StreamItem>> {
         let raw = self
-            .read(move |c| jobs::stream(c, webhook, after, limit))
+            .read({
+                let head = self.durable_head();
+                move |c| jobs::stream(c, webhook, after, head, limit)
+            })
             .await?;
         // Parsed here, off the pool's connection. An event whose data does
         // not parse can never be sent: it is logged and stepped over.
