@@ -303,11 +303,12 @@ impl Cpu {
         }
     }
 
-    /// CPU per event between `self` (earlier) and `later`, as a line.
-    pub fn per_event(&self, later: &Cpu, events: u64) -> String {
+    /// CPU per event between `self` (earlier) and `later`, as a line;
+    /// `process` says what runs in this process.
+    pub fn per_event(&self, later: &Cpu, events: u64, process: &str) -> String {
         let us = |s: f64| format!("{:.0} us", s * 1e6 / events.max(1) as f64);
         format!(
-            "cpu per event: tidings + generator {} (of which the SQLite writer thread {}), receiver {}",
+            "cpu per event: {process} {} (of which the SQLite writer thread {}), receiver {}",
             us(later.process - self.process),
             us(later.writer - self.writer),
             us(later.receiver - self.receiver)

@@ -243,7 +243,7 @@ async fn run_phase(args: &Args, phase: Phase) -> anyhow::Result<()> {
         "load generator cpu: {:.0} us per request",
         r.cpu_seconds * 1e6 / r.sent.max(1) as f64
     );
-    println!("{}", cpu0.per_event(&cpu1, r.ok));
+    println!("{}", cpu0.per_event(&cpu1, r.ok, "tidings"));
     let s = rx.wait_for(r.ok, STALL).await?;
     let took = started.elapsed();
     println!(

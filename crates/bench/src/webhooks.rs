@@ -261,7 +261,10 @@ async fn throughput(args: &Args) -> anyhow::Result<()> {
         chunk_rates(&s.milestones, t0_us).join(", ")
     );
     println!("  redeliveries: {}", s.total - s.unique);
-    println!("{}", cpu0.per_event(&Cpu::now(&rx), n));
+    println!(
+        "{}",
+        cpu0.per_event(&Cpu::now(&rx), n, "tidings + generator")
+    );
     footer(&inst);
     inst.stop().await;
     Ok(())
@@ -349,7 +352,10 @@ async fn latency(args: &Args) -> anyhow::Result<()> {
         ms(pct(&calls, 0.99)),
         ms(calls.last().copied().map_or(0, u64::from))
     );
-    println!("{}", cpu0.per_event(&Cpu::now(&rx), count));
+    println!(
+        "{}",
+        cpu0.per_event(&Cpu::now(&rx), count, "tidings + generator")
+    );
     footer(&inst);
     inst.stop().await;
     Ok(())
@@ -409,7 +415,10 @@ async fn backlog(args: &Args) -> anyhow::Result<()> {
         chunk_rates(&s.milestones, t1_us).join(", ")
     );
     println!("  redeliveries: {}", s.total - s.unique);
-    println!("{}", cpu0.per_event(&Cpu::now(&rx), n));
+    println!(
+        "{}",
+        cpu0.per_event(&Cpu::now(&rx), n, "tidings + generator")
+    );
     footer(&inst);
     inst.stop().await;
     Ok(())

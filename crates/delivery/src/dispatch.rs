@@ -577,13 +577,29 @@ async fn lane_loop(
 async fn send(
     inner: Arc<Inner>,
     webhook: Arc<Webhook>,
-    jobs: Vec<LeasedJob>,
+    mut jobs: Vec<LeasedJob>,
     permit: LimitPermit,
     done: mpsc::UnboundedSender<Done>,
 ) {
     let started = inner.clock.now();
-    let events: Vec<_> = jobs.iter().map(|j| &j.event).collect();
-    let result = match payload::build(&events, &webhook.settings) {
+    // The data goes out as the log keeps it, unless the format or the
+    // field selection needs its fields. It was checked to be JSON when it
+    // was read, so it parses.
+    if !payload::sends_stored_data(&webhook.settings) {
+        for j in &mut jobs {
+            if let Err(e) = j.parse_data() {
+                tracing::error!(error = %e, event = %j.event.id, "event data does not parse");
+            }
+        }
+    }
+    let events: Vec<_> = jobs
+        .iter()
+        .map(|j| payload::Outgoing {
+            event: &j.event,
+            stored_data: j.stored_data.as_deref(),
+        })
+        .collect();
+    let result = match payload::build_outgoing(&events, &webhook.settings) {
         Ok(payload) => {
             let msg_id = match jobs.as_slice() {
                 [one] => one.event.id.to_string(),

@@ -17,6 +17,7 @@
 
 use bytes::Bytes;
 use http::Method;
+use serde_json::value::RawValue;
 use tidings_types::fields::Field;
 use tidings_types::{Event, WebhookFormat, WebhookSettings};
 use url::form_urlencoded;
@@ -54,21 +55,57 @@ pub enum PayloadError {
     Json(#[source] serde_json::Error),
 }
 
+/// An event to put on the wire, and its data as the log keeps it (JSON
+/// text) when `event.data` was left unparsed.
+#[derive(Debug, Clone, Copy)]
+pub struct Outgoing<'a> {
+    pub event: &'a Event,
+    pub stored_data: Option<&'a RawValue>,
+}
+
+/// Whether a webhook sends event data exactly as the log keeps it (the
+/// `json` format with every field), so that it need not be parsed.
+pub fn sends_stored_data(webhook: &WebhookSettings) -> bool {
+    webhook.format == WebhookFormat::Json && webhook.fields.is_none()
+}
+
 /// Build the request that delivers `events` (in the order given) to a
 /// webhook with these settings.
 ///
 /// Several events make one request only for a `json` webhook with batching
 /// on, and no more than its `max_events`.
 pub fn build(events: &[&Event], webhook: &WebhookSettings) -> Result<Payload, PayloadError> {
+    let events: Vec<Outgoing> = events
+        .iter()
+        .map(|&event| Outgoing {
+            event,
+            stored_data: None,
+        })
+        .collect();
+    build_outgoing(&events, webhook)
+}
+
+/// [`build`] for events whose data may still be the log's JSON text. That
+/// text is sent only where [`sends_stored_data`]; elsewhere `event.data`
+/// must hold the data.
+pub fn build_outgoing<'a>(
+    events: &[Outgoing<'a>],
+    webhook: &WebhookSettings,
+) -> Result<Payload, PayloadError> {
     let count = events.len();
     let first = match events {
         [] => return Err(PayloadError::Empty),
-        [first, ..] => *first,
+        [first, ..] => first.event,
     };
     let fields = webhook.fields.as_deref();
+    let stored = sends_stored_data(webhook);
     match webhook.format {
         WebhookFormat::Json => {
-            let wire = |event| Wire { event, fields };
+            let wire = |o: &Outgoing<'a>| Wire {
+                event: o.event,
+                fields,
+                stored_data: o.stored_data.filter(|_| stored),
+            };
             let body = match webhook.batch {
                 Some(batch) => {
                     if count > batch.max_events.max(1) as usize {
@@ -77,11 +114,11 @@ pub fn build(events: &[&Event], webhook: &WebhookSettings) -> Result<Payload, Pa
                             max: batch.max_events,
                         });
                     }
-                    let all: Vec<Wire> = events.iter().map(|e| wire(e)).collect();
+                    let all: Vec<Wire> = events.iter().map(wire).collect();
                     serde_json::to_vec(&all)
                 }
                 None if count > 1 => return Err(PayloadError::NotBatched { count }),
-                None => serde_json::to_vec(&wire(first)),
+                None => serde_json::to_vec(&wire(&events[0])),
             };
             let body = Bytes::from(body.map_err(PayloadError::Json)?);
             Ok(Payload {
@@ -127,13 +164,19 @@ pub fn build(events: &[&Event], webhook: &WebhookSettings) -> Result<Payload, Pa
 struct Wire<'a> {
     event: &'a Event,
     fields: Option<&'a [Field]>,
+    /// The data as the log keeps it, sent as it is: it was written from
+    /// the same sorted map, so the bytes are the same as `WireData`'s.
+    stored_data: Option<&'a RawValue>,
 }
 
 impl serde::Serialize for Wire<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
         let mut map = s.serialize_map(Some(4))?;
-        map.serialize_entry("data", &WireData(self))?;
+        match self.stored_data {
+            Some(raw) => map.serialize_entry("data", raw)?,
+            None => map.serialize_entry("data", &WireData(self))?,
+        }
         map.serialize_entry("id", &self.event.id)?;
         map.serialize_entry(
             "timestamp",
@@ -309,6 +352,50 @@ mod tests {
             let want = json!([a.to_json(fields.as_deref()), b.to_json(fields.as_deref())]);
             assert_eq!(p.body, serde_json::to_vec(&want).unwrap());
         }
+    }
+
+    #[test]
+    fn data_as_the_log_keeps_it_goes_out_byte_for_byte() {
+        let (a, b) = (click(), click());
+        // As the store writes it, and hands it back with `data` unparsed.
+        let stored = |e: &Event| serde_json::to_string(&e.data).unwrap();
+        let (ra, rb) = (stored(&a), stored(&b));
+        let (ra, rb): (Box<RawValue>, Box<RawValue>) = (
+            RawValue::from_string(ra).unwrap(),
+            RawValue::from_string(rb).unwrap(),
+        );
+        let unparsed = |e: &Event| Event {
+            data: Default::default(),
+            ..e.clone()
+        };
+        let (ua, ub) = (unparsed(&a), unparsed(&b));
+        let outgoing = [
+            Outgoing {
+                event: &ua,
+                stored_data: Some(&ra),
+            },
+            Outgoing {
+                event: &ub,
+                stored_data: Some(&rb),
+            },
+        ];
+        let mut s = settings(WebhookFormat::Json, "https://h.example/");
+        assert!(sends_stored_data(&s));
+        let one = build_outgoing(&outgoing[..1], &s).unwrap();
+        assert_eq!(one.body, build(&[&a], &s).unwrap().body);
+        s.batch = Some(BatchSettings {
+            max_events: 10,
+            max_wait_ms: 0,
+        });
+        let two = build_outgoing(&outgoing, &s).unwrap();
+        assert_eq!(two.body, build(&[&a, &b], &s).unwrap().body);
+        // A field selection or another format needs the parsed fields.
+        s.fields = Some(vec![Field::Email]);
+        assert!(!sends_stored_data(&s));
+        assert!(!sends_stored_data(&settings(
+            WebhookFormat::Form,
+            "https://h.example/"
+        )));
     }
 
     #[test]

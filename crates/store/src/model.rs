@@ -109,7 +109,22 @@ pub struct LeasedJob {
     /// Attempts made before this one.
     pub attempts: u32,
     pub kind: JobKind,
+    /// The event. Its `data` is left empty when `stored_data` holds it.
     pub event: Event,
+    /// The event's data as the log keeps it (JSON text), unparsed: the
+    /// `json` format sends it as it is. [`LeasedJob::parse_data`] puts it
+    /// into `event.data` for the formats that need the fields.
+    pub stored_data: Option<Box<serde_json::value::RawValue>>,
+}
+
+impl LeasedJob {
+    /// Move `stored_data`, if any, into `event.data`.
+    pub fn parse_data(&mut self) -> Result<(), serde_json::Error> {
+        if let Some(raw) = self.stored_data.take() {
+            self.event.data = serde_json::from_str(raw.get())?;
+        }
+        Ok(())
+    }
 }
 
 /// Whether an attempt reached the receiver successfully.

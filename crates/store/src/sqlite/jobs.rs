@@ -16,10 +16,14 @@ pub struct RawLeased {
 }
 
 impl RawLeased {
+    /// The job, its event's data checked to be JSON and kept as text (see
+    /// [`LeasedJob::stored_data`]).
     pub fn parse(self) -> Result<LeasedJob> {
         let mut job = self.job;
-        job.event.data = serde_json::from_str(&self.data)
-            .map_err(|e| StoreError::Corrupt(format!("event {}: {e}", job.event.id)))?;
+        job.stored_data = Some(
+            serde_json::value::RawValue::from_string(self.data)
+                .map_err(|e| StoreError::Corrupt(format!("event {}: {e}", job.event.id)))?,
+        );
         Ok(job)
     }
 }
@@ -41,6 +45,7 @@ fn raw_row(r: &Row) -> rusqlite::Result<RawLeased> {
             kind: JobKind::parse(&kind).unwrap_or(JobKind::Live),
             webhook_version: r.get(4)?,
             event,
+            stored_data: None,
         },
         data,
     })
@@ -212,6 +217,7 @@ pub fn stream(
                     attempts: 0,
                     kind: JobKind::Live,
                     event,
+                    stored_data: None,
                 },
                 data,
             }),

@@ -168,31 +168,7 @@ async fn engagements_see_each_other_even_when_they_arrive_together() {
     let mut set = tokio::task::JoinSet::new();
     for _ in 0..16 {
         let s = s.clone();
-        set.spawn(async move {
-            let first = Arc::new(std::sync::Mutex::new(None));
-            let seen = first.clone();
-            let recorded = s
-                .record_engagement(
-                    rid,
-                    Engagement::Open,
-                    Box::new(move |r, h| {
-                        assert_eq!(r.email, "r@y.test");
-                        *seen.lock().unwrap() = Some(!h.opened);
-                        NewEvent::new(
-                            r.message.account_id,
-                            EventType::Open,
-                            now(),
-                            Default::default(),
-                        )
-                        .ok()
-                    }),
-                )
-                .await
-                .unwrap();
-            assert!(recorded);
-            let first = first.lock().unwrap().unwrap();
-            first
-        });
+        set.spawn(async move { record_open(&s, rid).await });
     }
     let mut firsts = 0;
     while let Some(f) = set.join_next().await {
@@ -245,5 +221,78 @@ async fn engagements_see_each_other_even_when_they_arrive_together() {
             .filter(|e| e.event_type == EventType::Open)
             .count(),
         16
+    );
+}
+
+/// Record an open of recipient `rid`, returning whether it was the first.
+async fn record_open(s: &SqliteStore, rid: i64) -> bool {
+    use crate::Engagement;
+    use tidings_types::{EventType, NewEvent};
+    let first = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let seen = first.clone();
+    let recorded = s
+        .record_engagement(
+            rid,
+            Engagement::Open,
+            Box::new(move |r, h| {
+                *seen.lock().unwrap() = Some(!h.opened);
+                NewEvent::new(
+                    r.message.account_id,
+                    EventType::Open,
+                    now(),
+                    Default::default(),
+                )
+                .ok()
+            }),
+        )
+        .await
+        .unwrap();
+    assert!(recorded);
+    let first = first.lock().unwrap().unwrap();
+    first
+}
+
+/// Whether a recipient opened before is read from the log: it survives a
+/// restart, it is per recipient, and the open event names its message and
+/// recipient even when the build left them out.
+#[tokio::test]
+async fn an_earlier_open_is_found_in_the_log_after_a_restart() {
+    use crate::NewRecipient;
+    use tidings_types::{EventType, NewEvent};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    let account = {
+        let s = SqliteStore::open(SqliteOptions::new(&path)).unwrap();
+        let account = account(&s).await;
+        let dropped =
+            NewEvent::new(account, EventType::Dropped, now(), Default::default()).unwrap();
+        let to = |email: &str| NewRecipient {
+            email: email.into(),
+            dropped: dropped.clone(),
+        };
+        s.accept_message(message(account), vec![to("a@y.test"), to("b@y.test")])
+            .await
+            .unwrap();
+        assert!(record_open(&s, 1).await, "the first open of a@");
+        assert!(!record_open(&s, 1).await);
+        account
+    };
+    let s = SqliteStore::open(SqliteOptions::new(&path)).unwrap();
+    assert!(!record_open(&s, 1).await, "a@ opened before the restart");
+    assert!(record_open(&s, 2).await, "b@ never opened");
+    let log = s.events_after(account, 0, 100).await.unwrap();
+    let opens: Vec<_> = log
+        .iter()
+        .filter(|e| e.event_type == EventType::Open)
+        .map(|e| (e.data["email"].clone(), e.data.contains_key("message_id")))
+        .collect();
+    assert_eq!(
+        opens,
+        [
+            (serde_json::json!("a@y.test"), true),
+            (serde_json::json!("a@y.test"), true),
+            (serde_json::json!("a@y.test"), true),
+            (serde_json::json!("b@y.test"), true),
+        ]
     );
 }

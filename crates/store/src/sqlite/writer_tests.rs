@@ -114,3 +114,58 @@ async fn a_bare_write_that_fails_half_way_rolls_back_its_batch() {
     s.write_bare(false, |c| insert(c, 3)).await.unwrap();
     assert_eq!(rows(&s).await, vec![3]);
 }
+
+/// The syncer moves the log's durable head only after its fsync, and
+/// before any caller of the commits it covers hears back: a caller that
+/// reads the log next finds its own events.
+#[test]
+fn the_durable_head_moves_before_callers_hear_back() {
+    use std::sync::atomic::{AtomicI64, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let wal = dir.path().join("t.db-wal");
+    std::fs::write(&wal, b"frames").unwrap();
+    let durable = Arc::new(AtomicI64::new(3));
+    let (to_sync, committed) = std_mpsc::channel::<super::Committed>();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    for head in [7, 5] {
+        let (durable, seen) = (durable.clone(), seen.clone());
+        to_sync
+            .send(super::Committed {
+                head,
+                finish: vec![Box::new(move |ok| {
+                    seen.lock()
+                        .unwrap()
+                        .push((ok, durable.load(Ordering::Acquire)));
+                })],
+            })
+            .unwrap();
+    }
+    drop(to_sync);
+    super::sync_loop(committed, &wal, &durable);
+    assert_eq!(durable.load(Ordering::Acquire), 7, "never moves back");
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 2);
+    assert!(seen.iter().all(|&(ok, head)| ok && head >= 7), "{seen:?}");
+}
+
+/// With full durability, what a write recorded is in the log for the
+/// next read as soon as the write returns.
+#[tokio::test]
+async fn events_are_readable_once_their_write_returns() {
+    use crate::Store;
+    let dir = tempfile::tempdir().unwrap();
+    let s = SqliteStore::open(SqliteOptions::new(dir.path().join("t.db"))).unwrap();
+    let account = tidings_types::AccountId::new();
+    for n in 1..=20 {
+        let e = tidings_types::NewEvent::new(
+            account,
+            tidings_types::EventType::Open,
+            chrono::Utc::now(),
+            Default::default(),
+        )
+        .unwrap();
+        s.record_events(vec![e]).await.unwrap();
+        let log = s.events_after(account, 0, 100).await.unwrap();
+        assert_eq!(log.len(), n);
+    }
+}
