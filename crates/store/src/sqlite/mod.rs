@@ -152,7 +152,11 @@ fn open_conn(path: &Path) -> Result<Connection> {
     // it and the database before the WAL starts over.
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
-    conn.pragma_update(None, "cache_size", -16000)?;
+    // Small: at the end of every write transaction SQLite truncates the
+    // connection's page cache, which here walked the whole cache (6% of
+    // the writer's time at 16 MB, none at 2 MB). 2 MB holds the upper
+    // levels of the B-trees; their leaves come from the OS's page cache.
+    conn.pragma_update(None, "cache_size", -2000)?;
     // Every write runs in a savepoint (see `in_savepoint`), and SQLite keeps
     // the pages a savepoint changes in a sub-journal, a temp file by
     // default: one pwrite per page per write. In memory it costs a memcpy.
