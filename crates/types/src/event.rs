@@ -102,27 +102,24 @@ impl NewEvent {
         account_id: AccountId,
         event_type: EventType,
         timestamp: Timestamp,
-        data: EventData,
+        mut data: EventData,
     ) -> Result<Self, FieldError> {
-        let mut clean = EventData::new();
-        for (k, v) in data {
+        for k in data.keys() {
             let field: Field = k.parse()?;
             if !field.applies_to(event_type) {
                 return Err(FieldError::NotForType {
-                    field: k,
+                    field: k.clone(),
                     event_type,
                 });
             }
-            if !v.is_null() {
-                clean.insert(k, v);
-            }
         }
+        data.retain(|_, v| !v.is_null());
         Ok(NewEvent {
             id: EventId::new(),
             account_id,
             event_type,
             timestamp: crate::time::trunc(timestamp),
-            data: clean,
+            data,
         })
     }
 }
