@@ -3,8 +3,8 @@
 //! One writer thread owns the only write connection and commits every
 //! write that has queued up in one transaction (group commit). A syncer
 //! thread fsyncs the WAL behind it: the writer goes on with the next batch
-//! while the last one is made durable, and a caller hears back only once
-//! its write is. Each write runs inside its own savepoint, so one failing write
+//! while the last one is made durable (writes that arrive meanwhile join
+//! that next batch), and a caller hears back only once its write is. Each write runs inside its own savepoint, so one failing write
 //! rolls back alone, and its caller hears back only after the commit.
 //! Reads go to a small pool of read connections; WAL lets them run while
 //! the writer commits. Because `seq` is assigned by the single writer in
@@ -36,7 +36,7 @@ mod writer_tests;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -209,17 +209,19 @@ impl SqliteStore {
         let max_batch = opts.max_batch.max(1);
         // Full durability: the syncer fsyncs the WAL behind the writer. It
         // ends once the writer, its only sender, has.
-        let syncer = match opts.durability {
+        let (syncer, syncing) = match opts.durability {
             Durability::Full => {
                 let (to_sync, committed) = std::sync::mpsc::channel::<Committed>();
                 let wal = PathBuf::from(format!("{}-wal", opts.path.display()));
                 let durable = durable.clone();
+                let syncing = Arc::new(Syncing::default());
+                let on_sync = syncing.clone();
                 std::thread::Builder::new()
                     .name("sqlite-sync".into())
-                    .spawn(move || sync_loop(committed, &wal, &durable))?;
-                Some(to_sync)
+                    .spawn(move || sync_loop(committed, &wal, &durable, &on_sync))?;
+                (Some(to_sync), Some(syncing))
             }
-            Durability::Normal => None,
+            Durability::Normal => (None, None),
         };
         // The writer ends, after committing what is queued, once the store
         // (the only sender) is dropped.
@@ -229,8 +231,12 @@ impl SqliteStore {
         std::thread::Builder::new()
             .name("sqlite-writer".into())
             .spawn(move || {
+                if let Some(s) = &syncing {
+                    let _ = s.writer.set(std::thread::current());
+                }
                 let after = AfterCommit {
                     syncer,
+                    syncing,
                     durable: writer_durable,
                 };
                 writer_loop(conn, rx, max_batch, &after, &writer_restart)
@@ -524,7 +530,32 @@ struct AfterCommit {
     /// To the syncer thread; `None` when commits need no fsync
     /// ([`Durability::Normal`]): they are as durable as they get.
     syncer: Option<std::sync::mpsc::Sender<Committed>>,
+    /// Commits handed to the syncer and not yet fsync'd (with a syncer).
+    syncing: Option<Arc<Syncing>>,
     durable: Arc<AtomicI64>,
+}
+
+/// Commits the syncer has not finished, and the writer to wake when it has.
+#[derive(Default)]
+struct Syncing {
+    commits: AtomicUsize,
+    writer: std::sync::OnceLock<std::thread::Thread>,
+}
+
+impl Syncing {
+    fn load(&self, order: Ordering) -> usize {
+        self.commits.load(order)
+    }
+    fn fetch_add(&self, n: usize, order: Ordering) {
+        self.commits.fetch_add(n, order);
+    }
+    /// `n` commits are durable: wake the writer if it waits on them.
+    fn done(&self, n: usize) {
+        self.commits.fetch_sub(n, Ordering::AcqRel);
+        if let Some(w) = self.writer.get() {
+            w.unpark();
+        }
+    }
 }
 
 /// A committed batch's durable writes, waiting for the fsync that makes
@@ -560,14 +591,34 @@ fn writer_loop(
             continue;
         }
         let mut sound = true;
-        let finishers: Vec<(bool, Finish)> = batch
-            .drain(..)
-            .map(|w| {
-                let (ok, finish) = (w.op)(&conn);
-                sound &= ok;
-                (w.durable, finish)
-            })
-            .collect();
+        let mut finishers: Vec<(bool, Finish)> = Vec::with_capacity(batch.len());
+        let mut run = |w: Write| {
+            let (ok, finish) = (w.op)(&conn);
+            sound &= ok;
+            finishers.push((w.durable, finish));
+            sound
+        };
+        let mut fit = batch.drain(..).fold(true, |_, w| run(w));
+        // While the syncer is still on an earlier commit, writes that come
+        // in join this transaction: they would wait for the next fsync
+        // anyway, and one commit of many writes costs the writer less
+        // than many small ones (each writes its own copy of the pages
+        // they share, the log's last pages above all).
+        if let Some(syncing) = &after.syncing {
+            let mut joined = 0;
+            while fit && syncing.load(Ordering::Acquire) > 0 && joined < max_batch {
+                match rx.try_recv() {
+                    Ok(w) => {
+                        fit = run(w);
+                        joined += 1;
+                    }
+                    Err(mpsc::error::TryRecvError::Empty) => {
+                        std::thread::park_timeout(std::time::Duration::from_micros(100))
+                    }
+                    Err(mpsc::error::TryRecvError::Disconnected) => break,
+                }
+            }
+        }
         let committed = if !sound {
             tracing::error!(
                 writes = finishers.len(),
@@ -606,6 +657,9 @@ fn writer_loop(
         let finish: Vec<Finish> = durable.into_iter().map(|(_, f)| f).collect();
         match &after.syncer {
             Some(syncer) if committed && !finish.is_empty() => {
+                if let Some(syncing) = &after.syncing {
+                    syncing.fetch_add(1, Ordering::AcqRel);
+                }
                 // Dropped with its finishers if the syncer is gone: their
                 // callers see `Closed`.
                 let _ = syncer.send(Committed { head, finish });
@@ -628,7 +682,12 @@ fn writer_loop(
 /// Commits that arrive during an fsync share the next one. The WAL file is
 /// opened for each fsync: SQLite may truncate it, and deletes it when the
 /// last connection closes.
-fn sync_loop(committed: std::sync::mpsc::Receiver<Committed>, wal: &Path, durable: &AtomicI64) {
+fn sync_loop(
+    committed: std::sync::mpsc::Receiver<Committed>,
+    wal: &Path,
+    durable: &AtomicI64,
+    syncing: &Syncing,
+) {
     while let Ok(first) = committed.recv() {
         let mut done = vec![first];
         done.extend(committed.try_iter());
@@ -642,11 +701,13 @@ fn sync_loop(committed: std::sync::mpsc::Receiver<Committed>, wal: &Path, durabl
         } else if let Some(head) = done.iter().map(|c| c.head).max() {
             durable.fetch_max(head, Ordering::AcqRel);
         }
+        let commits = done.len();
         for c in done {
             for f in c.finish {
                 f(synced.is_ok());
             }
         }
+        syncing.done(commits);
     }
 }
 

@@ -141,7 +141,10 @@ fn the_durable_head_moves_before_callers_hear_back() {
             .unwrap();
     }
     drop(to_sync);
-    super::sync_loop(committed, &wal, &durable);
+    let syncing = super::Syncing::default();
+    syncing.fetch_add(2, std::sync::atomic::Ordering::AcqRel);
+    super::sync_loop(committed, &wal, &durable, &syncing);
+    assert_eq!(syncing.load(std::sync::atomic::Ordering::Acquire), 0);
     assert_eq!(durable.load(Ordering::Acquire), 7, "never moves back");
     let seen = seen.lock().unwrap();
     assert_eq!(seen.len(), 2);
