@@ -252,6 +252,31 @@ fn insert_live_job(
     Ok(())
 }
 
+/// A held job for an event its dispatcher read while the type was paused.
+/// If the type has been resumed since (the resume committed between that
+/// read and this), the job is not held, and it must not overtake the
+/// type's earlier jobs that the resume made due: it is due no earlier
+/// than they are, and log order decides between equals.
+fn insert_hold(c: &Connection, h: &Hold) -> Result<()> {
+    c.prepare_cached(
+        "INSERT INTO jobs (webhook_id, event_seq, event_type, kind, due_at, attempts, held)
+         SELECT ?1, ?2, ?3, 'live',
+                CASE WHEN t.paused THEN ?4 ELSE MAX(?4, COALESCE(
+                  (SELECT MAX(j.due_at) FROM jobs j
+                   WHERE j.webhook_id = ?1 AND j.event_type = ?3 AND j.event_seq < ?2
+                     AND j.leased = 0), ?4)) END,
+                0, t.paused
+         FROM webhook_types t WHERE t.webhook_id = ?1 AND t.event_type = ?3",
+    )?
+    .execute(params![
+        h.webhook_id.to_string(),
+        h.event_seq,
+        h.event_type.as_str(),
+        ms(h.at)
+    ])?;
+    Ok(())
+}
+
 fn pause(
     c: &Connection,
     webhook: &str,
@@ -293,14 +318,7 @@ fn record_success(c: &Connection, webhook: &str, etype: &str, at: Timestamp) -> 
 pub fn complete(c: &Connection, done: &Completion, pause_after: u32) -> Result<CompletionSummary> {
     let mut summary = CompletionSummary::default();
     for h in &done.holds {
-        insert_live_job(
-            c,
-            &h.webhook_id.to_string(),
-            h.event_seq,
-            h.event_type.as_str(),
-            h.at,
-            0,
-        )?;
+        insert_hold(c, h)?;
     }
     let mut insert = c.prepare_cached(
         "INSERT INTO attempts (id, account_id, webhook_id, event_id, event_type, at, url,

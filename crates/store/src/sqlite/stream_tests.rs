@@ -206,6 +206,60 @@ async fn events_of_a_paused_type_are_held_and_resumed() {
     assert_eq!(jobs[0].attempts, 0);
 }
 
+/// A hold read while its type was paused but committed after the type
+/// resumed does not overtake the type's earlier events that the resume
+/// made due: they go out in log order.
+#[tokio::test]
+async fn a_hold_that_lands_after_the_resume_keeps_log_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let account = AccountId::new();
+    let t0 = Utc::now();
+    let w = webhook(account, &[EventType::Click], t0);
+    s.create_webhook(&w, None).await.unwrap();
+    // The first event fails and waits for its retry; then the type pauses.
+    record(&s, account, &[EventType::Click], t0).await;
+    let first = s.stream(w.id, 0, 10).await.unwrap();
+    let job = first[0].job.clone().unwrap();
+    let retry = Next::RetryAt(t0 + Duration::seconds(30));
+    complete(
+        &s,
+        vec![outcome(&job, retry, t0)],
+        vec![],
+        (w.id, first[0].seq),
+    )
+    .await;
+    s.write(false, move |c| {
+        c.execute(
+            "UPDATE webhook_types SET paused = 1 WHERE webhook_id = ?1",
+            [w.id.to_string()],
+        )?;
+        c.execute("UPDATE jobs SET held = 1", [])?;
+        Ok(())
+    })
+    .await
+    .unwrap();
+    // A second event is read as paused; the resume commits before its hold.
+    record(&s, account, &[EventType::Click], t0).await;
+    let second = s.stream(w.id, first[0].seq, 10).await.unwrap();
+    assert!(second[0].paused);
+    let resumed_at = t0 + Duration::seconds(5);
+    s.resume_webhook(account, w.id, &[], resumed_at)
+        .await
+        .unwrap();
+    let hold = Hold {
+        webhook_id: w.id,
+        event_seq: second[0].seq,
+        event_type: EventType::Click,
+        at: t0,
+    };
+    complete(&s, vec![], vec![hold], (w.id, second[0].seq)).await;
+    let until = resumed_at + Duration::seconds(60);
+    let jobs = s.lease_jobs(resumed_at, until, 10, &[]).await.unwrap();
+    let order: Vec<i64> = jobs.iter().map(|j| j.event.seq).collect();
+    assert_eq!(order, [first[0].seq, second[0].seq], "log order");
+}
+
 #[tokio::test]
 async fn pruning_keeps_what_a_stream_has_not_settled() {
     let dir = tempfile::tempdir().unwrap();
