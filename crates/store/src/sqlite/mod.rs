@@ -4,8 +4,9 @@
 //! write that has queued up in one transaction (group commit). A syncer
 //! thread fsyncs the WAL behind it: the writer goes on with the next batch
 //! while the last one is made durable (writes that arrive meanwhile join
-//! that next batch), and a caller hears back only once its write is. Each write runs inside its own savepoint, so one failing write
-//! rolls back alone, and its caller hears back only after the commit.
+//! that next batch), and a caller hears back only once its write is. Each
+//! write runs inside its own savepoint, so one failing write rolls back
+//! alone.
 //! Reads go to a small pool of read connections; WAL lets them run while
 //! the writer commits. Because `seq` is assigned by the single writer in
 //! commit order, a reader always sees a gap-free prefix of the log — the
@@ -209,19 +210,19 @@ impl SqliteStore {
         let max_batch = opts.max_batch.max(1);
         // Full durability: the syncer fsyncs the WAL behind the writer. It
         // ends once the writer, its only sender, has.
-        let (syncer, syncing) = match opts.durability {
+        let syncer = match opts.durability {
             Durability::Full => {
-                let (to_sync, committed) = std::sync::mpsc::channel::<Committed>();
+                let (to, committed) = std::sync::mpsc::channel::<Committed>();
                 let wal = PathBuf::from(format!("{}-wal", opts.path.display()));
                 let durable = durable.clone();
-                let syncing = Arc::new(Syncing::default());
-                let on_sync = syncing.clone();
+                let pending = Arc::new(Syncing::default());
+                let on_sync = pending.clone();
                 std::thread::Builder::new()
                     .name("sqlite-sync".into())
                     .spawn(move || sync_loop(committed, &wal, &durable, &on_sync))?;
-                (Some(to_sync), Some(syncing))
+                Some(Syncer { to, pending })
             }
-            Durability::Normal => (None, None),
+            Durability::Normal => None,
         };
         // The writer ends, after committing what is queued, once the store
         // (the only sender) is dropped.
@@ -231,12 +232,11 @@ impl SqliteStore {
         std::thread::Builder::new()
             .name("sqlite-writer".into())
             .spawn(move || {
-                if let Some(s) = &syncing {
-                    let _ = s.writer.set(std::thread::current());
+                if let Some(s) = &syncer {
+                    let _ = s.pending.writer.set(std::thread::current());
                 }
                 let after = AfterCommit {
                     syncer,
-                    syncing,
                     durable: writer_durable,
                 };
                 writer_loop(conn, rx, max_batch, &after, &writer_restart)
@@ -305,8 +305,9 @@ impl SqliteStore {
     }
 
     /// Like `write`, for a change that may be lost in a power cut without
-    /// harm: its caller hears back once it is committed, before the fsync. Only leases are written so: a lost lease makes its jobs due
-    /// again, and they are delivered again, which at-least-once allows.
+    /// harm: its caller hears back once it is committed, before the fsync.
+    /// Only leases are written so: a lost lease makes its jobs due again,
+    /// and they are delivered again, which at-least-once allows.
     async fn write_volatile<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
@@ -527,12 +528,16 @@ fn restart_wal(conn: &Connection, restart: &Restart) {
 
 /// Where the writer hands a committed batch's durable writes.
 struct AfterCommit {
-    /// To the syncer thread; `None` when commits need no fsync
-    /// ([`Durability::Normal`]): they are as durable as they get.
-    syncer: Option<std::sync::mpsc::Sender<Committed>>,
-    /// Commits handed to the syncer and not yet fsync'd (with a syncer).
-    syncing: Option<Arc<Syncing>>,
+    /// `None` when commits need no fsync ([`Durability::Normal`]): they
+    /// are as durable as they get.
+    syncer: Option<Syncer>,
     durable: Arc<AtomicI64>,
+}
+
+/// The writer's side of the syncer thread.
+struct Syncer {
+    to: std::sync::mpsc::Sender<Committed>,
+    pending: Arc<Syncing>,
 }
 
 /// Commits the syncer has not finished, and the writer to wake when it has.
@@ -543,11 +548,9 @@ struct Syncing {
 }
 
 impl Syncing {
-    fn load(&self, order: Ordering) -> usize {
-        self.commits.load(order)
-    }
-    fn fetch_add(&self, n: usize, order: Ordering) {
-        self.commits.fetch_add(n, order);
+    /// An fsync is due or under way.
+    fn busy(&self) -> bool {
+        self.commits.load(Ordering::Acquire) > 0
     }
     /// `n` commits are durable: wake the writer if it waits on them.
     fn done(&self, n: usize) {
@@ -604,9 +607,9 @@ fn writer_loop(
         // anyway, and one commit of many writes costs the writer less
         // than many small ones (each writes its own copy of the pages
         // they share, the log's last pages above all).
-        if let Some(syncing) = &after.syncing {
+        if let Some(syncer) = &after.syncer {
             let mut joined = 0;
-            while fit && syncing.load(Ordering::Acquire) > 0 && joined < max_batch {
+            while fit && syncer.pending.busy() && joined < max_batch {
                 match rx.try_recv() {
                     Ok(w) => {
                         fit = run(w);
@@ -639,39 +642,41 @@ fn writer_loop(
                 }
             }
         };
-        let head = match log_head(&conn) {
-            Ok(head) => head,
-            Err(e) => {
-                // Not known to be durable: the callers hear the commit failed.
-                tracing::error!(error = %e, "cannot read the log's head");
-                for (_, f) in finishers {
-                    f(false);
-                }
-                continue;
-            }
-        };
         let (durable, volatile): (Vec<_>, Vec<_>) = finishers.into_iter().partition(|w| w.0);
         for (_, f) in volatile {
             f(committed);
         }
         let finish: Vec<Finish> = durable.into_iter().map(|(_, f)| f).collect();
-        match &after.syncer {
-            Some(syncer) if committed && !finish.is_empty() => {
-                if let Some(syncing) = &after.syncing {
-                    syncing.fetch_add(1, Ordering::AcqRel);
+        if !committed || finish.is_empty() {
+            // Rolled back, or leases only (which record no events): there
+            // is nothing to make durable.
+            for f in finish {
+                f(committed);
+            }
+            continue;
+        }
+        let head = match log_head(&conn) {
+            Ok(head) => head,
+            Err(e) => {
+                // Not known to be durable: the callers hear the commit failed.
+                tracing::error!(error = %e, "cannot read the log's head");
+                for f in finish {
+                    f(false);
                 }
+                continue;
+            }
+        };
+        match &after.syncer {
+            Some(syncer) => {
+                syncer.pending.commits.fetch_add(1, Ordering::AcqRel);
                 // Dropped with its finishers if the syncer is gone: their
                 // callers see `Closed`.
-                let _ = syncer.send(Committed { head, finish });
+                let _ = syncer.to.send(Committed { head, finish });
             }
-            _ => {
-                // Without a syncer the commit is all there is. With one,
-                // the head may hold earlier commits still being fsync'd.
-                if committed && after.syncer.is_none() {
-                    after.durable.fetch_max(head, Ordering::AcqRel);
-                }
+            None => {
+                after.durable.fetch_max(head, Ordering::AcqRel);
                 for f in finish {
-                    f(committed);
+                    f(true);
                 }
             }
         }
