@@ -152,7 +152,8 @@ pub trait Store: Send + Sync + 'static {
     /// that), so a dispatcher may ask next from there.
     async fn log_activity(&self, after: i64) -> Result<LogActivity>;
     /// The next `limit` events of a webhook's live stream after `after`, up
-    /// to the log's durable head. The stream belongs to one dispatcher: it alone reads and settles it.
+    /// to the log's durable head. The stream belongs to one dispatcher: it
+    /// alone reads and settles it.
     async fn stream(&self, webhook: WebhookId, after: i64, limit: u32) -> Result<Vec<StreamItem>>;
     /// A count that moves whenever a webhook is created, changed or
     /// deleted, or a job may have become due, by any write but leasing:

@@ -233,7 +233,7 @@ pub struct StreamHead {
 /// dispatcher which live streams have something new.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LogActivity {
-    /// The last seq committed.
+    /// The log's durable head (see [`crate::Store::log_activity`]).
     pub head: i64,
     /// The accounts with events after the seq asked about, up to `head`.
     pub accounts: Vec<AccountId>,

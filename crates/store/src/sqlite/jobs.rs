@@ -170,9 +170,10 @@ impl RawStreamItem {
 }
 
 /// The next `limit` events of the webhook's account after `after`, up to
-/// `head` (the log's durable head), in log order. Those of types the webhook does not take come without their
-/// event: reading them only moves the stream on, and SQLite never reads
-/// their rows (the index holds the type).
+/// `head` (the log's durable head), in log order. Those of types the
+/// webhook does not take come without their event: reading them only
+/// moves the stream on, and SQLite never reads their rows (the index holds
+/// the type).
 pub fn stream(
     c: &Connection,
     webhook: WebhookId,
