@@ -93,6 +93,34 @@ async fn complete(
     s.complete_jobs(Arc::new(done), 100).await.unwrap();
 }
 
+/// Pause every type of the webhook as the failure rule does: the types,
+/// and the jobs they have.
+async fn pause(s: &SqliteStore, webhook: WebhookId) {
+    s.write(false, move |c| {
+        c.execute(
+            "UPDATE webhook_types SET paused = 1 WHERE webhook_id = ?1",
+            [webhook.to_string()],
+        )?;
+        c.execute(
+            "UPDATE jobs SET held = 1 WHERE webhook_id = ?1",
+            [webhook.to_string()],
+        )?;
+        Ok(())
+    })
+    .await
+    .unwrap();
+}
+
+/// The hold the dispatcher sends for a stream item of a paused type.
+fn hold(webhook: WebhookId, item: &StreamItem, at: Timestamp) -> Hold {
+    Hold {
+        webhook_id: webhook,
+        event_seq: item.seq,
+        event_type: EventType::Click,
+        at,
+    }
+}
+
 #[tokio::test]
 async fn a_stream_starts_at_the_end_of_the_log_and_steps_over_other_types() {
     let dir = tempfile::tempdir().unwrap();
@@ -176,25 +204,12 @@ async fn events_of_a_paused_type_are_held_and_resumed() {
     let now = Utc::now();
     let w = webhook(account, &[EventType::Click], now);
     s.create_webhook(&w, None).await.unwrap();
-    s.write(false, move |c| {
-        c.execute(
-            "UPDATE webhook_types SET paused = 1 WHERE webhook_id = ?1",
-            [w.id.to_string()],
-        )?;
-        Ok(())
-    })
-    .await
-    .unwrap();
+    pause(&s, w.id).await;
     record(&s, account, &[EventType::Click], now).await;
     let items = s.stream(w.id, 0, 10).await.unwrap();
     assert!(items[0].paused, "the stream says the type is paused");
-    let hold = Hold {
-        webhook_id: w.id,
-        event_seq: items[0].seq,
-        event_type: EventType::Click,
-        at: now,
-    };
-    complete(&s, vec![], vec![hold], (w.id, items[0].seq)).await;
+    let held = hold(w.id, &items[0], now);
+    complete(&s, vec![], vec![held], (w.id, items[0].seq)).await;
     let stats = s.queue_stats(now).await.unwrap();
     assert_eq!((stats.pending, stats.held), (1, 1), "{stats:?}");
     let until = now + Duration::seconds(60);
@@ -229,16 +244,7 @@ async fn a_hold_that_lands_after_the_resume_keeps_log_order() {
         (w.id, first[0].seq),
     )
     .await;
-    s.write(false, move |c| {
-        c.execute(
-            "UPDATE webhook_types SET paused = 1 WHERE webhook_id = ?1",
-            [w.id.to_string()],
-        )?;
-        c.execute("UPDATE jobs SET held = 1", [])?;
-        Ok(())
-    })
-    .await
-    .unwrap();
+    pause(&s, w.id).await;
     // A second event is read as paused; the resume commits before its hold.
     record(&s, account, &[EventType::Click], t0).await;
     let second = s.stream(w.id, first[0].seq, 10).await.unwrap();
@@ -247,13 +253,8 @@ async fn a_hold_that_lands_after_the_resume_keeps_log_order() {
     s.resume_webhook(account, w.id, &[], resumed_at)
         .await
         .unwrap();
-    let hold = Hold {
-        webhook_id: w.id,
-        event_seq: second[0].seq,
-        event_type: EventType::Click,
-        at: t0,
-    };
-    complete(&s, vec![], vec![hold], (w.id, second[0].seq)).await;
+    let held = hold(w.id, &second[0], t0);
+    complete(&s, vec![], vec![held], (w.id, second[0].seq)).await;
     let until = resumed_at + Duration::seconds(60);
     let jobs = s.lease_jobs(resumed_at, until, 10, &[]).await.unwrap();
     let order: Vec<i64> = jobs.iter().map(|j| j.event.seq).collect();
