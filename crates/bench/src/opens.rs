@@ -2,15 +2,15 @@
 //! delivered to a webhook.
 //!
 //! tidings runs in this process as `tidings serve` wires it, with
-//! `storage.durability = full`. The set-up sends messages to N distinct
+//! `storage.durability = full` unless `--durability` says otherwise. The set-up sends messages to N distinct
 //! recipients through the accept path (their outbound delivery goes to a
 //! smarthost that never answers, so the only events are the opens), and a
 //! webhook for `open` events points at the receiver process. The load
 //! generator is a third process (this binary in its hidden `opens-load`
 //! mode): HTTP/1.1 keep-alive connections on loopback, each request a
 //! `GET /o/<token>.gif` with a token no other request uses. The pixel is
-//! answered only after the open's event and its delivery job are committed
-//! (fsync'd), so a `200` is an open recorded durably.
+//! answered only after the open's event is committed and the WAL fsync'd,
+//! so a `200` is an open recorded durably.
 //!
 //! Two phases, each on a fresh data directory:
 //!

@@ -100,12 +100,6 @@ impl DurabilityArg {
     }
 }
 
-impl Args {
-    fn durability(&self) -> tidings::config::Durability {
-        self.durability.config()
-    }
-}
-
 /// How the phase's heading names the quiet webhooks, if any.
 fn quiet(args: &Args) -> String {
     match args.quiet_webhooks {
@@ -208,7 +202,7 @@ fn chunk_rates(milestones: &[(u64, u64)], from_us: u64) -> Vec<String> {
 async fn throughput(args: &Args) -> anyhow::Result<()> {
     let n = args.events;
     let rx = ReceiverProc::spawn()?;
-    let inst = Instance::start(&data_parent(&args.dir), args.durability()).await?;
+    let inst = Instance::start(&data_parent(&args.dir), args.durability.config()).await?;
     let (wh, _) = inst.create_webhook(rx.url(), args.max_in_flight).await?;
     inst.add_quiet_accounts(args.quiet_webhooks, &rx.url())
         .await?;
@@ -311,7 +305,7 @@ fn pct(sorted: &[u32], p: f64) -> u64 {
 
 async fn latency(args: &Args) -> anyhow::Result<()> {
     let rx = ReceiverProc::spawn()?;
-    let inst = Instance::start(&data_parent(&args.dir), args.durability()).await?;
+    let inst = Instance::start(&data_parent(&args.dir), args.durability.config()).await?;
     let (wh, _) = inst.create_webhook(rx.url(), args.max_in_flight).await?;
     inst.add_quiet_accounts(args.quiet_webhooks, &rx.url())
         .await?;
@@ -364,7 +358,7 @@ async fn latency(args: &Args) -> anyhow::Result<()> {
 async fn backlog(args: &Args) -> anyhow::Result<()> {
     let m = args.backlog;
     let rx = ReceiverProc::spawn()?;
-    let inst = Instance::start(&data_parent(&args.dir), args.durability()).await?;
+    let inst = Instance::start(&data_parent(&args.dir), args.durability.config()).await?;
     println!(
         "\n== backlog: {} events recorded with no webhook, then a webhook whose 7-day backfill enqueues them all; durability {:?}; load {}",
         thousands(m),
