@@ -245,7 +245,9 @@ pub struct LogActivity {
 pub struct StreamItem {
     pub seq: i64,
     pub job: Option<LeasedJob>,
-    /// Its type is paused on the webhook: hold it instead of sending it.
+    /// Hold it instead of sending it: its type is paused on the webhook,
+    /// or was resumed after this event was recorded (held, it queues
+    /// behind the older events the resume released).
     pub paused: bool,
 }
 

@@ -174,6 +174,11 @@ impl RawStreamItem {
 /// webhook does not take come without their event: reading them only
 /// moves the stream on, and SQLite never reads their rows (the index holds
 /// the type).
+///
+/// An event comes `paused` (to be held, not sent) while its type is
+/// paused, and also when it was recorded before the type's last resume:
+/// as a held job it queues behind the jobs that resume released, which
+/// are older, instead of overtaking them.
 pub fn stream(
     c: &Connection,
     webhook: WebhookId,
@@ -182,7 +187,9 @@ pub fn stream(
     limit: u32,
 ) -> Result<Vec<RawStreamItem>> {
     let mut st = c.prepare_cached(
-        "SELECT t.paused, w.version,
+        "SELECT CASE WHEN t.webhook_id IS NULL THEN NULL
+                     ELSE t.paused OR e.seq <= t.resumed_seq END,
+                w.version,
                 e.seq,
                 CASE WHEN t.webhook_id IS NULL THEN NULL ELSE e.id END,
                 e.account_id, e.type,

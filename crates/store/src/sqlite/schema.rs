@@ -149,4 +149,11 @@ ALTER TABLE webhook_types ADD COLUMN since_seq INTEGER NOT NULL DEFAULT 0;
 UPDATE webhook_types SET since_seq = (SELECT COALESCE(MAX(seq), 0) FROM events);
 "#,
     super::messages::SCHEMA_OPENS_IN_LOG,
+    // A resume releases the type's held jobs in log order. An event
+    // recorded before the resume but first read from the live stream
+    // after it must queue behind them rather than overtake them as a live
+    // send: `resumed_seq` is the log's head at the last resume.
+    r#"
+ALTER TABLE webhook_types ADD COLUMN resumed_seq INTEGER NOT NULL DEFAULT 0;
+"#,
 ];

@@ -111,6 +111,34 @@ async fn pause(s: &SqliteStore, webhook: WebhookId) {
     .unwrap();
 }
 
+/// A click webhook whose first event failed and waits for its retry,
+/// then the type paused. Returns the event's seq.
+async fn failed_then_paused(s: &SqliteStore, t0: Timestamp) -> (AccountId, Webhook, i64) {
+    let account = AccountId::new();
+    let w = webhook(account, &[EventType::Click], t0);
+    s.create_webhook(&w, None).await.unwrap();
+    record(s, account, &[EventType::Click], t0).await;
+    let first = s.stream(w.id, 0, 10).await.unwrap();
+    let job = first[0].job.clone().unwrap();
+    let retry = Next::RetryAt(t0 + Duration::seconds(30));
+    complete(
+        s,
+        vec![outcome(&job, retry, t0)],
+        vec![],
+        (w.id, first[0].seq),
+    )
+    .await;
+    pause(s, w.id).await;
+    (account, w, first[0].seq)
+}
+
+/// The events of the jobs due at `now`, in the order they are leased.
+async fn leased_seqs(s: &SqliteStore, now: Timestamp) -> Vec<i64> {
+    let until = now + Duration::seconds(60);
+    let jobs = s.lease_jobs(now, until, 10, &[]).await.unwrap();
+    jobs.iter().map(|j| j.event.seq).collect()
+}
+
 /// The hold the dispatcher sends for a stream item of a paused type.
 fn hold(webhook: WebhookId, item: &StreamItem, at: Timestamp) -> Hold {
     Hold {
@@ -228,26 +256,11 @@ async fn events_of_a_paused_type_are_held_and_resumed() {
 async fn a_hold_that_lands_after_the_resume_keeps_log_order() {
     let dir = tempfile::tempdir().unwrap();
     let s = open(dir.path());
-    let account = AccountId::new();
     let t0 = Utc::now();
-    let w = webhook(account, &[EventType::Click], t0);
-    s.create_webhook(&w, None).await.unwrap();
-    // The first event fails and waits for its retry; then the type pauses.
-    record(&s, account, &[EventType::Click], t0).await;
-    let first = s.stream(w.id, 0, 10).await.unwrap();
-    let job = first[0].job.clone().unwrap();
-    let retry = Next::RetryAt(t0 + Duration::seconds(30));
-    complete(
-        &s,
-        vec![outcome(&job, retry, t0)],
-        vec![],
-        (w.id, first[0].seq),
-    )
-    .await;
-    pause(&s, w.id).await;
+    let (account, w, first) = failed_then_paused(&s, t0).await;
     // A second event is read as paused; the resume commits before its hold.
     record(&s, account, &[EventType::Click], t0).await;
-    let second = s.stream(w.id, first[0].seq, 10).await.unwrap();
+    let second = s.stream(w.id, first, 10).await.unwrap();
     assert!(second[0].paused);
     let resumed_at = t0 + Duration::seconds(5);
     s.resume_webhook(account, w.id, &[], resumed_at)
@@ -255,10 +268,34 @@ async fn a_hold_that_lands_after_the_resume_keeps_log_order() {
         .unwrap();
     let held = hold(w.id, &second[0], t0);
     complete(&s, vec![], vec![held], (w.id, second[0].seq)).await;
-    let until = resumed_at + Duration::seconds(60);
-    let jobs = s.lease_jobs(resumed_at, until, 10, &[]).await.unwrap();
-    let order: Vec<i64> = jobs.iter().map(|j| j.event.seq).collect();
-    assert_eq!(order, [first[0].seq, second[0].seq], "log order");
+    let order = leased_seqs(&s, resumed_at).await;
+    assert_eq!(order, [first, second[0].seq], "log order");
+}
+
+/// An event recorded while its type was paused, but first read from the
+/// stream after the resume, is held rather than sent live: it goes out
+/// after the older events the resume released, not before them. Events
+/// recorded after the resume stream live as usual.
+#[tokio::test]
+async fn an_event_from_before_the_resume_read_after_it_queues_behind_the_released() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let t0 = Utc::now();
+    let (account, w, first) = failed_then_paused(&s, t0).await;
+    // Recorded while paused; the resume commits before the stream reads it.
+    record(&s, account, &[EventType::Click], t0).await;
+    let resumed_at = t0 + Duration::seconds(5);
+    s.resume_webhook(account, w.id, &[], resumed_at)
+        .await
+        .unwrap();
+    record(&s, account, &[EventType::Click], resumed_at).await;
+    let items = s.stream(w.id, first, 10).await.unwrap();
+    let paused: Vec<bool> = items.iter().map(|i| i.paused).collect();
+    assert_eq!(paused, [true, false], "held, then live");
+    let held = hold(w.id, &items[0], t0);
+    complete(&s, vec![], vec![held], (w.id, items[0].seq)).await;
+    let order = leased_seqs(&s, resumed_at).await;
+    assert_eq!(order, [first, items[0].seq], "log order");
 }
 
 #[tokio::test]

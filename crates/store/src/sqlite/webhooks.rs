@@ -222,10 +222,11 @@ pub(super) fn resume_types(
         .filter(|t| types.is_empty() || types.contains(t))
         .collect();
     for t in &chosen {
-        c.prepare_cached(
+        c.prepare_cached(&format!(
             "UPDATE webhook_types SET paused = 0, pause_reason = NULL, paused_at = NULL,
-             consecutive_failures = 0 WHERE webhook_id = ?1 AND event_type = ?2",
-        )?
+             consecutive_failures = 0, resumed_seq = {LOG_HEAD}
+             WHERE webhook_id = ?1 AND event_type = ?2"
+        ))?
         .execute(params![id.to_string(), t.as_str()])?;
         c.prepare_cached(
             "UPDATE jobs SET held = 0, due_at = CASE WHEN leased = 1 THEN due_at ELSE ?3 END
