@@ -18,8 +18,12 @@
 //!   requests: opens recorded per second; then the time until every one of
 //!   them has reached the webhook.
 //! - `latency`: an open loop at R requests/s for S seconds. Each request
-//!   has a scheduled instant and its latency counts from that instant, so a
-//!   slow answer also counts against the requests queued behind it.
+//!   has a scheduled instant. A request that had to wait for its
+//!   connection (a slow answer to the one before) counts from that instant,
+//!   so a slow answer also counts against the requests queued behind it;
+//!   one sent on time counts from its sending, since the generator's timer
+//!   fires on 1 ms ticks. Latencies from the scheduled instant alone are
+//!   printed as well.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -227,18 +231,20 @@ async fn run_phase(args: &Args, phase: Phase) -> anyhow::Result<()> {
         rate(r.ok, Duration::from_secs_f64(r.seconds))
     );
     println!(
-        "response latency: p50 {}, p90 {}, p99 {}, p99.9 {}, max {}{}",
-        ms(r.p50_us),
-        ms(r.p90_us),
-        ms(r.p99_us),
-        ms(r.p999_us),
-        ms(r.max_us),
+        "response latency: {}{}",
+        r.latency.show(),
         if pace > 0 {
-            " (from each request's scheduled instant)"
+            " (from sending; from the scheduled instant if the request waited for its connection)"
         } else {
             ""
         }
     );
+    if let Some(q) = &r.from_schedule {
+        println!(
+            "  from each request's scheduled instant: {} (adds the generator's 1 ms timer ticks)",
+            q.show()
+        );
+    }
     println!(
         "load generator cpu: {:.0} us per request",
         r.cpu_seconds * 1e6 / r.sent.max(1) as f64
@@ -268,12 +274,54 @@ pub struct LoadReport {
     ok: u64,
     errors: u64,
     seconds: f64,
-    p50_us: u64,
-    p90_us: u64,
-    p99_us: u64,
-    p999_us: u64,
-    max_us: u64,
+    /// From each request's sending, or from its scheduled instant when it
+    /// had to wait for its connection.
+    latency: Quantiles,
+    /// Open loop only: from each request's scheduled instant, whatever
+    /// delayed it. This also counts the generator's own lateness: tokio's
+    /// timers fire on millisecond ticks, so a request goes out up to 1 ms
+    /// after its instant even on an idle connection.
+    from_schedule: Option<Quantiles>,
     cpu_seconds: f64,
+}
+
+/// Latency quantiles in microseconds.
+#[derive(Debug, Serialize, Deserialize)]
+struct Quantiles {
+    p50: u64,
+    p90: u64,
+    p99: u64,
+    p999: u64,
+    max: u64,
+}
+
+impl Quantiles {
+    fn of(mut us: Vec<u64>) -> Self {
+        us.sort_unstable();
+        let q = |p: f64| {
+            us.get(((us.len() as f64 * p) as usize).min(us.len().saturating_sub(1)))
+                .copied()
+                .unwrap_or(0)
+        };
+        Self {
+            p50: q(0.5),
+            p90: q(0.9),
+            p99: q(0.99),
+            p999: q(0.999),
+            max: us.last().copied().unwrap_or(0),
+        }
+    }
+
+    fn show(&self) -> String {
+        format!(
+            "p50 {}, p90 {}, p99 {}, p99.9 {}, max {}",
+            ms(self.p50),
+            ms(self.p90),
+            ms(self.p99),
+            ms(self.p999),
+            ms(self.max)
+        )
+    }
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -324,19 +372,31 @@ pub fn load(args: LoadArgs) -> anyhow::Result<()> {
                 stream.set_nodelay(true)?;
                 let mut buf = Vec::with_capacity(1024);
                 let mut lat = Vec::with_capacity(requests.len() / conns + 1);
+                let mut late = Vec::with_capacity(if rate > 0 { lat.capacity() } else { 0 });
                 let (mut ok, mut errors) = (0u64, 0u64);
                 let mut i = k;
                 while i < requests.len() {
-                    let due = if rate > 0 {
+                    // `from`: when the request was sent, or its scheduled
+                    // instant if it had to wait for the connection (a slow
+                    // answer to the one before it), so that waiting counts.
+                    let (from, due) = if rate > 0 {
                         let due = start + Duration::from_secs_f64(i as f64 / f64::from(rate));
-                        tokio::time::sleep_until(due).await;
-                        due
+                        if tokio::time::Instant::now() >= due {
+                            (due, due)
+                        } else {
+                            tokio::time::sleep_until(due).await;
+                            (tokio::time::Instant::now(), due)
+                        }
                     } else {
-                        tokio::time::Instant::now()
+                        let now = tokio::time::Instant::now();
+                        (now, now)
                     };
                     stream.write_all(&requests[i]).await?;
                     let status = read_response(&mut stream, &mut buf).await?;
-                    lat.push(due.elapsed().as_micros() as u64);
+                    lat.push(from.elapsed().as_micros() as u64);
+                    if rate > 0 {
+                        late.push(due.elapsed().as_micros() as u64);
+                    }
                     if (200..300).contains(&status) {
                         ok += 1;
                     } else {
@@ -344,34 +404,26 @@ pub fn load(args: LoadArgs) -> anyhow::Result<()> {
                     }
                     i += conns;
                 }
-                anyhow::Ok((lat, ok, errors))
+                anyhow::Ok((lat, late, ok, errors))
             });
         }
-        let mut all = Vec::with_capacity(requests.len());
+        let (mut all, mut all_late) = (Vec::with_capacity(requests.len()), Vec::new());
         let (mut ok, mut errors) = (0, 0);
         while let Some(r) = set.join_next().await {
-            let (l, o, e) = r??;
+            let (l, d, o, e) = r??;
             all.extend(l);
+            all_late.extend(d);
             ok += o;
             errors += e;
         }
         let seconds = start.elapsed().as_secs_f64();
-        all.sort_unstable();
-        let q = |p: f64| {
-            all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
-                .copied()
-                .unwrap_or(0)
-        };
         anyhow::Ok(LoadReport {
             sent: all.len() as u64,
             ok,
             errors,
             seconds,
-            p50_us: q(0.5),
-            p90_us: q(0.9),
-            p99_us: q(0.99),
-            p999_us: q(0.999),
-            max_us: all.last().copied().unwrap_or(0),
+            latency: Quantiles::of(all),
+            from_schedule: (!all_late.is_empty()).then(|| Quantiles::of(all_late)),
             cpu_seconds: 0.0,
         })
     })?;
