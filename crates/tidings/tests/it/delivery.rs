@@ -11,7 +11,7 @@ use tidings_types::{Clock, EventType};
 use crate::record;
 
 /// Verify a request with the official `standardwebhooks` library.
-fn verify(secret: &str, req: &tidings_testkit::Received) {
+pub(crate) fn verify(secret: &str, req: &tidings_testkit::Received) {
     let wh = standardwebhooks::Webhook::new(secret).expect("secret");
     let signed: Vec<u8> = if req.method == http::Method::GET {
         req.uri.query().unwrap_or("").as_bytes().to_vec()

@@ -42,3 +42,22 @@ pub async fn record(t: &InProcess, ty: EventType, email: &str) -> tidings_types:
     let acc = account(t).await;
     t.app().record_event(acc, ty, data(email)).await.unwrap()
 }
+
+/// Run a Python script with `input` on its standard input; what it
+/// printed, and whether it exited successfully.
+pub fn python(script: &str, input: &[u8]) -> (String, bool) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("python3")
+        .args(["-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 (with aiosmtpd and dkimpy: pip install aiosmtpd dkimpy)");
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        out.status.success(),
+    )
+}

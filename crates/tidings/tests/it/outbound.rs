@@ -6,7 +6,7 @@ use std::io::BufRead;
 use std::process::{Child, Command, Stdio};
 
 use serde_json::{json, Value};
-use tidings_testkit::{wait_until, InProcess, Receiver, DEADLINE};
+use tidings_testkit::{wait_until, Binary, InProcess, Receiver, DEADLINE};
 
 pub struct Mx {
     child: Child,
@@ -40,6 +40,15 @@ impl Mx {
             .unwrap();
         assert_eq!(line.trim(), "READY", "the test MX did not start");
         Mx { child, port, dir }
+    }
+
+    /// The real `tidings serve` on `data_dir`, relaying all its mail here,
+    /// with extra `TIDINGS_*` variables.
+    pub fn binary(&self, data_dir: &std::path::Path, env: &[(&str, &str)]) -> Binary {
+        let smarthost = format!("127.0.0.1:{}", self.port);
+        let mut all = vec![("TIDINGS_OUTBOUND__SMARTHOST", smarthost.as_str())];
+        all.extend_from_slice(env);
+        Binary::start(env!("CARGO_BIN_EXE_tidings"), data_dir, &all)
     }
 
     pub fn messages(&self) -> Vec<String> {
@@ -374,12 +383,7 @@ async fn kill_9_during_smtp_submissions_loses_no_accepted_message() {
     use std::collections::HashSet;
     let mx = Mx::start();
     let dir = tempfile::tempdir().unwrap();
-    let smarthost = format!("127.0.0.1:{}", mx.port);
-    let mut bin = tidings_testkit::Binary::start(
-        env!("CARGO_BIN_EXE_tidings"),
-        dir.path(),
-        &[("TIDINGS_OUTBOUND__SMARTHOST", &smarthost)],
-    );
+    let mut bin = mx.binary(dir.path(), &[]);
     let smtp = bin.smtp_addr.expect("smtp listener");
     let accepted = dir.path().join("accepted.txt");
     let refused = dir.path().join("refused.txt");
@@ -449,7 +453,7 @@ async fn kill_9_during_smtp_submissions_loses_no_accepted_message() {
 
 /// Verify a received message with dkimpy, answering its DNS query with
 /// the record the API told us to publish.
-fn dkimpy_verifies(message: &str, dns_name: &str, dns_value: &str) -> bool {
+pub(crate) fn dkimpy_verifies(message: &str, dns_name: &str, dns_value: &str) -> bool {
     let script = format!(
         r#"
 import dkim, sys
@@ -466,21 +470,7 @@ print("ok" if dkim.verify(msg, dnsfunc=dns) else "bad")
         value = dns_value,
         name = dns_name
     );
-    let mut child = std::process::Command::new("python3")
-        .args(["-c", &script])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python3 with dkimpy (pip install dkimpy)");
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(message.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    String::from_utf8_lossy(&out.stdout).trim() == "ok"
+    crate::python(&script, message.as_bytes()).0 == "ok"
 }
 
 #[tokio::test]

@@ -21,6 +21,67 @@ fn find_url(msg: &str, base: &str, path: &str) -> String {
         .to_string()
 }
 
+/// An HTTP client that shows redirects instead of following them.
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// The tracking links of one delivered message.
+struct Links {
+    open: String,
+    click: String,
+    unsub: String,
+}
+
+impl Links {
+    /// Follow them as `email`'s mail client and browser would: the pixel
+    /// answers a GIF; the click redirects (returned: where to); a GET on
+    /// the unsubscribe link shows a page naming the address and
+    /// unsubscribes nobody; the RFC 8058 one-click POST unsubscribes.
+    async fn follow(&self, api: &tidings_testkit::Api, ua: &str, email: &str) -> String {
+        let http = client();
+        let px = http
+            .get(&self.open)
+            .header("user-agent", ua)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(px.status(), 200);
+        assert_eq!(px.headers()["content-type"], "image/gif");
+        let c = http
+            .get(&self.click)
+            .header("user-agent", ua)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(c.status(), 303);
+        let location = c.headers()["location"].to_str().unwrap().to_string();
+
+        let page = http.get(&self.unsub).send().await.unwrap();
+        assert_eq!(page.status(), 200);
+        assert!(page.text().await.unwrap().contains(email));
+        let suppression = format!("/v1/suppressions/{email}");
+        assert_eq!(
+            api.get(&suppression).await.status,
+            404,
+            "a GET unsubscribes nobody"
+        );
+        let post = http
+            .post(&self.unsub)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("List-Unsubscribe=One-Click")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(post.status(), 200);
+        assert_eq!(api.get(&suppression).await.body["reason"], "unsubscribe");
+        location
+    }
+}
+
 #[tokio::test]
 async fn opens_clicks_and_unsubscribes_become_events() {
     let mx = Mx::start();
@@ -69,27 +130,13 @@ async fn opens_clicks_and_unsubscribes_become_events() {
     let open = find_url(&msg, &base, "o");
     let unsub = find_url(&msg, &base, "u");
 
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
     let ua = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Safari/605.1.15";
-    let px = http
-        .get(&open)
-        .header("user-agent", ua)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(px.status(), 200);
-    assert_eq!(px.headers()["content-type"], "image/gif");
-    let c = http
-        .get(&click)
-        .header("user-agent", ua)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(c.status(), 303);
-    let location = c.headers()["location"].to_str().unwrap().to_string();
+    let links = Links {
+        open,
+        click: click.clone(),
+        unsub,
+    };
+    let location = links.follow(&t.api, ua, "reader@example.test").await;
     assert!(
         [
             "https://example.com/welcome?a=1&b=2",
@@ -98,27 +145,6 @@ async fn opens_clicks_and_unsubscribes_become_events() {
         .contains(&location.as_str()),
         "redirects only where the sender linked: {location}"
     );
-
-    // A GET on the unsubscribe link shows a page and unsubscribes nobody.
-    let page = http.get(&unsub).send().await.unwrap();
-    assert_eq!(page.status(), 200);
-    assert!(page.text().await.unwrap().contains("reader@example.test"));
-    assert_eq!(
-        t.api
-            .get("/v1/suppressions/reader@example.test")
-            .await
-            .status,
-        404
-    );
-    // The RFC 8058 one-click POST does.
-    let post = http
-        .post(&unsub)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body("List-Unsubscribe=One-Click")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(post.status(), 200);
 
     let events: Vec<Value> = rx.wait_for_json(3, DEADLINE).await;
     let by = |ty: &str| events.iter().find(|e| e["type"] == ty).unwrap().clone();
@@ -133,13 +159,9 @@ async fn opens_clicks_and_unsubscribes_become_events() {
     assert!(c["data"]["bot"].is_boolean());
     let u = by("unsubscribe");
     assert_eq!(u["data"]["method"], "one_click");
-    let s = t.api.get("/v1/suppressions/reader@example.test").await;
-    assert_eq!(
-        (s.status, s.body["reason"].as_str()),
-        (200, Some("unsubscribe"))
-    );
 
     // Forged, truncated and altered tokens: 404, no redirect, nothing recorded.
+    let http = client();
     let before = rx.count();
     let tok = click.rsplit('/').next().unwrap();
     let mut altered = tok.to_string();
@@ -460,4 +482,137 @@ async fn tracking_settings_are_validated_and_per_account() {
         .await;
     assert_eq!(r.body, before);
     t.stop().await;
+}
+
+/// Check the delivered message with Python's own MIME parser: it parses
+/// without defects, the HTML part carries the pixel and a tracked link in
+/// place of the original, and the text part's link is tracked too.
+/// Prints the HTML part's click link.
+fn python_reads_the_tracked_message(message: &str, base: &str) -> String {
+    let script = format!(
+        r#"
+import email, email.policy, sys
+msg = email.message_from_bytes(sys.stdin.buffer.read(), policy=email.policy.default)
+assert not msg.defects, msg.defects
+html = msg.get_body(preferencelist=("html",)).get_content()
+text = msg.get_body(preferencelist=("plain",)).get_content()
+base = {base:?}
+assert base + "/o/" in html, html
+assert "https://example.com/welcome" not in html, html
+assert base + "/c/" in text, text
+assert "mailto:help@example.com" in html, html
+start = html.index(base + "/c/")
+print(html[start:html.index('"', start)])
+"#
+    );
+    let (printed, ok) = crate::python(&script, message.as_bytes());
+    assert!(ok, "Python's email parser refused it");
+    printed
+}
+
+/// The whole path through the real `tidings serve` process: the message
+/// leaves rewritten and DKIM-signed after the rewriting (dkimpy verifies
+/// it as the MX received it; Python's email package parses it), a real
+/// HTTP client follows its links, and `open`, `click` and `unsubscribe`
+/// reach a webhook signed so that the official Standard Webhooks library
+/// accepts them. A GET on the unsubscribe link unsubscribes nobody; the
+/// RFC 8058 POST does. An altered click token gets 404 and no redirect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tracked_mail_through_the_real_binary() {
+    let mx = Mx::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut bin = mx.binary(dir.path(), &[("TIDINGS_TRACKING__UNSUBSCRIBE", "true")]);
+    let api = bin.api();
+    let base = format!("http://{}", bin.addr);
+    let domain = api
+        .post("/v1/domains", &json!({"domain": "sender.test"}))
+        .await;
+    assert_eq!(domain.status, 201, "{:?}", domain.body);
+    let dns = domain.body["dns"].clone();
+    let rx = Receiver::start().await;
+    let wh = api
+        .create_webhook(
+            json!({"url": rx.url("/h"), "event_types": ["open", "click", "unsubscribe"]}),
+        )
+        .await;
+    let secret = wh["secret"].as_str().unwrap().to_string();
+    let r = api
+        .post(
+            "/v1/messages",
+            &json!({
+                "from": "app@sender.test", "to": "reader@example.test", "subject": "real",
+                "html": "<html><body><!--[if mso]><p>Outlook</p><![endif]-->\
+                         <p>Caf&eacute; <a href=\"https://example.com/welcome?a=1&amp;b=2\">welcome</a> \
+                         <a href=\"mailto:help@example.com\">mail us</a></p></body></html>",
+                "text": "Caf\u{e9}: https://example.com/welcome",
+            }),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{:?}", r.body);
+    let id = r.body["id"].as_str().unwrap().to_string();
+    let msg = wait_until("the message at the MX", DEADLINE, || async {
+        mx.messages().pop()
+    })
+    .await;
+    assert!(
+        crate::outbound::dkimpy_verifies(
+            &msg,
+            dns["name"].as_str().unwrap(),
+            dns["value"].as_str().unwrap()
+        ),
+        "dkimpy does not verify the rewritten message"
+    );
+    assert!(
+        msg.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"),
+        "{msg}"
+    );
+    let click = python_reads_the_tracked_message(&msg, &base);
+    let open = find_url(&msg, &base, "o");
+    let unsub = find_url(&msg, &base, "u");
+
+    let ua = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0 Safari/537.36";
+    let links = Links {
+        open,
+        click: click.clone(),
+        unsub,
+    };
+    let location = links.follow(&api, ua, "reader@example.test").await;
+    assert_eq!(location, "https://example.com/welcome?a=1&b=2");
+    let mut altered = click;
+    let last = altered.pop().unwrap();
+    altered.push(if last == 'A' { 'B' } else { 'A' });
+    let bad = client().get(&altered).send().await.unwrap();
+    assert_eq!(bad.status(), 404);
+    assert!(bad.headers().get("location").is_none());
+
+    let got = rx.wait_for(3, DEADLINE).await;
+    for req in &got {
+        crate::delivery::verify(&secret, req);
+    }
+    let events: Vec<Value> = got.iter().map(|r| r.json()).collect();
+    let by = |ty: &str| events.iter().find(|e| e["type"] == ty).unwrap().clone();
+    let (o, c, u) = (by("open"), by("click"), by("unsubscribe"));
+    for e in [&o, &c, &u] {
+        assert_eq!(e["data"]["message_id"], id.as_str(), "{e}");
+        assert_eq!(e["data"]["email"], "reader@example.test", "{e}");
+    }
+    // Opened within seconds of delivery: recorded, first, and flagged as
+    // a machine's (a prefetch), as a person rarely reads that fast.
+    assert_eq!(
+        (&o["data"]["first"], &o["data"]["machine"]),
+        (&json!(true), &json!(true))
+    );
+    assert_eq!(c["data"]["url"], "https://example.com/welcome?a=1&b=2");
+    assert_eq!(u["data"]["method"], "one_click");
+    // The log, read after the unsubscribe that came after the altered
+    // click: one click only.
+    let log = api.get("/v1/events?limit=1000").await;
+    let clicks = log.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "click")
+        .count();
+    assert_eq!(clicks, 1, "the altered token recorded nothing");
+    bin.terminate();
 }
