@@ -16,6 +16,7 @@ pub mod samples;
 pub mod sending;
 pub mod suppressions;
 pub mod tracking;
+pub mod tracking_hosts;
 pub mod tracking_settings;
 pub mod webhooks;
 

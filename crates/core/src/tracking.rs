@@ -19,6 +19,7 @@ use tidings_tracking::rewrite::{rewrite, RecipientTokens, RewriteOptions};
 use tidings_tracking::{classify_click, classify_open, Claims, RecentClick, TokenKeys, TokenKind};
 use tidings_types::{EventType, NewEvent, Timestamp};
 
+use crate::tracking_hosts::{allows, CustomHosts};
 use crate::{CoreError, Tidings};
 
 /// Keys, and the global public base URL and defaults of tracking (an
@@ -28,6 +29,17 @@ pub struct Tracker {
     pub base_url: url::Url,
     /// Add List-Unsubscribe headers and honour the placeholder.
     pub unsubscribe: bool,
+    /// Accounts' own tracking domains ([`Tidings::load_tracking_hosts`]).
+    pub hosts: CustomHosts,
+}
+
+/// Who asked for a tracking link: the client's address and User-Agent,
+/// and the host the request named (`Host`).
+#[derive(Debug, Clone, Copy)]
+pub struct Visit<'a> {
+    pub ip: IpAddr,
+    pub user_agent: Option<&'a str>,
+    pub host: Option<&'a str>,
 }
 
 /// When a recipient was delivered, if it was.
@@ -123,8 +135,24 @@ impl Tidings {
         t.keys.verify(token).ok().filter(|c| want(&c.kind))
     }
 
-    async fn recipient(&self, claims: &Claims) -> Result<Option<RecipientRef>, CoreError> {
-        Ok(self.messages()?.recipient(claims.recipient_id).await?)
+    /// The accounts whose tokens may be used on `host`; `None`: any.
+    fn allowed_on(&self, host: Option<&str>) -> Option<Vec<tidings_types::AccountId>> {
+        self.tracker.as_ref()?.hosts.accounts_of(host)
+    }
+
+    /// The token's recipient, unless it is unknown or the request came in
+    /// on another account's tracking domain.
+    async fn recipient(
+        &self,
+        claims: &Claims,
+        host: Option<&str>,
+    ) -> Result<Option<RecipientRef>, CoreError> {
+        let allowed = self.allowed_on(host);
+        Ok(self
+            .messages()?
+            .recipient(claims.recipient_id)
+            .await?
+            .filter(|r| allows(&allowed, r.message.account_id)))
     }
 
     async fn record(
@@ -172,20 +200,19 @@ impl Tidings {
 
     /// A pixel load. Returns whether the token was valid (the pixel is
     /// served either way).
-    pub async fn track_open(
-        &self,
-        token: &str,
-        ip: IpAddr,
-        user_agent: Option<&str>,
-    ) -> Result<bool, CoreError> {
+    pub async fn track_open(&self, token: &str, visit: Visit<'_>) -> Result<bool, CoreError> {
         let Some(c) = self.claims(token, |k| matches!(k, TokenKind::Open)) else {
             return Ok(false);
         };
         let now = self.clock.now();
-        let ua = user_agent.map(str::to_owned);
+        let (ip, ua) = (visit.ip, visit.user_agent.map(str::to_owned));
+        let allowed = self.allowed_on(visit.host);
         // One transaction finds the recipient, judges the open and records
         // it: no separate read, and `first` is exact under concurrency.
         let build: BuildEngagement = Box::new(move |r, history| {
+            if !allows(&allowed, r.message.account_id) {
+                return None;
+            }
             let v = classify_open(ip, ua.as_deref(), delivered(r), now);
             let mut data = Self::request_data(&r.message, &r.email, ip, ua.as_deref());
             data.insert("machine".into(), json!(v.machine));
@@ -204,8 +231,7 @@ impl Tidings {
         &self,
         token: &str,
         method: &Method,
-        ip: IpAddr,
-        user_agent: Option<&str>,
+        visit: Visit<'_>,
     ) -> Result<Option<url::Url>, CoreError> {
         let Some(c) = self.claims(token, |k| matches!(k, TokenKind::Click { .. })) else {
             return Ok(None);
@@ -213,14 +239,18 @@ impl Tidings {
         let TokenKind::Click { link_index } = c.kind else {
             return Ok(None);
         };
-        let Some(t) = self.recipient(&c).await? else {
+        let Some(t) = self.recipient(&c, visit.host).await? else {
             return Ok(None);
         };
         let Some(url) = self.link(&t.message, link_index).await? else {
             return Ok(None);
         };
         let now = self.clock.now();
-        let (method, ua) = (method.clone(), user_agent.map(str::to_owned));
+        let (method, ip, ua) = (
+            method.clone(),
+            visit.ip,
+            visit.user_agent.map(str::to_owned),
+        );
         let target = url.clone();
         // Judged inside the transaction that records it, so a scanner
         // clicking every link at once sees its own other clicks.
@@ -259,11 +289,15 @@ impl Tidings {
     }
 
     /// The address an unsubscribe token is for (for the confirmation page).
-    pub async fn unsubscribe_target(&self, token: &str) -> Result<Option<String>, CoreError> {
+    pub async fn unsubscribe_target(
+        &self,
+        token: &str,
+        host: Option<&str>,
+    ) -> Result<Option<String>, CoreError> {
         let Some(c) = self.claims(token, |k| matches!(k, TokenKind::Unsubscribe)) else {
             return Ok(None);
         };
-        Ok(self.recipient(&c).await?.map(|t| t.email))
+        Ok(self.recipient(&c, host).await?.map(|t| t.email))
     }
 
     /// Unsubscribe: an event, and the address joins the suppression list.
@@ -271,16 +305,15 @@ impl Tidings {
         &self,
         token: &str,
         method: UnsubscribeMethod,
-        ip: IpAddr,
-        user_agent: Option<&str>,
+        visit: Visit<'_>,
     ) -> Result<bool, CoreError> {
         let Some(c) = self.claims(token, |k| matches!(k, TokenKind::Unsubscribe)) else {
             return Ok(false);
         };
-        let Some(t) = self.recipient(&c).await? else {
+        let Some(t) = self.recipient(&c, visit.host).await? else {
             return Ok(false);
         };
-        let mut data = Self::request_data(&t.message, &t.email, ip, user_agent);
+        let mut data = Self::request_data(&t.message, &t.email, visit.ip, visit.user_agent);
         data.insert(
             "method".into(),
             json!(match method {

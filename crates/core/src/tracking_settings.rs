@@ -141,6 +141,7 @@ impl Tidings {
             Some(Some(d)) => Some(Some(normalize_domain(&d)?)),
             other => other,
         };
+        let domain_changes = domain.is_some();
         let s = self
             .store
             .update_account_tracking(
@@ -154,6 +155,9 @@ impl Tidings {
                 self.clock.now(),
             )
             .await?;
+        if domain_changes {
+            self.load_tracking_hosts().await?;
+        }
         Ok(self.tracking_view(s))
     }
 

@@ -81,6 +81,9 @@ pub trait Store: Send + Sync + 'static {
         patch: AccountTrackingPatch,
         now: Timestamp,
     ) -> Result<AccountTracking>;
+    /// Every account's custom tracking domain (its base URL), for the
+    /// accounts that set one.
+    async fn tracking_domains(&self) -> Result<Vec<(AccountId, String)>>;
 
     // ---- the event log ----
     /// Append events. Every webhook of the account that takes their type

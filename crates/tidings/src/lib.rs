@@ -111,6 +111,9 @@ impl App {
             app = app.with_verp(v.clone());
         }
         app = app.with_tracker(tracker);
+        app.load_tracking_hosts()
+            .await
+            .context("reading the accounts' tracking domains")?;
         let client = WebhookClient::new(ClientConfig {
             timeout: config.webhook_timeout(),
             policy,
@@ -366,6 +369,7 @@ fn tracker(
         keys,
         base_url,
         unsubscribe: config.tracking.unsubscribe,
+        hosts: Default::default(),
     }))
 }
 

@@ -2,17 +2,18 @@
 //! (click redirect), `/u/{token}` (unsubscribe: GET shows a confirmation
 //! page, POST unsubscribes — including the RFC 8058 one-click POST). No
 //! key: the signed token is the credential. A forged or altered token gets
-//! 404 and records nothing; the pixel is served whatever the token.
+//! 404 and records nothing; the pixel is served whatever the token. On an
+//! account's own tracking domain, only that account's tokens are honoured.
 
 use std::net::SocketAddr;
 
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, State};
-use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::Router;
-use tidings_core::tracking::UnsubscribeMethod;
+use tidings_core::tracking::{UnsubscribeMethod, Visit};
 
 use crate::AppState;
 
@@ -34,6 +35,22 @@ fn ua(h: &HeaderMap) -> Option<&str> {
     h.get(header::USER_AGENT).and_then(|v| v.to_str().ok())
 }
 
+/// The host the request named: `Host`, or the authority of an HTTP/2
+/// request.
+fn host<'a>(h: &'a HeaderMap, uri: &'a Uri) -> Option<&'a str> {
+    h.get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| uri.authority().map(|a| a.as_str()))
+}
+
+fn visit<'a>(peer: SocketAddr, h: &'a HeaderMap, uri: &'a Uri) -> Visit<'a> {
+    Visit {
+        ip: peer.ip(),
+        user_agent: ua(h),
+        host: host(h, uri),
+    }
+}
+
 fn not_found() -> Response {
     (StatusCode::NOT_FOUND, "not found").into_response()
 }
@@ -49,7 +66,7 @@ async fn open(
     let token = token.trim_end_matches(".gif");
     if let Err(e) = st
         .app
-        .track_open(token, peer.ip(), ua(request.headers()))
+        .track_open(token, visit(peer, request.headers(), request.uri()))
         .await
     {
         tracing::error!(error = %e, "recording an open failed");
@@ -71,12 +88,13 @@ async fn click(
     State(st): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     method: Method,
+    uri: Uri,
     Path(token): Path<String>,
     headers: HeaderMap,
 ) -> Response {
     match st
         .app
-        .track_click(&token, &method, peer.ip(), ua(&headers))
+        .track_click(&token, &method, visit(peer, &headers, &uri))
         .await
     {
         Ok(Some(url)) => Redirect::to(url.as_str()).into_response(),
@@ -95,8 +113,13 @@ fn escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-async fn unsubscribe_page(State(st): State<AppState>, Path(token): Path<String>) -> Response {
-    match st.app.unsubscribe_target(&token).await {
+async fn unsubscribe_page(
+    State(st): State<AppState>,
+    uri: Uri,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    match st.app.unsubscribe_target(&token, host(&headers, &uri)).await {
         Ok(Some(email)) => Html(format!(
             "<!doctype html><html><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">\
 <title>Unsubscribe</title></head><body style=\"font-family:sans-serif;max-width:32em;margin:4em auto\">\
@@ -116,6 +139,7 @@ async fn unsubscribe_page(State(st): State<AppState>, Path(token): Path<String>)
 async fn unsubscribe(
     State(st): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    uri: Uri,
     Path(token): Path<String>,
     headers: HeaderMap,
     body: Bytes,
@@ -129,7 +153,7 @@ async fn unsubscribe(
     };
     match st
         .app
-        .unsubscribe(&token, method, peer.ip(), ua(&headers))
+        .unsubscribe(&token, method, visit(peer, &headers, &uri))
         .await
     {
         Ok(true) => Html(

@@ -115,6 +115,14 @@ pub fn account_tracking(c: &Connection, account: AccountId) -> Result<AccountTra
     .unwrap_or_default())
 }
 
+pub fn tracking_domains(c: &Connection) -> Result<Vec<(AccountId, String)>> {
+    let mut st = c.prepare_cached(
+        "SELECT account_id, domain FROM account_tracking WHERE domain IS NOT NULL",
+    )?;
+    let rows = st.query_map([], |r| Ok((parse_col(r.get(0)?)?, r.get(1)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
 pub fn update_account_tracking(
     c: &Connection,
     account: AccountId,

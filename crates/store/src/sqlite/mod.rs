@@ -797,6 +797,10 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn tracking_domains(&self) -> Result<Vec<(AccountId, String)>> {
+        self.read(accounts::tracking_domains).await
+    }
+
     async fn record_events(&self, evs: Vec<NewEvent>) -> Result<Vec<Event>> {
         let evs = evs
             .into_iter()

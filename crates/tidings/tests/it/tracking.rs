@@ -616,3 +616,71 @@ async fn tracked_mail_through_the_real_binary() {
     assert_eq!(clicks, 1, "the altered token recorded nothing");
     bin.terminate();
 }
+
+/// Tokens of another account: on an account's own tracking domain, the
+/// links of another account's mail get 404 (no redirect), the pixel
+/// records nothing and the unsubscribe link unsubscribes nobody. The same
+/// links work on the host they were issued under.
+#[tokio::test]
+async fn another_accounts_domain_honours_none_of_its_tokens() {
+    let (t, mx) = with_mx(true).await;
+    let addr = t.running.as_ref().unwrap().addr;
+    // Account A has its own tracking domain; account B sends on the global one.
+    let a_domain = format!("http://track.a.test:{}", addr.port());
+    let r = t
+        .api
+        .patch("/v1/tracking", &json!({"domain": a_domain}))
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let b = t.app().create_account("b", None).await.unwrap();
+    let b_key = t.app().create_api_key(b.id, "k").await.unwrap();
+    let b_api = t.api.with_key(b_key.key.expose());
+    let rx = Receiver::start().await;
+    b_api
+        .create_webhook(
+            json!({"url": rx.url("/h"), "event_types": ["open", "click", "unsubscribe"]}),
+        )
+        .await;
+    let r = b_api
+        .post("/v1/messages", &html_message("d@example.test", "b's"))
+        .await;
+    assert_eq!(r.status, 202, "{:?}", r.body);
+    let msg = wait_until("the message at the MX", DEADLINE, || async {
+        mx.messages().pop()
+    })
+    .await;
+    let base = t.api.base.clone();
+    let [open, click, unsub] = ["o", "c", "u"].map(|p| find_url(&msg, &base, p));
+    let on_a = |url: &str| url.replace(&base, &a_domain);
+
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .resolve("track.a.test", addr)
+        .build()
+        .unwrap();
+    let c = http.get(on_a(&click)).send().await.unwrap();
+    assert_eq!(c.status(), 404);
+    assert!(c.headers().get("location").is_none());
+    let px = http.get(on_a(&open)).send().await.unwrap();
+    assert_eq!(px.status(), 200, "the pixel is served whatever the token");
+    assert_eq!(http.get(on_a(&unsub)).send().await.unwrap().status(), 404);
+    let post = http
+        .post(on_a(&unsub))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("List-Unsubscribe=One-Click")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(post.status(), 404);
+    let suppressed = b_api.get("/v1/suppressions/d@example.test").await;
+    assert_eq!(suppressed.status, 404, "nobody unsubscribed");
+
+    // On the host they were issued under, the same links work; the click
+    // is the first event the webhook sees, so nothing was recorded before.
+    let c = http.get(&click).send().await.unwrap();
+    assert_eq!(c.status(), 303);
+    assert_eq!(c.headers()["location"], "https://example.com/offer");
+    let got = rx.wait_for_json(1, DEADLINE).await;
+    assert_eq!(got[0]["type"], "click", "{got:?}");
+    t.stop().await;
+}
