@@ -1,5 +1,6 @@
 //! Durability against the real binary: SIGKILL in the middle of delivering
-//! thousands of events loses none of them.
+//! thousands of events loses none of them, and SIGKILL in the middle of a
+//! stream of open-pixel loads loses none that was answered.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -77,4 +78,98 @@ async fn kill_9_while_delivering_loses_nothing() {
         Some(0),
         "graceful shutdown exits cleanly"
     );
+}
+
+/// Every pixel load answered before a SIGKILL is an `open` in the log
+/// after the restart: the pixel is answered only once its open is
+/// committed. (The pixel answers whatever the token; every token here is
+/// valid, so every answer is a recorded open.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_while_recording_opens_loses_no_answered_open() {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+
+    let mx = crate::outbound::Mx::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut bin = mx.binary(dir.path(), &[]);
+    let api = bin.api();
+    const N: usize = 40;
+    let to: Vec<String> = (0..N).map(|i| format!("r{i}@example.test")).collect();
+    let r = api
+        .post(
+            "/v1/messages",
+            &json!({"from": "app@sender.test", "to": to, "subject": "s", "html": "<p>hi</p>"}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{:?}", r.body);
+    let copies = wait_until("every copy at the MX", Duration::from_secs(60), || async {
+        let m = mx.messages();
+        (m.len() == N).then_some(m)
+    })
+    .await;
+    let base = format!("http://{}", bin.addr);
+    let pixels: Vec<(String, String)> = copies
+        .iter()
+        .map(|m| {
+            let rcpt = m
+                .lines()
+                .find_map(|l| l.strip_prefix("X-Envelope-To: "))
+                .unwrap()
+                .trim()
+                .to_string();
+            (rcpt, crate::tracking::find_url(m, &base, "o"))
+        })
+        .collect();
+
+    // Eight clients load the pixels round and round until the server dies.
+    let answered: Arc<Mutex<HashMap<String, usize>>> = Default::default();
+    let http = reqwest::Client::new();
+    let loaders: Vec<_> = (0..8)
+        .map(|k| {
+            let (http, pixels, answered) = (http.clone(), pixels.clone(), answered.clone());
+            tokio::spawn(async move {
+                for i in (k..).step_by(8) {
+                    let (rcpt, url) = &pixels[i % pixels.len()];
+                    match http.get(url).send().await {
+                        Ok(r) if r.status() == 200 => {
+                            *answered.lock().unwrap().entry(rcpt.clone()).or_default() += 1;
+                        }
+                        _ => break,
+                    }
+                }
+            })
+        })
+        .collect();
+    let total = || answered.lock().unwrap().values().sum::<usize>();
+    wait_until("opens under way", Duration::from_secs(60), || async {
+        (total() >= 300).then_some(())
+    })
+    .await;
+    bin.kill9();
+    for l in loaders {
+        l.await.unwrap();
+    }
+    let answered = answered.lock().unwrap().clone();
+
+    bin.restart();
+    let api = bin.api();
+    let mut recorded: HashMap<String, usize> = HashMap::new();
+    let mut after = String::new();
+    loop {
+        let page = api.get(&format!("/v1/events?limit=1000{after}")).await;
+        let data = page.body["data"].as_array().unwrap().clone();
+        if data.is_empty() {
+            break;
+        }
+        for e in data.iter().filter(|e| e["type"] == "open") {
+            let email = e["data"]["email"].as_str().unwrap().to_string();
+            *recorded.entry(email).or_default() += 1;
+        }
+        after = format!("&after={}", page.body["next_cursor"].as_str().unwrap());
+    }
+    for (rcpt, n) in &answered {
+        let got = recorded.get(rcpt).copied().unwrap_or(0);
+        assert!(got >= *n, "{rcpt}: {n} opens answered, {got} recorded");
+    }
+    assert_eq!(bin.terminate().code(), Some(0));
 }

@@ -8,7 +8,7 @@ use tidings_testkit::{wait_until, InProcess, Receiver, DEADLINE};
 
 use crate::outbound::Mx;
 
-fn find_url(msg: &str, base: &str, path: &str) -> String {
+pub(crate) fn find_url(msg: &str, base: &str, path: &str) -> String {
     // Undo quoted-printable soft breaks and =3D before searching.
     let text = msg.replace("=\r\n", "").replace("=3D", "=");
     let start = text
