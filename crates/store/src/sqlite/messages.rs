@@ -1,6 +1,5 @@
 //! SQLite implementation of [`MessageStore`].
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -393,19 +392,18 @@ fn record_inbound(c: &Connection, fx: InboundEffects, soft_limit: u32) -> Result
 }
 
 /// Messages never change once stored, and a burst of opens and clicks
-/// names a few thousand of them over and over: each thread keeps the
-/// latest it read, so that finding a recipient's message costs no read.
-const MESSAGE_CACHE: usize = 4096;
+/// names a few thousand of them over and over: the latest read are kept,
+/// so that finding a recipient's message costs no read. One cache for the
+/// whole process, the writer and the readers alike (message ids are
+/// unique): a cache per thread grew with the pool of threads that reads
+/// run on, to hundreds of megabytes under a burst of clicks.
+static MESSAGES: std::sync::LazyLock<moka::sync::Cache<String, Arc<MessageRecord>>> =
+    std::sync::LazyLock::new(|| moka::sync::Cache::new(4096));
 
-thread_local! {
-    static MESSAGES: std::cell::RefCell<HashMap<String, Arc<MessageRecord>>> =
-        std::cell::RefCell::new(HashMap::new());
-}
-
-/// The stored message `id` (not its recipients), from this thread's cache
-/// or the database.
+/// The stored message `id` (not its recipients), from the cache or the
+/// database.
 fn cached_message(c: &Connection, id: String) -> Result<Option<Arc<MessageRecord>>> {
-    if let Some(m) = MESSAGES.with_borrow(|cache| cache.get(&id).cloned()) {
+    if let Some(m) = MESSAGES.get(&id) {
         return Ok(Some(m));
     }
     let Some(m) = c
@@ -416,12 +414,7 @@ fn cached_message(c: &Connection, id: String) -> Result<Option<Arc<MessageRecord
         return Ok(None);
     };
     let m = Arc::new(m);
-    MESSAGES.with_borrow_mut(|cache| {
-        if cache.len() >= MESSAGE_CACHE {
-            cache.clear();
-        }
-        cache.insert(id, m.clone());
-    });
+    MESSAGES.insert(id, m.clone());
     Ok(Some(m))
 }
 

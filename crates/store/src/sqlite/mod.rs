@@ -112,10 +112,9 @@ pub struct SqliteStore {
     writer: mpsc::Sender<Write>,
     /// Dropped with the store, which ends the checkpointer thread.
     _checkpointer: std::sync::mpsc::Sender<()>,
-    readers: Arc<Mutex<Vec<Connection>>>,
-    /// One permit per read connection: reads beyond [`READERS`] wait for a
-    /// connection instead of opening (and then closing) one of their own.
-    read_permits: Arc<tokio::sync::Semaphore>,
+    /// Reads for the reader threads; dropped with the store, which ends
+    /// them.
+    readers: crossbeam_channel::Sender<ReadJob>,
     path: PathBuf,
     notify: Arc<Notify>,
     outbound_notify: Arc<Notify>,
@@ -134,7 +133,8 @@ pub struct SqliteStore {
 /// so it is kept rare: at 4,096 frames it came every 0.4 s at 5,000
 /// opens/s, and set the p99 of the responses.
 const WAL_RESTART_FRAMES: i64 = 16_384;
-/// Read connections, opened as needed and kept.
+/// Reader threads, each with its own connection (opened at its first
+/// read). Reads beyond these many wait their turn.
 const READERS: usize = 8;
 /// How often the checkpointer thread copies the WAL into the database.
 const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
@@ -247,11 +247,17 @@ impl SqliteStore {
         std::thread::Builder::new()
             .name("sqlite-checkpoint".into())
             .spawn(move || checkpoint_loop(checkpointer, stopped, &restart, db_file))?;
+        let (readers, jobs) = crossbeam_channel::unbounded::<ReadJob>();
+        for _ in 0..READERS {
+            let (jobs, path) = (jobs.clone(), opts.path.clone());
+            std::thread::Builder::new()
+                .name("sqlite-read".into())
+                .spawn(move || reader_loop(&path, jobs))?;
+        }
         Ok(Self {
             _checkpointer: stop,
             writer: tx,
-            readers: Arc::new(Mutex::new(Vec::new())),
-            read_permits: Arc::new(tokio::sync::Semaphore::new(READERS)),
+            readers,
             path: opts.path,
             notify: Arc::new(Notify::new()),
             outbound_notify: Arc::new(Notify::new()),
@@ -374,33 +380,46 @@ impl SqliteStore {
         wake(&self.notify);
     }
 
-    /// Run `f` on a pooled read connection.
+    /// Run `f` on one of the reader threads' connections.
     async fn read<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
-        let pool = self.readers.clone();
-        let path = self.path.clone();
-        let permit = self
-            .read_permits
-            .clone()
-            .acquire_owned()
-            .await
+        let (tx, rx) = oneshot::channel();
+        self.readers
+            .send(Box::new(move |conn: Result<&Connection>| {
+                let _ = tx.send(conn.and_then(f));
+            }))
             .map_err(|_| StoreError::Closed)?;
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            let conn = pool.lock().expect("pool lock").pop();
-            let conn = match conn {
-                Some(c) => c,
-                None => open_reader(&path)?,
-            };
-            let r = f(&conn);
-            pool.lock().expect("pool lock").push(conn);
-            r
-        })
-        .await
-        .map_err(|_| StoreError::Closed)?
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+}
+
+/// A read, given its reader thread's connection (or why it has none).
+type ReadJob = Box<dyn FnOnce(Result<&Connection>) + Send>;
+
+/// A reader thread: runs reads on its own connection, opened at the first
+/// one, until the store is dropped. A fixed set of threads, rather than
+/// tokio's blocking pool, whose threads multiply under bursts of reads.
+fn reader_loop(path: &Path, jobs: crossbeam_channel::Receiver<ReadJob>) {
+    let mut conn: Option<Connection> = None;
+    for job in jobs {
+        if conn.is_none() {
+            match open_reader(path) {
+                Ok(c) => conn = Some(c),
+                Err(e) => {
+                    job(Err(e));
+                    continue;
+                }
+            }
+        }
+        let c = conn.as_ref().expect("opened above");
+        // A read that panics loses its answer (its caller sees `Closed`),
+        // not the thread.
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(Ok(c)))).is_err() {
+            tracing::error!("a read panicked");
+        }
     }
 }
 

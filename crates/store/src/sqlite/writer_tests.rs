@@ -1,6 +1,8 @@
 //! How the writes that share one transaction are kept apart: a write in a
 //! savepoint fails alone; a bare write that fails takes its whole batch
 //! with it, and every caller in the batch hears so.
+//! Also the threads around the writer: the syncer's durable head, and the
+//! reader threads.
 
 use std::sync::mpsc as std_mpsc;
 use std::sync::Arc;
@@ -173,4 +175,33 @@ async fn events_are_readable_once_their_write_returns() {
         let log = s.events_after(account, 0, 100).await.unwrap();
         assert_eq!(log.len(), n);
     }
+}
+
+/// Reads run on a fixed set of reader threads: a read that panics loses
+/// only its own answer, and many reads at once all get theirs, on no more
+/// threads than there are readers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_share_the_reader_threads_and_survive_a_panicking_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Arc::new(SqliteStore::open(SqliteOptions::new(dir.path().join("t.db"))).unwrap());
+    let r: crate::Result<()> = s.read(|_| panic!("a bug in a read")).await;
+    assert!(matches!(r, Err(StoreError::Closed)), "{r:?}");
+    let threads = Arc::new(std::sync::Mutex::new(std::collections::HashSet::new()));
+    let reads: Vec<_> = (0..200)
+        .map(|i| {
+            let (s, threads) = (s.clone(), threads.clone());
+            tokio::spawn(async move {
+                s.read(move |c| {
+                    threads.lock().unwrap().insert(std::thread::current().id());
+                    Ok(c.query_row("SELECT ?1 + 1", [i], |r| r.get::<_, i64>(0))?)
+                })
+                .await
+            })
+        })
+        .collect();
+    for (i, read) in reads.into_iter().enumerate() {
+        assert_eq!(read.await.unwrap().unwrap(), i as i64 + 1);
+    }
+    let used = threads.lock().unwrap().len();
+    assert!(used <= super::READERS, "{used} threads ran the reads");
 }
