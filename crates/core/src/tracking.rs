@@ -17,7 +17,7 @@ use tidings_store::{
 };
 use tidings_tracking::rewrite::{rewrite, RecipientTokens, RewriteOptions};
 use tidings_tracking::{classify_click, classify_open, Claims, RecentClick, TokenKeys, TokenKind};
-use tidings_types::{EventType, NewEvent, Timestamp};
+use tidings_types::{EventType, MessageId, NewEvent, Timestamp};
 
 use crate::tracking_hosts::{allows, CustomHosts};
 use crate::{CoreError, Tidings};
@@ -31,6 +31,21 @@ pub struct Tracker {
     pub unsubscribe: bool,
     /// Accounts' own tracking domains ([`Tidings::load_tracking_hosts`]).
     pub hosts: CustomHosts,
+    pub links: LinkCache,
+}
+
+/// The tracked links of recently clicked messages, in link order. Finding
+/// them means reading the stored message and running its rewrite again;
+/// a message never changes once stored, so its entry never goes stale.
+/// A scanner that clicks every link of a message, or the recipients of
+/// one campaign clicking through, find them here, and clicks that arrive
+/// together wait for one rewrite instead of each running their own.
+pub struct LinkCache(moka::future::Cache<MessageId, Arc<Vec<url::Url>>>);
+
+impl Default for LinkCache {
+    fn default() -> Self {
+        Self(moka::future::Cache::new(4096))
+    }
 }
 
 /// Who asked for a tracking link: the client's address and User-Agent,
@@ -279,12 +294,24 @@ impl Tidings {
     /// at send time lists the same links in the same order.
     async fn link(&self, m: &MessageRecord, index: u32) -> Result<Option<url::Url>, CoreError> {
         let t = self.tracker.as_ref().ok_or(CoreError::NotFound)?;
-        let raw = self.messages()?.message_raw(m.id).await?;
-        let links = rewrite(&raw, &Self::options(t, m), &|_: TokenKind| {
-            String::from("x")
-        })
-        .map(|r| r.links)
-        .unwrap_or_default();
+        let links = t
+            .links
+            .0
+            .try_get_with(m.id, async {
+                let raw = self.messages()?.message_raw(m.id).await?;
+                let links = rewrite(&raw, &Self::options(t, m), &|_: TokenKind| {
+                    String::from("x")
+                })
+                .map(|r| r.links)
+                .unwrap_or_default();
+                Ok::<_, CoreError>(Arc::new(links))
+            })
+            .await
+            // Shared by the clicks that waited for this load.
+            .map_err(|e: Arc<CoreError>| match *e {
+                CoreError::NotFound => CoreError::NotFound,
+                ref other => CoreError::Internal(other.to_string()),
+            })?;
         Ok(links.get(index as usize).cloned())
     }
 

@@ -370,6 +370,7 @@ fn tracker(
         base_url,
         unsubscribe: config.tracking.unsubscribe,
         hosts: Default::default(),
+        links: Default::default(),
     }))
 }
 
