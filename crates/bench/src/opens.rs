@@ -12,6 +12,11 @@
 //! answered only after the open's event is committed and the WAL fsync'd,
 //! so a `200` is an open recorded durably.
 //!
+//! With `--track click` the same runs measure click redirects instead:
+//! the messages carry one tracked link, every request is a
+//! `GET /c/<token>` of a different recipient, and a `303` to the link is a
+//! click recorded durably.
+//!
 //! Two phases, each on a fresh data directory:
 //!
 //! - `throughput`: C connections as fast as they go (closed loop) for N
@@ -34,6 +39,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
 use tidings_core::webhooks::WebhookInput;
+use tidings_tracking::TokenKind;
 use tidings_types::EventType;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -65,12 +71,31 @@ pub struct Args {
     /// JSON array bodies); 1 sends one request per event.
     #[arg(long, default_value_t = 100)]
     batch: u32,
+    /// What the requests follow: open pixels or click links.
+    #[arg(long, value_enum, default_value_t = Track::Open)]
+    track: Track,
     /// `storage.durability`: `full` fsyncs every commit before answering.
     #[arg(long, value_enum, default_value_t = DurabilityArg::Full)]
     durability: DurabilityArg,
     /// Where the temporary data directories go (default: the system's).
     #[arg(long)]
     dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Track {
+    Open,
+    Click,
+}
+
+impl Track {
+    /// What each request records, in the plural.
+    fn noun(self) -> &'static str {
+        match self {
+            Track::Open => "opens",
+            Track::Click => "clicks",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -137,6 +162,7 @@ async fn run_phase(args: &Args, phase: Phase) -> anyhow::Result<()> {
     let mut set = tokio::task::JoinSet::new();
     let messages = opens.div_ceil(PER_MESSAGE);
     let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let track = args.track;
     for _ in 0..4 {
         let (app, next, account) = (app.clone(), next.clone(), inst.account);
         set.spawn(async move {
@@ -152,8 +178,8 @@ async fn run_phase(args: &Args, phase: Phase) -> anyhow::Result<()> {
                     "from": "news@bench.test",
                     "to": to,
                     "subject": "Your weekly summary",
-                    "html": "<p>Hello</p>",
-                    "track": {"opens": true},
+                    "html": "<p>Hello, here is <a href=\"https://example.com/offer?id=42\">your offer</a>.</p>",
+                    "track": {"opens": track == Track::Open, "clicks": track == Track::Click},
                 }))?;
                 app.send_json(account, req).await?;
             }
@@ -163,28 +189,41 @@ async fn run_phase(args: &Args, phase: Phase) -> anyhow::Result<()> {
         r??;
     }
     // Recipient rows are numbered from 1 in a fresh store.
-    let tokens: Vec<String> = (1..=(messages * PER_MESSAGE) as i64)
+    let paths: Vec<String> = (1..=(messages * PER_MESSAGE) as i64)
         .take(opens as usize)
         .map(|id| {
-            app.tracking_token(id, tidings_tracking::TokenKind::Open)
-                .context("tracking is not configured")
+            let token = |kind| {
+                app.tracking_token(id, kind)
+                    .context("tracking is not configured")
+            };
+            Ok(match track {
+                Track::Open => format!("/o/{}.gif", token(TokenKind::Open)?),
+                Track::Click => format!("/c/{}", token(TokenKind::Click { link_index: 0 })?),
+            })
         })
         .collect::<anyhow::Result<_>>()?;
-    let token_file = inst.dir.path().join("open-tokens");
-    std::fs::write(&token_file, tokens.join("\n"))?;
+    let path_file = inst.dir.path().join("request-paths");
+    std::fs::write(&path_file, paths.join("\n"))?;
     let batch =
         (args.batch > 1).then(|| serde_json::json!({"max_events": args.batch, "max_wait_ms": 5}));
     let input = WebhookInput {
         url: rx.url(),
-        event_types: Some(vec![EventType::Open]),
+        event_types: Some(vec![match track {
+            Track::Open => EventType::Open,
+            Track::Click => EventType::Click,
+        }]),
         ..serde_json::from_value::<WebhookInput>(serde_json::json!({"url": "", "batch": batch}))?
     };
     app.create_webhook(inst.account, input).await?;
     println!(
-        "\n== {phase:?}: set-up: {} messages to {} recipients in {:.1} s; webhook for `open`, {}",
+        "\n== {phase:?}: set-up: {} messages to {} recipients in {:.1} s; webhook for `{}`, {}",
         thousands(messages),
         thousands(opens),
         t.elapsed().as_secs_f64(),
+        match track {
+            Track::Open => "open",
+            Track::Click => "click",
+        },
         if args.batch > 1 {
             format!("batches of up to {} events (5 ms wait)", args.batch)
         } else {
@@ -197,7 +236,7 @@ async fn run_phase(args: &Args, phase: Phase) -> anyhow::Result<()> {
         Phase::Latency => (args.latency_conns, args.rate),
     };
     println!(
-        "load: {} connections, {}, {} distinct open tokens; load average {}",
+        "load: {} connections, {}, {} distinct {} tokens; load average {}",
         conns,
         if pace == 0 {
             "as fast as they go".to_string()
@@ -205,13 +244,17 @@ async fn run_phase(args: &Args, phase: Phase) -> anyhow::Result<()> {
             format!("open loop at {}/s", thousands(pace.into()))
         },
         thousands(opens),
+        match track {
+            Track::Open => "open",
+            Track::Click => "click",
+        },
         load_average()
     );
     let cpu0 = Cpu::now(&rx);
     let started = Instant::now();
     let out = Command::new(std::env::current_exe()?)
         .args(["opens-load", "--addr", &http_addr.to_string()])
-        .args(["--tokens", &token_file.display().to_string()])
+        .args(["--paths", &path_file.display().to_string()])
         .args(["--conns", &conns.to_string(), "--rate", &pace.to_string()])
         .stderr(Stdio::inherit())
         .output()
@@ -223,12 +266,13 @@ async fn run_phase(args: &Args, phase: Phase) -> anyhow::Result<()> {
     let r: LoadReport = serde_json::from_slice(&out.stdout).context("the load report")?;
     let cpu1 = Cpu::now(&rx);
     println!(
-        "answered: {} of {} (errors {}) in {:.2} s = {} opens/s recorded",
+        "answered: {} of {} (errors {}) in {:.2} s = {} {}/s recorded",
         thousands(r.ok),
         thousands(r.sent),
         r.errors,
         r.seconds,
-        rate(r.ok, Duration::from_secs_f64(r.seconds))
+        rate(r.ok, Duration::from_secs_f64(r.seconds)),
+        track.noun()
     );
     println!(
         "response latency: {}{}",
@@ -253,14 +297,20 @@ async fn run_phase(args: &Args, phase: Phase) -> anyhow::Result<()> {
     let s = rx.wait_for(r.ok, STALL).await?;
     let took = started.elapsed();
     println!(
-        "delivered to the webhook: {} distinct opens, all of them {:.2} s after the load started ({:.2} s after it ended); redeliveries {}",
+        "delivered to the webhook: {} distinct {}, all of them {:.2} s after the load started ({:.2} s after it ended); redeliveries {}",
         thousands(s.unique),
+        track.noun(),
         took.as_secs_f64(),
         (took - loaded).as_secs_f64(),
         s.total - s.unique
     );
     if s.unique != r.ok {
-        bail!("{} opens answered but {} delivered", r.ok, s.unique);
+        bail!(
+            "{} {} answered but {} delivered",
+            r.ok,
+            track.noun(),
+            s.unique
+        );
     }
     let (hwm, _) = memory();
     println!("memory: peak RSS {}", mb(hwm));
@@ -328,9 +378,9 @@ impl Quantiles {
 pub struct LoadArgs {
     #[arg(long)]
     addr: SocketAddr,
-    /// A file with one token per line.
+    /// A file with one request path per line.
     #[arg(long)]
-    tokens: PathBuf,
+    paths: PathBuf,
     #[arg(long)]
     conns: usize,
     /// Requests per second in all (0: as fast as the connections go).
@@ -347,11 +397,11 @@ pub struct LoadArgs {
 /// (a general-purpose client took twice the CPU per request).
 pub fn load(args: LoadArgs) -> anyhow::Result<()> {
     let requests: Arc<Vec<Vec<u8>>> = Arc::new(
-        std::fs::read_to_string(&args.tokens)?
+        std::fs::read_to_string(&args.paths)?
             .lines()
             .map(|t| {
                 format!(
-                    "GET /o/{t}.gif HTTP/1.1\r\nhost: localhost\r\n\
+                    "GET {t} HTTP/1.1\r\nhost: localhost\r\n\
                      user-agent: Mozilla/5.0 (Windows NT 10.0; Win64; x64) Outlook-Bench/16.0\r\n\r\n"
                 )
                 .into_bytes()
@@ -397,7 +447,7 @@ pub fn load(args: LoadArgs) -> anyhow::Result<()> {
                     if rate > 0 {
                         late.push(due.elapsed().as_micros() as u64);
                     }
-                    if (200..300).contains(&status) {
+                    if (200..400).contains(&status) {
                         ok += 1;
                     } else {
                         errors += 1;
