@@ -684,3 +684,56 @@ async fn another_accounts_domain_honours_none_of_its_tokens() {
     assert_eq!(got[0]["type"], "click", "{got:?}");
     t.stop().await;
 }
+
+/// Each tracked link of a message redirects to its own target, for every
+/// recipient, however many clicks before it found the message's links
+/// already worked out.
+#[tokio::test]
+async fn every_link_of_a_message_redirects_to_its_own_target() {
+    let (t, mx) = with_mx(false).await;
+    let targets = [
+        "https://example.com/offer",
+        "https://example.com/terms?x=1&y=2",
+        "https://shop.example.net/",
+    ];
+    let html = targets
+        .iter()
+        .map(|u| format!("<a href=\"{}\">link</a>", u.replace('&', "&amp;")))
+        .collect::<String>();
+    let r = t
+        .api
+        .post(
+            "/v1/messages",
+            &json!({"from": "app@sender.test", "to": ["a@example.test", "b@example.test"],
+                    "subject": "links", "html": html}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{:?}", r.body);
+    let msgs = wait_until("both copies at the MX", DEADLINE, || async {
+        let m = mx.messages();
+        (m.len() == 2).then_some(m)
+    })
+    .await;
+    let http = client();
+    for msg in &msgs {
+        let text = unfold(msg);
+        let prefix = format!("{}/c/", t.api.base);
+        let clicks: Vec<&str> = text
+            .match_indices(&prefix)
+            .map(|(at, _)| text[at..].split('"').next().unwrap())
+            .collect();
+        assert_eq!(clicks.len(), 3, "{text}");
+        // In reverse order, and twice: the order of the clicks does not matter.
+        for (url, want) in clicks
+            .iter()
+            .zip(targets)
+            .rev()
+            .chain(clicks.iter().zip(targets))
+        {
+            let c = http.get(*url).send().await.unwrap();
+            assert_eq!(c.status(), 303);
+            assert_eq!(c.headers()["location"], want);
+        }
+    }
+    t.stop().await;
+}
