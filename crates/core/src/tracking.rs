@@ -31,6 +31,7 @@ pub struct Tracker {
     pub unsubscribe: bool,
     /// Accounts' own tracking domains ([`Tidings::load_tracking_hosts`]).
     pub hosts: CustomHosts,
+    /// The links of recently clicked messages.
     pub links: LinkCache,
 }
 

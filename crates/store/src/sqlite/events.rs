@@ -135,11 +135,14 @@ pub fn after(
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-pub fn get(c: &Connection, account: AccountId, id: EventId) -> Result<Event> {
+/// The event `id` of `account`, if it is at or before `head` (the log's
+/// durable head): like the polling API, a read by id never shows an event
+/// that a power cut could still take back.
+pub fn get(c: &Connection, account: AccountId, id: EventId, head: i64) -> Result<Event> {
     c.prepare_cached(&format!(
-        "SELECT {EVENT_COLS} FROM events e WHERE e.id = ?1 AND e.account_id = ?2"
+        "SELECT {EVENT_COLS} FROM events e WHERE e.id = ?1 AND e.account_id = ?2 AND e.seq <= ?3"
     ))?
-    .query_row(params![id.to_string(), account.to_string()], |r| {
+    .query_row(params![id.to_string(), account.to_string(), head], |r| {
         event_at(r, 0)
     })
     .optional()?

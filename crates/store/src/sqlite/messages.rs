@@ -568,13 +568,18 @@ impl MessageStore for SqliteStore {
         self.read(move |c| get(c, account, id)).await
     }
     async fn message_events(&self, account: AccountId, id: MessageId) -> Result<Vec<Event>> {
+        // Up to the durable head, as every read of the log.
+        let head = self.durable_head();
         self.read(move |c| {
             let mut st = c.prepare_cached(&format!(
                 "SELECT {EVENT_COLS} FROM events e
                  WHERE e.account_id = ?1 AND json_extract(e.data, '$.message_id') = ?2 AND e.test = 0
+                   AND e.seq <= ?3
                  ORDER BY e.seq"
             ))?;
-            let rows = st.query_map(params![account.to_string(), id.to_string()], |r| event_at(r, 0))?;
+            let rows = st.query_map(params![account.to_string(), id.to_string(), head], |r| {
+                event_at(r, 0)
+            })?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)
         })
         .await

@@ -834,7 +834,8 @@ impl Store for SqliteStore {
             .await
     }
     async fn get_event(&self, account: AccountId, id: EventId) -> Result<Event> {
-        self.read(move |c| events::get(c, account, id)).await
+        let head = self.durable_head();
+        self.read(move |c| events::get(c, account, id, head)).await
     }
 
     async fn create_webhook(&self, webhook: &Webhook, since: Option<Timestamp>) -> Result<u64> {

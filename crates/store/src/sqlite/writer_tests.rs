@@ -177,6 +177,52 @@ async fn events_are_readable_once_their_write_returns() {
     }
 }
 
+/// No read of the log shows an event past the durable head: not the
+/// polling read, not a read by id, not a message's events. (The head is
+/// set back by hand here, as if the event's fsync had not finished.)
+#[tokio::test]
+async fn reads_by_id_and_by_message_stop_at_the_durable_head() {
+    use crate::{MessageStore, Store};
+    let dir = tempfile::tempdir().unwrap();
+    let s = SqliteStore::open(SqliteOptions::new(dir.path().join("t.db"))).unwrap();
+    let account = tidings_types::AccountId::new();
+    let message = tidings_types::MessageId::new();
+    let mut data = tidings_types::EventData::new();
+    data.insert("message_id".into(), message.to_string().into());
+    data.insert("email".into(), "a@example.com".into());
+    let e = tidings_types::NewEvent::new(
+        account,
+        tidings_types::EventType::Open,
+        chrono::Utc::now(),
+        data,
+    )
+    .unwrap();
+    let recorded = s.record_events(vec![e]).await.unwrap().remove(0);
+    async fn visible(
+        s: &SqliteStore,
+        account: tidings_types::AccountId,
+        event: &tidings_types::Event,
+        message: tidings_types::MessageId,
+    ) -> (bool, usize, usize) {
+        (
+            s.get_event(account, event.id).await.is_ok(),
+            s.message_events(account, message).await.unwrap().len(),
+            s.events_after(account, 0, 10).await.unwrap().len(),
+        )
+    }
+    assert_eq!(visible(&s, account, &recorded, message).await, (true, 1, 1));
+    s.durable
+        .store(recorded.seq - 1, std::sync::atomic::Ordering::Release);
+    assert_eq!(
+        visible(&s, account, &recorded, message).await,
+        (false, 0, 0),
+        "not yet durable: not shown"
+    );
+    s.durable
+        .store(recorded.seq, std::sync::atomic::Ordering::Release);
+    assert_eq!(visible(&s, account, &recorded, message).await, (true, 1, 1));
+}
+
 /// Reads run on a fixed set of reader threads: a read that panics loses
 /// only its own answer, and many reads at once all get theirs, on no more
 /// threads than there are readers.
