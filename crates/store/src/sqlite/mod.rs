@@ -7,12 +7,13 @@
 //! that next batch), and a caller hears back only once its write is. Each
 //! write runs inside its own savepoint, so one failing write rolls back
 //! alone.
-//! Reads go to a small pool of read connections; WAL lets them run while
-//! the writer commits. Because `seq` is assigned by the single writer in
-//! commit order, a reader always sees a gap-free prefix of the log — the
-//! property the polling cursor relies on. Readers of the log (polling, the
-//! webhooks' live streams) stop at the durable head, so nothing they hand
-//! out can be lost to a power cut after the fact.
+//! Reads go to eight reader threads, each with its own connection; WAL
+//! lets them run while the writer commits. Because `seq` is assigned by
+//! the single writer in commit order, a reader always sees a gap-free
+//! prefix of the log — the property the polling cursor relies on. Every
+//! read of the log (polling, by id, by message, the webhooks' live
+//! streams) stops at the durable head, so nothing handed out can be lost
+//! to a power cut after the fact.
 //!
 //! The writer's time is what every producer and the dispatcher share, so
 //! work that needs no transaction happens before or after it (encoding
