@@ -49,10 +49,12 @@ impl Default for LinkCache {
     }
 }
 
-/// Who asked for a tracking link: the client's address and User-Agent,
-/// and the host the request named (`Host`).
+/// Who asked for a tracking link, and how: the request's method, the
+/// client's address and User-Agent, and the host the request named
+/// (`Host`).
 #[derive(Debug, Clone, Copy)]
 pub struct Visit<'a> {
+    pub method: &'a Method,
     pub ip: IpAddr,
     pub user_agent: Option<&'a str>,
     pub host: Option<&'a str>,
@@ -221,7 +223,8 @@ impl Tidings {
             return Ok(false);
         };
         let now = self.clock.now();
-        let (ip, ua) = (visit.ip, visit.user_agent.map(str::to_owned));
+        let (method, ip) = (visit.method.clone(), visit.ip);
+        let ua = visit.user_agent.map(str::to_owned);
         let allowed = self.allowed_on(visit.host);
         // One transaction finds the recipient, judges the open and records
         // it: no separate read, and `first` is exact under concurrency.
@@ -229,7 +232,7 @@ impl Tidings {
             if !allows(&allowed, r.message.account_id) {
                 return None;
             }
-            let v = classify_open(ip, ua.as_deref(), delivered(r), now);
+            let v = classify_open(&method, ip, ua.as_deref(), delivered(r), now);
             let mut data = Self::request_data(&r.message, &r.email, ip, ua.as_deref());
             data.insert("machine".into(), json!(v.machine));
             data.insert("first".into(), json!(!history.opened));
@@ -246,7 +249,6 @@ impl Tidings {
     pub async fn track_click(
         &self,
         token: &str,
-        method: &Method,
         visit: Visit<'_>,
     ) -> Result<Option<url::Url>, CoreError> {
         let Some(c) = self.claims(token, |k| matches!(k, TokenKind::Click { .. })) else {
@@ -262,11 +264,8 @@ impl Tidings {
             return Ok(None);
         };
         let now = self.clock.now();
-        let (method, ip, ua) = (
-            method.clone(),
-            visit.ip,
-            visit.user_agent.map(str::to_owned),
-        );
+        let (method, ip) = (visit.method.clone(), visit.ip);
+        let ua = visit.user_agent.map(str::to_owned);
         let target = url.clone();
         // Judged inside the transaction that records it, so a scanner
         // clicking every link at once sees its own other clicks.

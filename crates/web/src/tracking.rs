@@ -43,8 +43,9 @@ fn host<'a>(h: &'a HeaderMap, uri: &'a Uri) -> Option<&'a str> {
         .or_else(|| uri.authority().map(|a| a.as_str()))
 }
 
-fn visit<'a>(peer: SocketAddr, h: &'a HeaderMap, uri: &'a Uri) -> Visit<'a> {
+fn visit<'a>(peer: SocketAddr, method: &'a Method, h: &'a HeaderMap, uri: &'a Uri) -> Visit<'a> {
     Visit {
+        method,
         ip: peer.ip(),
         user_agent: ua(h),
         host: host(h, uri),
@@ -66,7 +67,10 @@ async fn open(
     let token = token.trim_end_matches(".gif");
     if let Err(e) = st
         .app
-        .track_open(token, visit(peer, request.headers(), request.uri()))
+        .track_open(
+            token,
+            visit(peer, request.method(), request.headers(), request.uri()),
+        )
         .await
     {
         tracing::error!(error = %e, "recording an open failed");
@@ -94,7 +98,7 @@ async fn click(
 ) -> Response {
     match st
         .app
-        .track_click(&token, &method, visit(peer, &headers, &uri))
+        .track_click(&token, visit(peer, &method, &headers, &uri))
         .await
     {
         Ok(Some(url)) => Redirect::to(url.as_str()).into_response(),
@@ -153,7 +157,7 @@ async fn unsubscribe(
     };
     match st
         .app
-        .unsubscribe(&token, method, visit(peer, &headers, &uri))
+        .unsubscribe(&token, method, visit(peer, &Method::POST, &headers, &uri))
         .await
     {
         Ok(true) => Html(

@@ -737,3 +737,50 @@ async fn every_link_of_a_message_redirects_to_its_own_target() {
     }
     t.stop().await;
 }
+
+/// A HEAD on the pixel fetches no image: it is answered like a GET, and
+/// the open is recorded but flagged as a machine's, where the same client's
+/// GET an hour after delivery is a person's.
+#[tokio::test]
+async fn a_head_on_the_pixel_is_a_machines_open() {
+    let (t, mx) = with_mx(false).await;
+    let rx = Receiver::start().await;
+    t.api
+        .create_webhook(json!({"url": rx.url("/h"), "event_types": ["open"]}))
+        .await;
+    let mut body = html_message("h@example.test", "head");
+    body["track"] = json!({"opens": true});
+    let (id, msg) = send_and_receive(&t, &mx, body, 1).await;
+    wait_until("the delivery recorded", DEADLINE, || async {
+        let m = t.api.get(&format!("/v1/messages/{id}")).await;
+        (m.body["recipients"][0]["status"] == "sent").then_some(())
+    })
+    .await;
+    t.clock.advance(std::time::Duration::from_secs(3600));
+    let open = find_url(&msg, &t.api.base, "o");
+    let ua = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0 Safari/537.36";
+    let get = client()
+        .get(&open)
+        .header("user-agent", ua)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get.status(), 200);
+    let got = rx.wait_for_json(1, DEADLINE).await;
+    let head = client()
+        .head(&open)
+        .header("user-agent", ua)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), 200);
+    assert_eq!(head.headers()["content-type"], "image/gif");
+    let got2 = rx.wait_for_json(2, DEADLINE).await;
+    let machine = |e: &Value| e["data"]["machine"].clone();
+    assert_eq!(
+        (machine(&got[0]), machine(&got2[1])),
+        (json!(false), json!(true)),
+        "the GET a person's, the HEAD a machine's"
+    );
+    t.stop().await;
+}

@@ -326,12 +326,18 @@ fn after_ms(delivered_at: Option<Timestamp>, now: Timestamp) -> Option<i64> {
 
 /// Judge a fetch of the open pixel.
 pub fn classify_open(
+    method: &Method,
     ip: IpAddr,
     user_agent: Option<&str>,
     delivered_at: Option<Timestamp>,
     now: Timestamp,
 ) -> OpenVerdict {
     let machine = |why| OpenVerdict { machine: true, why };
+    // A mail client showing the message GETs the image; a HEAD only checks
+    // that it is there.
+    if method == Method::HEAD {
+        return machine(Why::HeadRequest);
+    }
     let Some(ua) = normalise(user_agent) else {
         return machine(Why::NoUserAgent);
     };

@@ -53,7 +53,13 @@ fn opens() {
         (EOP6, Some(CHROME), 600.0, true, "mail_network"),
     ];
     for &(ip, ua, after, machine, code) in cases {
-        let v = classify_open(ip.parse().unwrap(), ua, Some(t0()), secs(after));
+        let v = classify_open(
+            &Method::GET,
+            ip.parse().unwrap(),
+            ua,
+            Some(t0()),
+            secs(after),
+        );
         assert_eq!(
             (v.machine, v.why.code()),
             (machine, code),
@@ -61,8 +67,23 @@ fn opens() {
         );
     }
     // Without a delivery time the timing rule cannot apply.
-    let v = classify_open(HOME.parse().unwrap(), Some(CHROME), None, t0());
+    let v = classify_open(
+        &Method::GET,
+        HOME.parse().unwrap(),
+        Some(CHROME),
+        None,
+        t0(),
+    );
     assert_eq!(v.why, Why::Person);
+    // A HEAD fetches no image: a link checker's, whoever it claims to be.
+    let v = classify_open(
+        &Method::HEAD,
+        HOME.parse().unwrap(),
+        Some(CHROME),
+        None,
+        t0(),
+    );
+    assert_eq!((v.machine, v.why), (true, Why::HeadRequest));
 }
 
 /// (method, ip, user agent, seconds after delivery, recent clicks, bot, reason code)
@@ -152,13 +173,13 @@ fn reasons_say_who() {
             name: "curl"
         })
     );
-    let v = classify_open(HOME.parse().unwrap(), Some(GMAIL), None, t0());
+    let v = classify_open(&Method::GET, HOME.parse().unwrap(), Some(GMAIL), None, t0());
     assert_eq!(v.why, Why::ImageProxy(Proxy::Gmail));
 }
 
 #[test]
 fn long_user_agents_are_cut_on_a_character_boundary() {
     let ua = format!("{}é curl/8", "a".repeat(MAX_UA - 1));
-    let v = classify_open(HOME.parse().unwrap(), Some(&ua), None, t0());
+    let v = classify_open(&Method::GET, HOME.parse().unwrap(), Some(&ua), None, t0());
     assert_eq!(v.why, Why::Person);
 }
