@@ -115,7 +115,7 @@ pub struct SqliteStore {
     _checkpointer: std::sync::mpsc::Sender<()>,
     /// Reads for the reader threads; dropped with the store, which ends
     /// them.
-    readers: crossbeam_channel::Sender<ReadJob>,
+    readers: mpsc::UnboundedSender<ReadJob>,
     path: PathBuf,
     notify: Arc<Notify>,
     outbound_notify: Arc<Notify>,
@@ -248,7 +248,8 @@ impl SqliteStore {
         std::thread::Builder::new()
             .name("sqlite-checkpoint".into())
             .spawn(move || checkpoint_loop(checkpointer, stopped, &restart, db_file))?;
-        let (readers, jobs) = crossbeam_channel::unbounded::<ReadJob>();
+        let (readers, jobs) = mpsc::unbounded_channel::<ReadJob>();
+        let jobs = Arc::new(Mutex::new(jobs));
         for _ in 0..READERS {
             let (jobs, path) = (jobs.clone(), opts.path.clone());
             std::thread::Builder::new()
@@ -403,9 +404,15 @@ type ReadJob = Box<dyn FnOnce(Result<&Connection>) + Send>;
 /// A reader thread: runs reads on its own connection, opened at the first
 /// one, until the store is dropped. A fixed set of threads, rather than
 /// tokio's blocking pool, whose threads multiply under bursts of reads.
-fn reader_loop(path: &Path, jobs: crossbeam_channel::Receiver<ReadJob>) {
+/// One idle reader at a time waits on the queue (sleeping, not spinning);
+/// the others wait for their turn at it.
+fn reader_loop(path: &Path, jobs: Arc<Mutex<mpsc::UnboundedReceiver<ReadJob>>>) {
     let mut conn: Option<Connection> = None;
-    for job in jobs {
+    loop {
+        let next = jobs.lock().expect("reader queue lock").blocking_recv();
+        let Some(job) = next else {
+            return;
+        };
         if conn.is_none() {
             match open_reader(path) {
                 Ok(c) => conn = Some(c),

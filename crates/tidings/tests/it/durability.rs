@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use serde_json::json;
-use tidings_testkit::{wait_until, Binary, Receiver};
+use tidings_testkit::{wait_until, Binary, Receiver, Reply};
 
 const EXE: &str = env!("CARGO_BIN_EXE_tidings");
 
@@ -15,6 +15,12 @@ const EXE: &str = env!("CARGO_BIN_EXE_tidings");
 async fn kill_9_while_delivering_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let rx = Receiver::start().await;
+    // A receiver that takes 5 ms per request: at most 4 in flight, so
+    // delivering the 3,000 takes seconds and the kill lands in the middle.
+    rx.script(|_| Reply {
+        delay: Duration::from_millis(5),
+        ..Reply::status(200)
+    });
     let mut bin = Binary::start(EXE, dir.path(), &[]);
     let api = bin.api();
     let wh = api
