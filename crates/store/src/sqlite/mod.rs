@@ -600,6 +600,14 @@ fn log_head(c: &Connection) -> Result<i64> {
         .query_row([], |r| r.get(0))?)
 }
 
+/// Run `w` in the writer's open transaction. `sound` turns false, for
+/// good, once a write leaves the transaction unfit to commit.
+fn run_write(conn: &Connection, w: Write, sound: &mut bool, finishers: &mut Vec<(bool, Finish)>) {
+    let (ok, finish) = (w.op)(conn);
+    *sound &= ok;
+    finishers.push((w.durable, finish));
+}
+
 fn writer_loop(
     conn: Connection,
     mut rx: mpsc::Receiver<Write>,
@@ -622,13 +630,9 @@ fn writer_loop(
         }
         let mut sound = true;
         let mut finishers: Vec<(bool, Finish)> = Vec::with_capacity(batch.len());
-        let mut run = |w: Write| {
-            let (ok, finish) = (w.op)(&conn);
-            sound &= ok;
-            finishers.push((w.durable, finish));
-            sound
-        };
-        let mut fit = batch.drain(..).fold(true, |_, w| run(w));
+        for w in batch.drain(..) {
+            run_write(&conn, w, &mut sound, &mut finishers);
+        }
         // While the syncer is still on an earlier commit, writes that come
         // in join this transaction: they would wait for the next fsync
         // anyway, and one commit of many writes costs the writer less
@@ -636,10 +640,10 @@ fn writer_loop(
         // they share, the log's last pages above all).
         if let Some(syncer) = &after.syncer {
             let mut joined = 0;
-            while fit && syncer.pending.busy() && joined < max_batch {
+            while sound && syncer.pending.busy() && joined < max_batch {
                 match rx.try_recv() {
                     Ok(w) => {
-                        fit = run(w);
+                        run_write(&conn, w, &mut sound, &mut finishers);
                         joined += 1;
                     }
                     Err(mpsc::error::TryRecvError::Empty) => {
@@ -939,11 +943,9 @@ impl Store for SqliteStore {
         self.read(move |c| jobs::log_activity(c, after, head)).await
     }
     async fn stream(&self, webhook: WebhookId, after: i64, limit: u32) -> Result<Vec<StreamItem>> {
+        let head = self.durable_head();
         let raw = self
-            .read({
-                let head = self.durable_head();
-                move |c| jobs::stream(c, webhook, after, head, limit)
-            })
+            .read(move |c| jobs::stream(c, webhook, after, head, limit))
             .await?;
         // Parsed here, off the pool's connection. An event whose data does
         // not parse can never be sent: it is logged and stepped over.
