@@ -339,8 +339,8 @@ impl Dispatcher {
 }
 
 /// Read the live streams of the webhooks not in `skip`, up to `room`
-/// events in all, and route them: deliveries to lanes, events of paused
-/// types to the completer to be held. Returns how many events were read
+/// events in all, and route them: deliveries to lanes, events to hold
+/// (see [`tidings_store::StreamItem::hold`]) to the completer. Returns how many events were read
 /// (including those of types a webhook does not take, which only move its
 /// stream on), and whether a stream may have more than it gave.
 async fn read_streams(
@@ -404,7 +404,7 @@ async fn read_streams(
                 stream.read = item.seq;
                 let Some(job) = item.job else { continue };
                 stream.open.insert(item.seq);
-                if item.paused {
+                if item.hold {
                     holds.push(Hold {
                         webhook_id: webhook,
                         event_seq: item.seq,

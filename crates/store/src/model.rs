@@ -248,7 +248,7 @@ pub struct StreamItem {
     /// Hold it instead of sending it: its type is paused on the webhook,
     /// or was resumed after this event was recorded (held, it queues
     /// behind the older events the resume released).
-    pub paused: bool,
+    pub hold: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -156,7 +156,7 @@ pub fn log_activity(c: &Connection, after: i64, head: i64) -> Result<LogActivity
 pub struct RawStreamItem {
     pub seq: i64,
     pub job: Option<RawLeased>,
-    pub paused: bool,
+    pub hold: bool,
 }
 
 impl RawStreamItem {
@@ -164,7 +164,7 @@ impl RawStreamItem {
         Ok(StreamItem {
             seq: self.seq,
             job: self.job.map(RawLeased::parse).transpose()?,
-            paused: self.paused,
+            hold: self.hold,
         })
     }
 }
@@ -175,7 +175,7 @@ impl RawStreamItem {
 /// moves the stream on, and SQLite never reads their rows (the index holds
 /// the type).
 ///
-/// An event comes `paused` (to be held, not sent) while its type is
+/// An event comes with `hold` (to be held, not sent) while its type is
 /// paused, and also when it was recorded before the type's last resume:
 /// as a held job it queues behind the jobs that resume released, which
 /// are older, instead of overtaking them.
@@ -205,18 +205,18 @@ pub fn stream(
     )?;
     let rows = st.query_map(params![webhook.to_string(), after, limit, head], |r| {
         let seq: i64 = r.get(2)?;
-        let paused: Option<bool> = r.get(0)?;
-        let Some(paused) = paused else {
+        let hold: Option<bool> = r.get(0)?;
+        let Some(hold) = hold else {
             return Ok(RawStreamItem {
                 seq,
                 job: None,
-                paused: false,
+                hold: false,
             });
         };
         let (event, data) = unparsed_event_at(r, 2)?;
         Ok(RawStreamItem {
             seq,
-            paused,
+            hold,
             job: Some(RawLeased {
                 job: LeasedJob {
                     job_id: None,

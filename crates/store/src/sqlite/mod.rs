@@ -958,7 +958,7 @@ impl Store for SqliteStore {
                     StreamItem {
                         seq,
                         job: None,
-                        paused: false,
+                        hold: false,
                     }
                 })
             })

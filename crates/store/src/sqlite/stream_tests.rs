@@ -175,7 +175,7 @@ async fn a_stream_starts_at_the_end_of_the_log_and_steps_over_other_types() {
         (open.event.event_type, open.job_id, open.attempts),
         (EventType::Open, None, 0)
     );
-    assert!(!items[1].paused);
+    assert!(!items[1].hold);
     assert!(items[0].seq < items[1].seq);
     let stats = s.queue_stats(now).await.unwrap();
     assert_eq!((stats.pending, stats.held), (1, 0), "{stats:?}");
@@ -235,7 +235,7 @@ async fn events_of_a_paused_type_are_held_and_resumed() {
     pause(&s, w.id).await;
     record(&s, account, &[EventType::Click], now).await;
     let items = s.stream(w.id, 0, 10).await.unwrap();
-    assert!(items[0].paused, "the stream says the type is paused");
+    assert!(items[0].hold, "the stream says the type is paused");
     let held = hold(w.id, &items[0], now);
     complete(&s, vec![], vec![held], (w.id, items[0].seq)).await;
     let stats = s.queue_stats(now).await.unwrap();
@@ -261,7 +261,7 @@ async fn a_hold_that_lands_after_the_resume_keeps_log_order() {
     // A second event is read as paused; the resume commits before its hold.
     record(&s, account, &[EventType::Click], t0).await;
     let second = s.stream(w.id, first, 10).await.unwrap();
-    assert!(second[0].paused);
+    assert!(second[0].hold);
     let resumed_at = t0 + Duration::seconds(5);
     s.resume_webhook(account, w.id, &[], resumed_at)
         .await
@@ -290,8 +290,8 @@ async fn an_event_from_before_the_resume_read_after_it_queues_behind_the_release
         .unwrap();
     record(&s, account, &[EventType::Click], resumed_at).await;
     let items = s.stream(w.id, first, 10).await.unwrap();
-    let paused: Vec<bool> = items.iter().map(|i| i.paused).collect();
-    assert_eq!(paused, [true, false], "held, then live");
+    let held: Vec<bool> = items.iter().map(|i| i.hold).collect();
+    assert_eq!(held, [true, false], "held, then live");
     let held = hold(w.id, &items[0], t0);
     complete(&s, vec![], vec![held], (w.id, items[0].seq)).await;
     let order = leased_seqs(&s, resumed_at).await;
