@@ -89,6 +89,14 @@ enum Track {
 }
 
 impl Track {
+    /// The event each request records.
+    fn event_type(self) -> EventType {
+        match self {
+            Track::Open => EventType::Open,
+            Track::Click => EventType::Click,
+        }
+    }
+
     /// What each request records, in the plural.
     fn noun(self) -> &'static str {
         match self {
@@ -208,10 +216,7 @@ async fn run_phase(args: &Args, phase: Phase) -> anyhow::Result<()> {
         (args.batch > 1).then(|| serde_json::json!({"max_events": args.batch, "max_wait_ms": 5}));
     let input = WebhookInput {
         url: rx.url(),
-        event_types: Some(vec![match track {
-            Track::Open => EventType::Open,
-            Track::Click => EventType::Click,
-        }]),
+        event_types: Some(vec![track.event_type()]),
         ..serde_json::from_value::<WebhookInput>(serde_json::json!({"url": "", "batch": batch}))?
     };
     app.create_webhook(inst.account, input).await?;
@@ -220,10 +225,7 @@ async fn run_phase(args: &Args, phase: Phase) -> anyhow::Result<()> {
         thousands(messages),
         thousands(opens),
         t.elapsed().as_secs_f64(),
-        match track {
-            Track::Open => "open",
-            Track::Click => "click",
-        },
+        track.event_type().as_str(),
         if args.batch > 1 {
             format!("batches of up to {} events (5 ms wait)", args.batch)
         } else {
@@ -244,10 +246,7 @@ async fn run_phase(args: &Args, phase: Phase) -> anyhow::Result<()> {
             format!("open loop at {}/s", thousands(pace.into()))
         },
         thousands(opens),
-        match track {
-            Track::Open => "open",
-            Track::Click => "click",
-        },
+        track.event_type().as_str(),
         load_average()
     );
     let cpu0 = Cpu::now(&rx);
