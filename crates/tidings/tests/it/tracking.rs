@@ -37,6 +37,15 @@ struct Links {
 }
 
 impl Links {
+    /// The first link of each kind in a delivered message.
+    fn in_message(msg: &str, base: &str) -> Self {
+        Self {
+            open: find_url(msg, base, "o"),
+            click: find_url(msg, base, "c"),
+            unsub: find_url(msg, base, "u"),
+        }
+    }
+
     /// Follow them as `email`'s mail client and browser would: the pixel
     /// answers a GIF; the click redirects (returned: where to); a GET on
     /// the unsubscribe link shows a page naming the address and
@@ -126,16 +135,10 @@ async fn opens_clicks_and_unsubscribes_become_events() {
         msg.contains("mailto:help@example.com"),
         "mailto links are left alone"
     );
-    let click = find_url(&msg, &base, "c");
-    let open = find_url(&msg, &base, "o");
-    let unsub = find_url(&msg, &base, "u");
+    let links = Links::in_message(&msg, &base);
+    let click = links.click.clone();
 
     let ua = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Safari/605.1.15";
-    let links = Links {
-        open,
-        click: click.clone(),
-        unsub,
-    };
     let location = links.follow(&t.api, ua, "reader@example.test").await;
     assert!(
         [
@@ -566,16 +569,14 @@ async fn tracked_mail_through_the_real_binary() {
         msg.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"),
         "{msg}"
     );
+    // The HTML part's link: the text part, first in the message, has its own.
     let click = python_reads_the_tracked_message(&msg, &base);
-    let open = find_url(&msg, &base, "o");
-    let unsub = find_url(&msg, &base, "u");
+    let links = Links {
+        click: click.clone(),
+        ..Links::in_message(&msg, &base)
+    };
 
     let ua = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0 Safari/537.36";
-    let links = Links {
-        open,
-        click: click.clone(),
-        unsub,
-    };
     let location = links.follow(&api, ua, "reader@example.test").await;
     assert_eq!(location, "https://example.com/welcome?a=1&b=2");
     let mut altered = click;
@@ -650,7 +651,7 @@ async fn another_accounts_domain_honours_none_of_its_tokens() {
     })
     .await;
     let base = t.api.base.clone();
-    let [open, click, unsub] = ["o", "c", "u"].map(|p| find_url(&msg, &base, p));
+    let Links { open, click, unsub } = Links::in_message(&msg, &base);
     let on_a = |url: &str| url.replace(&base, &a_domain);
 
     let http = reqwest::Client::builder()

@@ -21,6 +21,11 @@ fn secs(s: f64) -> Timestamp {
     t0() + Duration::milliseconds((s * 1000.0) as i64)
 }
 
+/// A pixel fetch from a home address, with no delivery time known.
+fn open_at_home(method: &Method, ua: &str) -> OpenVerdict {
+    classify_open(method, HOME.parse().unwrap(), Some(ua), None, t0())
+}
+
 #[test]
 fn opens() {
     // (ip, user agent, seconds after delivery, machine, reason code)
@@ -67,22 +72,10 @@ fn opens() {
         );
     }
     // Without a delivery time the timing rule cannot apply.
-    let v = classify_open(
-        &Method::GET,
-        HOME.parse().unwrap(),
-        Some(CHROME),
-        None,
-        t0(),
-    );
+    let v = open_at_home(&Method::GET, CHROME);
     assert_eq!(v.why, Why::Person);
     // A HEAD fetches no image: a link checker's, whoever it claims to be.
-    let v = classify_open(
-        &Method::HEAD,
-        HOME.parse().unwrap(),
-        Some(CHROME),
-        None,
-        t0(),
-    );
+    let v = open_at_home(&Method::HEAD, CHROME);
     assert_eq!((v.machine, v.why), (true, Why::HeadRequest));
 }
 
@@ -173,13 +166,13 @@ fn reasons_say_who() {
             name: "curl"
         })
     );
-    let v = classify_open(&Method::GET, HOME.parse().unwrap(), Some(GMAIL), None, t0());
+    let v = open_at_home(&Method::GET, GMAIL);
     assert_eq!(v.why, Why::ImageProxy(Proxy::Gmail));
 }
 
 #[test]
 fn long_user_agents_are_cut_on_a_character_boundary() {
     let ua = format!("{}é curl/8", "a".repeat(MAX_UA - 1));
-    let v = classify_open(&Method::GET, HOME.parse().unwrap(), Some(&ua), None, t0());
+    let v = open_at_home(&Method::GET, &ua);
     assert_eq!(v.why, Why::Person);
 }
