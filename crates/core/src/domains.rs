@@ -2,6 +2,11 @@
 //! key never leaves the server); the account is shown the TXT record to
 //! publish. Signers are kept parsed in memory, since outbound delivery
 //! signs every message.
+//!
+//! The same registry decides who may send as whom: a message is accepted
+//! only from a domain the account added (or a subdomain of one, which is
+//! signed as its parent), unless the operator allows any sender. Without
+//! that rule any holder of an API key could send as any domain, unsigned.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -41,6 +46,11 @@ impl DkimRegistry {
                 return None;
             }
         }
+    }
+
+    /// Has the account added `domain`, or a parent domain of it?
+    pub fn owns(&self, account: AccountId, domain: &str) -> bool {
+        self.signer(account, domain).is_some()
     }
 
     fn insert(&self, account: AccountId, domain: String, signer: Signer) {
@@ -164,6 +174,30 @@ impl Tidings {
             self.dkim.insert(k.account_id, k.domain, signer);
         }
         Ok(n)
+    }
+
+    /// Refuse a From address whose domain the account has not added,
+    /// unless the operator allows any sender.
+    pub(crate) fn check_sender(&self, account: AccountId, from: &str) -> Result<(), CoreError> {
+        if self.config.allow_any_sender {
+            return Ok(());
+        }
+        let domain = from
+            .rsplit_once('@')
+            .map(|(_, d)| d.trim_end_matches('.').to_ascii_lowercase())
+            .unwrap_or_default();
+        if !domain.is_empty() && self.dkim.owns(account, &domain) {
+            return Ok(());
+        }
+        Err(CoreError::invalid(
+            ErrorCode::UnknownSenderDomain,
+            format!(
+                "the sender domain `{domain}` (From: {from}) is not one of this account's \
+                 sending domains; add it with POST /v1/domains {{\"domain\": \"{domain}\"}} \
+                 and publish its DKIM record (an operator can allow any sender for \
+                 development with `sending.allow_any_sender = true`)"
+            ),
+        ))
     }
 
     /// The signers outbound delivery uses.

@@ -14,6 +14,8 @@ pub enum ErrorCode {
     InvalidAddress,
     TooManyRecipients,
     MessageTooLarge,
+    /// The From domain is not one of the account's sending domains.
+    UnknownSenderDomain,
     Conflict,
     NotFound,
     Unauthorized,
@@ -32,6 +34,7 @@ impl ErrorCode {
             ErrorCode::InvalidAddress => "invalid_address",
             ErrorCode::TooManyRecipients => "too_many_recipients",
             ErrorCode::MessageTooLarge => "message_too_large",
+            ErrorCode::UnknownSenderDomain => "unknown_sender_domain",
             ErrorCode::Conflict => "conflict",
             ErrorCode::NotFound => "not_found",
             ErrorCode::Unauthorized => "unauthorized",

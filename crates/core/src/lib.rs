@@ -18,6 +18,7 @@ pub mod suppressions;
 pub mod tracking;
 pub mod tracking_hosts;
 pub mod tracking_settings;
+pub mod webhook_test;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -53,6 +54,9 @@ pub struct CoreConfig {
     pub pause_after: u32,
     /// How long events and attempts are kept.
     pub retention: Duration,
+    /// Accept mail from any From domain, not only the account's sending
+    /// domains (development only: anyone with a key could send as anyone).
+    pub allow_any_sender: bool,
 }
 
 impl Default for CoreConfig {
@@ -68,6 +72,7 @@ impl Default for CoreConfig {
             soft_bounce_limit: 3,
             complaint_unsubscribes: false,
             retention: Duration::from_secs(30 * 24 * 3600),
+            allow_any_sender: false,
         }
     }
 }
@@ -83,6 +88,7 @@ pub struct Tidings {
     verp: Option<Arc<tidings_mail::verp::VerpCodec>>,
     dkim: Arc<domains::DkimRegistry>,
     tracker: Option<Arc<tracking::Tracker>>,
+    webhook_client: Option<tidings_delivery::client::WebhookClient>,
 }
 
 impl Tidings {
@@ -96,7 +102,15 @@ impl Tidings {
             verp: None,
             dkim: Arc::default(),
             tracker: None,
+            webhook_client: None,
         }
+    }
+
+    /// Make webhook tests with this client: the one deliveries use, so a
+    /// test meets the same address policy and timeout.
+    pub fn with_webhook_client(mut self, client: tidings_delivery::client::WebhookClient) -> Self {
+        self.webhook_client = Some(client);
+        self
     }
 
     /// Use VERP return paths (and recognise them in inbound reports).

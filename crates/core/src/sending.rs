@@ -2,6 +2,8 @@
 //! parse and validate, assign ids, store the message and one delivery job
 //! per recipient in one transaction — suppressed recipients become
 //! `dropped` events in that same transaction — and only then acknowledge.
+//! The From domain must be one of the account's sending domains (see
+//! [`crate::domains`]); only the server's own notifications skip that.
 
 use std::collections::BTreeMap;
 
@@ -138,12 +140,29 @@ fn parse_address(s: &str) -> Result<Address, CoreError> {
     Address::parse(s).map_err(|e| bad(ErrorCode::InvalidAddress, e.to_string()))
 }
 
+/// Whose sender a message carries: the account's, which must be one of its
+/// sending domains, or the server's own (notifications to an account).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Sender {
+    Account,
+    Server,
+}
+
 impl Tidings {
     /// Accept a message given as JSON parts.
     pub async fn send_json(
         &self,
         account: AccountId,
         req: SendRequest,
+    ) -> Result<Accepted, CoreError> {
+        self.send_json_as(account, req, Sender::Account).await
+    }
+
+    pub(crate) async fn send_json_as(
+        &self,
+        account: AccountId,
+        req: SendRequest,
+        sender: Sender,
     ) -> Result<Accepted, CoreError> {
         let (from_name, from_email) = req.from.parts();
         let from = parse_address(&from_email)?;
@@ -227,8 +246,15 @@ impl Tidings {
             };
         }
         let rcpts: Vec<String> = to.into_iter().chain(cc).chain(bcc).collect();
-        self.accept(account, prepared, from.to_string(), rcpts, Source::Http)
-            .await
+        self.accept(
+            account,
+            prepared,
+            from.to_string(),
+            rcpts,
+            Source::Http,
+            sender,
+        )
+        .await
     }
 
     /// Accept a raw RFC 5322 message. Without an envelope, recipients come
@@ -253,7 +279,7 @@ impl Tidings {
                 (prepared.from.clone(), rcpts)
             }
         };
-        self.accept(account, prepared, mail_from, rcpts, source)
+        self.accept(account, prepared, mail_from, rcpts, source, Sender::Account)
             .await
     }
 
@@ -264,6 +290,7 @@ impl Tidings {
         mail_from: String,
         rcpts: Vec<String>,
         source: Source,
+        sender: Sender,
     ) -> Result<Accepted, CoreError> {
         if rcpts.is_empty() {
             return Err(bad(
@@ -282,6 +309,9 @@ impl Tidings {
         }
         if p.raw.len() > self.config.max_message_bytes {
             return Err(bad(ErrorCode::MessageTooLarge, "the message is too large"));
+        }
+        if sender == Sender::Account {
+            self.check_sender(account, &p.from)?;
         }
         let mut emails: Vec<String> = Vec::new();
         for r in &rcpts {

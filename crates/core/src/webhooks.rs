@@ -7,13 +7,14 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::Deserialize;
+use tidings_delivery::guard::{AddressClass, UrlError};
 use tidings_store::{AttemptFilter, AttemptRecord, TypeState};
 use tidings_types::{
-    AccountId, BatchSettings, Event, EventType, Field, NewEvent, Timestamp, Webhook, WebhookFormat,
-    WebhookId, WebhookSecret, WebhookSettings,
+    AccountId, BatchSettings, EventType, Field, Timestamp, Webhook, WebhookFormat, WebhookId,
+    WebhookSecret, WebhookSettings,
 };
 
-use crate::{samples, CoreError, ErrorCode, Tidings};
+use crate::{CoreError, ErrorCode, Tidings};
 
 /// A webhook as an account describes it when creating one.
 #[derive(Debug, Clone, Deserialize)]
@@ -98,14 +99,8 @@ fn invalid(code: ErrorCode, msg: impl Into<String>) -> CoreError {
 
 impl Tidings {
     fn validate(&self, s: &WebhookSettings) -> Result<(), CoreError> {
-        tidings_delivery::guard::check_url(&s.url, &self.config.address_policy).map_err(|e| {
-            let code = if e.code() == "url_blocked" {
-                ErrorCode::BlockedUrl
-            } else {
-                ErrorCode::InvalidUrl
-            };
-            invalid(code, e.to_string())
-        })?;
+        tidings_delivery::guard::check_url(&s.url, &self.config.address_policy)
+            .map_err(url_error)?;
         if s.event_types.is_empty() {
             return Err(invalid(
                 ErrorCode::InvalidEventType,
@@ -337,24 +332,6 @@ impl Tidings {
         Ok(w)
     }
 
-    /// Send an example event of `event_type` to one webhook only. It is not
-    /// part of the account's log and does not count toward pausing.
-    pub async fn send_test_event(
-        &self,
-        account: AccountId,
-        id: WebhookId,
-        event_type: EventType,
-    ) -> Result<Event, CoreError> {
-        self.store.get_webhook(account, id).await?;
-        let ev = NewEvent::new(
-            account,
-            event_type,
-            self.clock.now(),
-            samples::example_data(event_type),
-        )?;
-        Ok(self.store.enqueue_test_event(id, ev).await?)
-    }
-
     /// Re-send the account's events in `[from, to)` to one webhook.
     pub async fn replay(
         &self,
@@ -385,6 +362,34 @@ impl Tidings {
         }
         Ok(self.store.list_attempts(account, &filter).await?)
     }
+}
+
+/// A refused URL as the account sees it. A blocked destination names the
+/// operator setting that would allow it, since the account cannot tell
+/// "never" from "not on this server" otherwise.
+fn url_error(e: UrlError) -> CoreError {
+    let class = match &e {
+        UrlError::BlockedAddress(b) => b.class,
+        UrlError::BlockedHost { class, .. } => *class,
+        _ => return invalid(ErrorCode::InvalidUrl, e.to_string()),
+    };
+    let hint = match class {
+        AddressClass::Loopback => {
+            "; the server's operator can allow loopback targets \
+             (for development) with `webhooks.allow_loopback = true` \
+             (TIDINGS_WEBHOOKS__ALLOW_LOOPBACK=true)"
+        }
+        AddressClass::Private | AddressClass::LinkLocal | AddressClass::Reserved => {
+            "; the server's operator can allow private, link-local and reserved targets \
+             with `webhooks.allow_private = true` (TIDINGS_WEBHOOKS__ALLOW_PRIVATE=true)"
+        }
+        AddressClass::Public => "",
+        AddressClass::Metadata
+        | AddressClass::Unspecified
+        | AddressClass::Multicast
+        | AddressClass::Broadcast => "; no setting allows it",
+    };
+    invalid(ErrorCode::BlockedUrl, format!("{e}{hint}"))
 }
 
 fn dedup<T: Ord + Copy>(mut v: Vec<T>) -> Vec<T> {
@@ -439,7 +444,8 @@ impl Tidings {
                 "track": {"opens": false, "clicks": false},
             }))
             .map_err(|e| CoreError::Internal(e.to_string()))?;
-            self.send_json(w.account_id, req).await?;
+            self.send_json_as(w.account_id, req, crate::sending::Sender::Server)
+                .await?;
             Ok(())
         }
         .await;

@@ -135,6 +135,10 @@ pub trait Store: Send + Sync + 'static {
     /// Record a test event outside the account's log and enqueue it for one
     /// webhook only.
     async fn enqueue_test_event(&self, webhook: WebhookId, event: NewEvent) -> Result<Event>;
+    /// Record a test attempt made outside the queue: its example event,
+    /// outside the account's log like every test event, and its row in the
+    /// call log. No job, and no failure count or pause.
+    async fn record_test_attempt(&self, event: NewEvent, attempt: AttemptRecord) -> Result<()>;
 
     // ---- delivery jobs ----
     /// Lease up to `limit` due jobs (oldest due first, then log order),

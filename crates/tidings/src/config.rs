@@ -22,6 +22,7 @@ pub struct Config {
     pub hostname: String,
     pub http: HttpConfig,
     pub webhooks: WebhookConfig,
+    pub sending: SendingConfig,
     pub storage: StorageConfig,
     pub retention: RetentionConfig,
     pub log: LogConfig,
@@ -157,6 +158,14 @@ pub struct WebhookConfig {
     pub max_retry_after_secs: u64,
 }
 
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SendingConfig {
+    /// Accept mail from any From domain, not only the domains an account
+    /// added with `POST /v1/domains` (development only).
+    pub allow_any_sender: bool,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Durability {
@@ -203,6 +212,7 @@ impl Default for Config {
             hostname: "localhost".into(),
             http: HttpConfig::default(),
             webhooks: WebhookConfig::default(),
+            sending: SendingConfig::default(),
             storage: StorageConfig::default(),
             retention: RetentionConfig::default(),
             log: LogConfig::default(),

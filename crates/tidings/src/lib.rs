@@ -95,6 +95,7 @@ impl App {
             hostname: config.hostname.clone(),
             retention: Duration::from_secs(u64::from(config.retention.days) * 86_400),
             complaint_unsubscribes: config.inbound.complaint_unsubscribes,
+            allow_any_sender: config.sending.allow_any_sender,
             ..CoreConfig::default()
         };
         let verp = verp_codec(config)?;
@@ -114,12 +115,18 @@ impl App {
         app.load_tracking_hosts()
             .await
             .context("reading the accounts' tracking domains")?;
+        // Before anything is served: the keys also say which From domains
+        // each account may send from.
+        let keys = app.load_dkim().await.context("loading DKIM keys")?;
+        tracing::debug!(keys, "DKIM keys loaded");
         let client = WebhookClient::new(ClientConfig {
             timeout: config.webhook_timeout(),
             policy,
             ..ClientConfig::default()
         })
         .context("building the webhook HTTP client")?;
+        // Tests of a webhook go through the same client as its deliveries.
+        app = app.with_webhook_client(client.clone());
         let dispatcher = Dispatcher::new(
             store.clone() as Arc<dyn tidings_store::Store>,
             clock.clone(),
@@ -159,8 +166,6 @@ impl App {
             }
         }));
         tasks.push(tokio::spawn(dispatcher.run(shutdown.clone())));
-        let keys = app.load_dkim().await.context("loading DKIM keys")?;
-        tracing::debug!(keys, "DKIM keys loaded");
         let outbound = outbound_worker(config, store.clone(), clock.clone(), verp.clone(), &app)?;
         tasks.push(tokio::spawn(outbound.run(shutdown.clone())));
 

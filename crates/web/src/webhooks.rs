@@ -9,6 +9,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use tidings_core::webhook_test::WebhookTest;
 use tidings_core::webhooks::{WebhookInput, WebhookPatch};
 use tidings_store::{AttemptFilter, AttemptOutcome, AttemptRecord, TypeState};
 use tidings_types::time::rfc3339;
@@ -164,17 +165,19 @@ struct TestBody {
     event_type: EventType,
 }
 
+/// One real attempt, answered with the receiver's answer (a receiver that
+/// fails is still a 200: the test was made).
 async fn test(
     State(st): State<AppState>,
     Auth(account): Auth,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<TestBody>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let ev = st
+) -> Result<Json<WebhookTest>, ApiError> {
+    let answer = st
         .app
-        .send_test_event(account, parse_id(&id)?, body.event_type)
+        .test_webhook(account, parse_id(&id)?, body.event_type)
         .await?;
-    Ok((StatusCode::ACCEPTED, Json(ev.to_json(None))))
+    Ok(Json(answer))
 }
 
 #[derive(Deserialize)]

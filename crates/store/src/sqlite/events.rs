@@ -2,7 +2,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use tidings_types::{AccountId, Event, EventId, NewEvent, WebhookId};
 
 use super::{ms, parse_col, ts};
-use crate::{Result, StoreError};
+use crate::{AttemptRecord, Result, StoreError};
 
 pub(super) const EVENT_COLS: &str = "e.seq, e.id, e.account_id, e.type, e.ts, e.data";
 
@@ -113,6 +113,35 @@ pub fn record_test(c: &Connection, webhook: WebhookId, e: Encoded) -> Result<Eve
         ms(ev.timestamp)
     ])?;
     Ok(ev)
+}
+
+/// [`crate::Store::record_test_attempt`]: the example event (`test = 1`,
+/// so no stream or poll reads it) and its call-log row.
+pub fn record_test_attempt(c: &Connection, e: Encoded, a: &AttemptRecord) -> Result<()> {
+    let account = e.event.account_id.to_string();
+    insert(c, e, &account, true)?;
+    c.prepare_cached(
+        "INSERT INTO attempts (id, account_id, webhook_id, event_id, event_type, at, url,
+           outcome, status_code, error, duration_ms, response, attempt, next_attempt_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+    )?
+    .execute(params![
+        a.id.to_string(),
+        account,
+        a.webhook_id.to_string(),
+        a.event_id.to_string(),
+        a.event_type.as_str(),
+        ms(a.at),
+        a.url,
+        a.outcome.as_str(),
+        a.status_code,
+        a.error,
+        a.duration_ms,
+        a.response,
+        a.attempt,
+        a.next_attempt_at.map(ms)
+    ])?;
+    Ok(())
 }
 
 /// The account's events after `after` up to `head` (the log's durable

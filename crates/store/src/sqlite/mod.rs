@@ -907,6 +907,14 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn record_test_attempt(&self, event: NewEvent, attempt: AttemptRecord) -> Result<()> {
+        let event = events::Encoded::new(event)?;
+        self.write(false, move |c| {
+            events::record_test_attempt(c, event, &attempt)
+        })
+        .await
+    }
+
     async fn lease_jobs(
         &self,
         now: Timestamp,

@@ -177,6 +177,65 @@ async fn bad_input_gets_stable_codes_and_stores_nothing() {
     t.stop().await;
 }
 
+/// A destination refused by the operator's policy names the setting that
+/// allows it, so the account knows whom to ask and what for.
+#[tokio::test]
+async fn blocked_urls_name_the_setting_that_allows_them() {
+    let t = InProcess::start(|c| c.webhooks.allow_loopback = false).await;
+    let cases = [
+        (
+            "http://127.0.0.1:8080/hook",
+            Some("webhooks.allow_loopback"),
+        ),
+        ("http://localhost/hook", Some("webhooks.allow_loopback")),
+        ("http://[::1]/hook", Some("webhooks.allow_loopback")),
+        ("http://10.1.2.3/hook", Some("webhooks.allow_private")),
+        ("http://192.168.0.10/hook", Some("webhooks.allow_private")),
+        ("http://169.254.10.1/hook", Some("webhooks.allow_private")),
+        ("http://[fe80::1]/hook", Some("webhooks.allow_private")),
+        ("http://169.254.169.254/latest/meta-data", None),
+    ];
+    for (url, setting) in cases {
+        let r = t.api.post("/v1/webhooks", &json!({"url": url})).await;
+        assert_eq!((r.status, r.code()), (422, "blocked_url"), "{url}");
+        let message = r.body["error"]["message"].as_str().unwrap();
+        match setting {
+            Some(s) => assert!(
+                message.contains(&format!("`{s} = true`")),
+                "{url}: {message}"
+            ),
+            None => assert!(
+                !message.contains("allow_") && message.contains("no setting allows it"),
+                "{url}: {message}"
+            ),
+        }
+    }
+    // The same on a change of URL.
+    let rx = Receiver::start().await;
+    let allowed = InProcess::start(|_| {}).await;
+    let id = allowed
+        .api
+        .create_webhook(json!({"url": rx.url("/h")}))
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = allowed
+        .api
+        .patch(
+            &format!("/v1/webhooks/{id}"),
+            &json!({"url": "http://10.0.0.1/h"}),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (422, "blocked_url"));
+    assert!(r.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("webhooks.allow_private"));
+    allowed.stop().await;
+    t.stop().await;
+}
+
 #[tokio::test]
 async fn keys_are_required_and_checked() {
     let t = InProcess::start(|_| {}).await;

@@ -57,7 +57,9 @@ async fn smtp_send(port: u16, from: &str, to: &str, msg: &str) {
     );
 }
 
+/// Send the test's one message (its sender domain is added first).
 async fn send_one(t: &InProcess, to: &str) -> (String, String) {
+    t.api.add_domain("sender.test").await;
     let r = t
         .api
         .post(

@@ -11,8 +11,10 @@ mod outbound;
 mod pausing;
 mod polling;
 mod retries;
+mod senders;
 mod sending;
 mod tracking;
+mod webhook_test;
 
 use serde_json::{json, Value};
 use tidings_testkit::InProcess;

@@ -92,6 +92,7 @@ async fn each_outcome(mx: Mx) {
             .insert("example.test".into(), format!("127.0.0.1:{port}"));
     })
     .await;
+    t.api.add_domain("sender.test").await;
     let rx = Receiver::start().await;
     t.api
         .create_webhook(
@@ -198,6 +199,7 @@ async fn smtp_submission_with_starttls_and_auth_is_delivered() {
             .insert("example.test".into(), format!("127.0.0.1:{port}"));
     })
     .await;
+    t.api.add_domain("sender.test").await;
     let rx = Receiver::start().await;
     t.api
         .create_webhook(json!({"url": rx.url("/h"), "event_types": ["sent"]}))
@@ -334,6 +336,7 @@ async fn mx_records_are_found_through_real_dns() {
         c.outbound.mx_port = port;
     })
     .await;
+    t.api.add_domain("sender.test").await;
     let rx = Receiver::start().await;
     t.api
         .create_webhook(json!({"url": rx.url("/h"), "event_types": ["sent", "bounce", "deferred"]}))
@@ -384,6 +387,7 @@ async fn kill_9_during_smtp_submissions_loses_no_accepted_message() {
     let mx = Mx::start();
     let dir = tempfile::tempdir().unwrap();
     let mut bin = mx.binary(dir.path(), &[]);
+    bin.api().add_domain("sender.test").await;
     let smtp = bin.smtp_addr.expect("smtp listener");
     let accepted = dir.path().join("accepted.txt");
     let refused = dir.path().join("refused.txt");

@@ -7,6 +7,7 @@ use tidings_testkit::{InProcess, Receiver, DEADLINE};
 #[tokio::test]
 async fn json_send_is_accepted_and_readable() {
     let t = InProcess::start(|_| {}).await;
+    t.api.add_domain("example.com").await;
     let r = t
         .api
         .post(
@@ -47,6 +48,7 @@ async fn json_send_is_accepted_and_readable() {
 #[tokio::test]
 async fn suppressed_recipients_are_dropped_with_an_event() {
     let t = InProcess::start(|_| {}).await;
+    t.api.add_domain("example.com").await;
     let rx = Receiver::start().await;
     t.api
         .create_webhook(json!({"url": rx.url("/h"), "event_types": ["dropped"]}))
@@ -129,6 +131,7 @@ async fn suppressed_recipients_are_dropped_with_an_event() {
 #[tokio::test]
 async fn bad_messages_are_refused_and_nothing_is_stored() {
     let t = InProcess::start(|_| {}).await;
+    t.api.add_domain("example.com").await;
     let base = json!({"from": "a@example.com", "to": "b@example.org", "subject": "s", "text": "t"});
     let with = |k: &str, v: serde_json::Value| {
         let mut b = base.clone();

@@ -102,6 +102,7 @@ async fn opens_clicks_and_unsubscribes_become_events() {
         c.tracking.unsubscribe = true;
     })
     .await;
+    t.api.add_domain("sender.test").await;
     let rx = Receiver::start().await;
     t.api
         .create_webhook(
@@ -231,6 +232,7 @@ async fn with_mx(unsubscribe: bool) -> (InProcess, Mx) {
         c.tracking.unsubscribe = unsubscribe;
     })
     .await;
+    t.api.add_domain("sender.test").await;
     (t, mx)
 }
 
@@ -636,6 +638,7 @@ async fn another_accounts_domain_honours_none_of_its_tokens() {
     let b = t.app().create_account("b", None).await.unwrap();
     let b_key = t.app().create_api_key(b.id, "k").await.unwrap();
     let b_api = t.api.with_key(b_key.key.expose());
+    b_api.add_domain("sender.test").await;
     let rx = Receiver::start().await;
     b_api
         .create_webhook(

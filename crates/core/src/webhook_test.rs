@@ -1,0 +1,150 @@
+//! Testing a webhook: one real attempt, made now, whose outcome is the
+//! answer.
+//!
+//! The example event is built, signed and sent exactly as a delivery of
+//! that webhook would be — its format, field selection, custom headers and
+//! signing secrets, through the shared delivery client with its address
+//! policy and timeout — but outside the queue: it is never retried, it is
+//! not part of the account's event log, and its outcome does not count
+//! toward pausing. It is recorded in the call log, as every attempt is, so
+//! the call log stays the full record of what tidings sent.
+
+use serde::Serialize;
+use tidings_delivery::client::OutgoingRequest;
+use tidings_delivery::payload;
+use tidings_delivery::retry::Verdict;
+use tidings_store::{AttemptOutcome, AttemptRecord};
+use tidings_types::time::rfc3339;
+use tidings_types::{AccountId, AttemptId, Event, EventId, EventType, NewEvent, WebhookId};
+
+use crate::{samples, CoreError, Tidings};
+
+/// The answer of `POST /v1/webhooks/{id}/test`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WebhookTest {
+    /// The example event that was sent, in its JSON form
+    /// (`{"id","type","timestamp","data"}`), its data limited to the
+    /// webhook's field selection. A `form` or `get` webhook received the
+    /// same fields as parameters.
+    pub event: serde_json::Value,
+    /// What the receiver answered.
+    pub attempt: TestAttempt,
+}
+
+/// One attempt, with the fields of a call-log entry
+/// (`GET /v1/webhooks/{id}/attempts`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TestAttempt {
+    /// The attempt's id in the call log.
+    pub id: AttemptId,
+    pub webhook_id: WebhookId,
+    pub event_id: EventId,
+    pub event_type: EventType,
+    /// When the attempt started (RFC 3339).
+    pub at: String,
+    pub url: String,
+    /// `delivered` for a 2xx within the timeout, `failed` otherwise.
+    pub outcome: AttemptOutcome,
+    /// The response status, or `null` when no response came back.
+    pub status_code: Option<u16>,
+    /// Why no response came back: `timeout`, `connect`, `dns`, `tls`,
+    /// `blocked` or `other`.
+    pub error: Option<String>,
+    pub duration_ms: u32,
+    /// The first 1 KiB of the response body; when no response came back,
+    /// the error in words.
+    pub response: String,
+}
+
+impl TestAttempt {
+    fn of(a: &AttemptRecord) -> Self {
+        TestAttempt {
+            id: a.id,
+            webhook_id: a.webhook_id,
+            event_id: a.event_id,
+            event_type: a.event_type,
+            at: rfc3339(a.at),
+            url: a.url.clone(),
+            outcome: a.outcome,
+            status_code: a.status_code,
+            error: a.error.clone(),
+            duration_ms: a.duration_ms,
+            response: a.response.clone(),
+        }
+    }
+}
+
+impl Tidings {
+    /// Send an example event of `event_type` to one webhook, once, and
+    /// return the receiver's answer. A receiver that fails is a successful
+    /// test with outcome `failed`; only an unknown webhook, or a store
+    /// failure while recording, is an error.
+    pub async fn test_webhook(
+        &self,
+        account: AccountId,
+        id: WebhookId,
+        event_type: EventType,
+    ) -> Result<WebhookTest, CoreError> {
+        let webhook = self.store.get_webhook(account, id).await?;
+        let client = self
+            .webhook_client
+            .as_ref()
+            .ok_or_else(|| CoreError::Internal("webhook delivery is not configured".into()))?;
+        let started = self.clock.now();
+        let new = NewEvent::new(
+            account,
+            event_type,
+            started,
+            samples::example_data(event_type),
+        )?;
+        let event = Event {
+            seq: 0,
+            id: new.id,
+            account_id: account,
+            event_type,
+            timestamp: started,
+            data: new.data.clone(),
+        };
+        let settings = &webhook.settings;
+        let payload = payload::build(&[&event], settings)
+            .map_err(|e| CoreError::Internal(format!("building the test request: {e}")))?;
+        let request = OutgoingRequest::new(
+            payload,
+            &event.id.to_string(),
+            started.timestamp(),
+            &webhook.signing_secrets(started),
+            settings.headers.clone(),
+        );
+        let result = client.send(request).await;
+        let delivered = result.verdict(self.clock.now()) == Verdict::Delivered;
+        let attempt = AttemptRecord {
+            id: AttemptId::new(),
+            webhook_id: id,
+            event_id: event.id,
+            event_type,
+            at: started,
+            url: settings.url.to_string(),
+            outcome: if delivered {
+                AttemptOutcome::Delivered
+            } else {
+                AttemptOutcome::Failed
+            },
+            status_code: result.status,
+            error: result.error.map(|e| e.as_str().to_string()),
+            duration_ms: result.duration.as_millis().min(u128::from(u32::MAX)) as u32,
+            // As the call log keeps it: the body's start, or the error in words.
+            response: match (result.status, result.detail) {
+                (None, Some(detail)) => detail,
+                _ => result.response_snippet,
+            },
+            attempt: 1,
+            next_attempt_at: None,
+        };
+        let answer = WebhookTest {
+            event: event.to_json(settings.fields.as_deref()),
+            attempt: TestAttempt::of(&attempt),
+        };
+        self.store.record_test_attempt(new, attempt).await?;
+        Ok(answer)
+    }
+}
