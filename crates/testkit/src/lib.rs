@@ -9,28 +9,44 @@
 //!   clock, for tests that move time instead of waiting for it.
 //! - [`Api`]: a small client for the JSON API.
 //! - [`dns::FakeDns`]: a DNS server on loopback answering from a table.
+//! - [`python`]: the interpreter of the Python peers (aiosmtpd, dkimpy), in
+//!   an environment the tests make for themselves under `target/`. It is
+//!   the one part without the `app` feature, so crates below the binary
+//!   take it with `default-features = false` and do not build the app.
 //!
 //! Everything waits on conditions with deadlines; nothing sleeps a guessed
 //! amount.
 
+pub mod python;
+
+#[cfg(feature = "app")]
 mod api;
+#[cfg(feature = "app")]
 mod binary;
+#[cfg(feature = "app")]
 pub mod dns;
+#[cfg(feature = "app")]
 mod receiver;
 
+#[cfg(feature = "app")]
 pub use api::Api;
+#[cfg(feature = "app")]
 pub use binary::Binary;
+#[cfg(feature = "app")]
 pub use receiver::{Received, Receiver, Reply};
 
+#[cfg(feature = "app")]
 use std::sync::Arc;
 use std::time::Duration;
 
+#[cfg(feature = "app")]
 use tidings_types::ManualClock;
 
 /// How long a test waits for anything before failing.
 pub const DEADLINE: Duration = Duration::from_secs(30);
 
 /// Poll `f` until it returns `Some`, or panic after `deadline`.
+#[cfg(feature = "app")]
 pub async fn wait_until<T, F, Fut>(what: &str, deadline: Duration, mut f: F) -> T
 where
     F: FnMut() -> Fut,
@@ -49,6 +65,7 @@ where
 }
 
 /// The app started in-process on a fresh data directory.
+#[cfg(feature = "app")]
 pub struct InProcess {
     pub running: Option<tidings::RunningApp>,
     pub clock: Arc<ManualClock>,
@@ -61,6 +78,7 @@ pub struct InProcess {
     pub dns: dns::FakeDns,
 }
 
+#[cfg(feature = "app")]
 impl InProcess {
     /// Start with a manual clock, loopback targets allowed, and `tweak`
     /// applied to the configuration.
@@ -111,6 +129,7 @@ impl InProcess {
     }
 }
 
+#[cfg(feature = "app")]
 fn chrono_now() -> tidings_types::Timestamp {
     tidings_types::time::trunc(std::time::SystemTime::now().into())
 }

@@ -90,42 +90,15 @@ ok = dkim.verify(sys.stdin.buffer.read(), logger=logging.getLogger('dkim'), dnsf
 sys.exit(0 if ok else 1)
 "#;
 
-/// dkimpy (with PyNaCl for Ed25519), installed from PyPI on first use if
-/// missing. `.ci/run` installs it up front.
-fn ensure_dkimpy() {
-    static READY: OnceLock<()> = OnceLock::new();
-    READY.get_or_init(|| {
-        let present = || {
-            Command::new("python3")
-                .args(["-c", "import dkim, nacl"])
-                .stderr(Stdio::null())
-                .status()
-                .expect("python3 is needed for the DKIM interoperability tests")
-                .success()
-        };
-        if !present() {
-            let status = Command::new("python3")
-                .args(["-m", "pip", "install", "--quiet", "dkimpy[ed25519]"])
-                .status()
-                .expect("python3 -m pip");
-            assert!(
-                status.success() && present(),
-                "could not install dkimpy: python3 -m pip install 'dkimpy[ed25519]'"
-            );
-        }
-    });
-}
-
 /// `Ok` when dkimpy says the message verifies; its debug log otherwise.
 fn dkimpy(message: &[u8], record: &DnsRecord) -> Result<(), String> {
-    ensure_dkimpy();
-    let mut child = Command::new("python3")
+    let mut child = Command::new(tidings_testkit::python::interpreter_for("dkimpy"))
         .args(["-c", DKIMPY_VERIFY, &record.name, &record.value])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("python3");
+        .expect("the peers' python");
     child.stdin.take().unwrap().write_all(message).unwrap();
     let out = child.wait_with_output().unwrap();
     if out.status.success() {

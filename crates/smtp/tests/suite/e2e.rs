@@ -52,7 +52,7 @@ async fn start(config: SmtpConfig) -> Tcp {
 /// client printed.
 pub(super) async fn python(port: u16, tls_port: u16, scenario: &str) -> Value {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e_client.py");
-    let out = tokio::process::Command::new("python3")
+    let out = tokio::process::Command::new(tidings_testkit::python::interpreter())
         .arg(script)
         .arg(port.to_string())
         .arg(tls_port.to_string())

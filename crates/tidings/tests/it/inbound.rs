@@ -35,7 +35,7 @@ async fn smtp_send(port: u16, from: &str, to: &str, msg: &str) {
     let script = format!(
         "import smtplib,sys\ns=smtplib.SMTP('127.0.0.1',{port})\ns.sendmail({from:?},[{to:?}],sys.stdin.buffer.read())\ns.quit()\n"
     );
-    let mut child = tokio::process::Command::new("python3")
+    let mut child = tokio::process::Command::new(tidings_testkit::python::interpreter())
         .args(["-c", &script])
         .stdin(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -121,7 +121,7 @@ async fn a_dsn_to_the_verp_address_bounces_the_right_recipient() {
     );
 
     // The MX is never a relay: a foreign or forged address is refused at RCPT.
-    let out = tokio::process::Command::new("python3")
+    let out = tokio::process::Command::new(tidings_testkit::python::interpreter())
         .args(["-c", &format!(
             "import smtplib\ns=smtplib.SMTP('127.0.0.1',{inbound})\ns.ehlo()\ns.mail('')\nprint(s.rcpt('someone@elsewhere.example')[0], s.rcpt('b-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa@tidings.test')[0])\ns.quit()"
         )])

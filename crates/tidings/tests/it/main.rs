@@ -50,12 +50,12 @@ pub async fn record(t: &InProcess, ty: EventType, email: &str) -> tidings_types:
 pub fn python(script: &str, input: &[u8]) -> (String, bool) {
     use std::io::Write;
     use std::process::{Command, Stdio};
-    let mut child = Command::new("python3")
+    let mut child = Command::new(tidings_testkit::python::interpreter())
         .args(["-c", script])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
-        .expect("python3 (with aiosmtpd and dkimpy: pip install aiosmtpd dkimpy)");
+        .expect("the peers' python");
     child.stdin.take().unwrap().write_all(input).unwrap();
     let out = child.wait_with_output().unwrap();
     (

@@ -28,12 +28,12 @@ impl Mx {
             .port();
         let dir = tempfile::tempdir().unwrap();
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/mx.py");
-        let mut child = Command::new("python3")
+        let mut child = Command::new(tidings_testkit::python::interpreter_for("aiosmtpd"))
             .args([script, &port.to_string(), dir.path().to_str().unwrap()])
             .args((!pipelining).then_some("--no-pipelining"))
             .stdout(Stdio::piped())
             .spawn()
-            .expect("python3 with aiosmtpd (pip install aiosmtpd)");
+            .expect("the peers' python");
         let mut line = String::new();
         std::io::BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)
@@ -230,7 +230,7 @@ print("OK")
         port = smtp.port(),
         key = t.api.key
     );
-    let out = tokio::process::Command::new("python3")
+    let out = tokio::process::Command::new(tidings_testkit::python::interpreter())
         .args(["-c", &script])
         .output()
         .await
@@ -272,7 +272,7 @@ print("OK")
 "#,
         port = smtp.port()
     );
-    let out = tokio::process::Command::new("python3")
+    let out = tokio::process::Command::new(tidings_testkit::python::interpreter())
         .args(["-c", &script])
         .output()
         .await
@@ -392,7 +392,7 @@ async fn kill_9_during_smtp_submissions_loses_no_accepted_message() {
     let accepted = dir.path().join("accepted.txt");
     let refused = dir.path().join("refused.txt");
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/burst.py");
-    let mut burst = tokio::process::Command::new("python3")
+    let mut burst = tokio::process::Command::new(tidings_testkit::python::interpreter())
         .args([
             script,
             "127.0.0.1",

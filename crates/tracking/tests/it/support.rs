@@ -155,13 +155,13 @@ print(json.dumps(out))
 
 /// Parse with Python's `email` package (policy=default).
 pub fn python(raw: &[u8]) -> PyMessage {
-    let mut child = Command::new("python3")
+    let mut child = Command::new(tidings_testkit::python::interpreter())
         .args(["-c", PARSE])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("python3 must be installed for these tests");
+        .expect("the peers' python");
     child.stdin.take().unwrap().write_all(raw).unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(
