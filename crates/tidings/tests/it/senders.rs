@@ -127,7 +127,7 @@ print("OK")
         port = smtp.port(),
         key = t.api.key
     );
-    let out = tokio::process::Command::new("python3")
+    let out = tokio::process::Command::new(tidings_testkit::python::interpreter())
         .args(["-c", &script])
         .output()
         .await
