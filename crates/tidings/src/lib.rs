@@ -261,6 +261,8 @@ fn outbound_worker(
             }),
             _ => None,
         },
+        smarthost_ca_file: o.smarthost_ca_file.clone(),
+        allow_plaintext_auth: o.allow_plaintext_auth,
         transports: o.transports.clone(),
         nameservers: o.nameservers.clone(),
         mx_port: o.mx_port,

@@ -12,7 +12,9 @@ mod pausing;
 mod polling;
 mod retries;
 mod sending;
+mod smtp_peer;
 mod tracking;
+mod trust;
 
 use serde_json::{json, Value};
 use tidings_testkit::InProcess;
