@@ -81,22 +81,8 @@ impl App {
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<RunningApp> {
         let store = open_store(config)?;
-        let policy = AddressPolicy {
-            allow_loopback: config.webhooks.allow_loopback,
-            allow_private: config.webhooks.allow_private,
-        };
-        let core_cfg = CoreConfig {
-            backfill: Duration::from_secs(u64::from(config.webhooks.backfill_days) * 86_400),
-            address_policy: policy,
-            secret_overlap: Duration::from_secs(
-                u64::from(config.webhooks.secret_overlap_hours) * 3600,
-            ),
-            pause_after: config.webhooks.pause_after,
-            hostname: config.hostname.clone(),
-            retention: Duration::from_secs(u64::from(config.retention.days) * 86_400),
-            complaint_unsubscribes: config.inbound.complaint_unsubscribes,
-            ..CoreConfig::default()
-        };
+        let core_cfg = core_config(config);
+        let policy = core_cfg.address_policy;
         let verp = verp_codec(config)?;
         let listener = tokio::net::TcpListener::bind(config.http.listen)
             .await
@@ -240,6 +226,24 @@ impl App {
             shutdown,
             tasks,
         })
+    }
+}
+
+/// The operator's rules for the use cases, from the configuration: the
+/// same for `serve` and the one-shot commands (`tidings inbound`).
+pub fn core_config(config: &Config) -> CoreConfig {
+    CoreConfig {
+        backfill: Duration::from_secs(u64::from(config.webhooks.backfill_days) * 86_400),
+        address_policy: AddressPolicy {
+            allow_loopback: config.webhooks.allow_loopback,
+            allow_private: config.webhooks.allow_private,
+        },
+        secret_overlap: Duration::from_secs(u64::from(config.webhooks.secret_overlap_hours) * 3600),
+        pause_after: config.webhooks.pause_after,
+        hostname: config.hostname.clone(),
+        retention: Duration::from_secs(u64::from(config.retention.days) * 86_400),
+        complaint_unsubscribes: config.inbound.complaint_unsubscribes,
+        ..CoreConfig::default()
     }
 }
 
