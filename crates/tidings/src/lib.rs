@@ -9,6 +9,7 @@
 //! `App` in-process (optionally with a manual clock) or run the binary.
 
 pub mod config;
+pub mod data_dir;
 mod inbound;
 mod submission;
 
@@ -337,18 +338,19 @@ impl tidings_outbound::worker::Rewriter for Tracking {
     }
 }
 
-/// A 32-byte secret kept in the data directory, made on first start.
+/// A 32-byte secret kept in the data directory (private), made on first
+/// start.
 fn secret_file(config: &Config, name: &str) -> anyhow::Result<Vec<u8>> {
-    std::fs::create_dir_all(&config.data_dir)?;
+    data_dir::prepare(&config.data_dir)
+        .with_context(|| format!("preparing the data directory {}", config.data_dir.display()))?;
     let path = config.data_dir.join(name);
     match std::fs::read(&path) {
         Ok(k) if k.len() >= 32 => Ok(k),
         _ => {
             let mut k = vec![0u8; 32];
             rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut k);
-            let tmp = path.with_extension("tmp");
-            std::fs::write(&tmp, &k)?;
-            std::fs::rename(&tmp, &path)?;
+            data_dir::write_private(&path, &k)
+                .with_context(|| format!("writing {}", path.display()))?;
             Ok(k)
         }
     }
@@ -394,6 +396,8 @@ pub fn verp_codec(config: &Config) -> anyhow::Result<Option<Arc<tidings_mail::ve
 
 /// Open the configured store (the event log and the messages live in it).
 pub fn open_store(config: &Config) -> anyhow::Result<Arc<SqliteStore>> {
+    data_dir::prepare(&config.data_dir)
+        .with_context(|| format!("preparing the data directory {}", config.data_dir.display()))?;
     let path = config.database_path();
     let mut opts = SqliteOptions::new(&path);
     opts.durability = match config.storage.durability {

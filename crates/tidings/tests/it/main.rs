@@ -3,6 +3,7 @@
 //! binary (one link) for all of them.
 
 mod api;
+mod cli;
 mod delivery;
 mod durability;
 mod inbound;
