@@ -171,7 +171,21 @@ mod tests {
 
     proptest! {
         #[test]
-        fn any_bytes_parse_or_fail_cleanly(lines in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..40), 1..8)) {
+        fn any_bytes_parse_or_fail_cleanly(
+            lines in prop::collection::vec(
+                (
+                    // Most arbitrary bytes fail at the first byte; these
+                    // reach the separator and the text.
+                    prop::sample::select(vec!["", "2", "25", "250", "250-", "250 "]),
+                    prop::collection::vec(any::<u8>(), 0..40),
+                ),
+                1..8,
+            )
+        ) {
+            let lines: Vec<Vec<u8>> = lines
+                .into_iter()
+                .map(|(prefix, rest)| [prefix.as_bytes(), &rest].concat())
+                .collect();
             let lines: Vec<&[u8]> = lines.iter().map(Vec::as_slice).collect();
             if let Ok(Some(r)) = parse(&lines) {
                 prop_assert!((200..600).contains(&r.code));
