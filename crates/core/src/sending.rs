@@ -216,17 +216,20 @@ impl Tidings {
                 content,
             });
         }
-        let raw = tidings_mail::build::build(&Parts {
-            from: (from_name, from.to_string()),
-            to: to.clone(),
-            cc: cc.clone(),
-            reply_to: req.reply_to.as_ref().map(|r| r.parts().1),
-            subject: req.subject.clone(),
-            text: req.text.clone(),
-            html: req.html.clone(),
-            headers,
-            attachments,
-        });
+        let raw = tidings_mail::build::build(
+            &Parts {
+                from: (from_name, from.to_string()),
+                to: to.clone(),
+                cc: cc.clone(),
+                reply_to: req.reply_to.as_ref().map(|r| r.parts().1),
+                subject: req.subject.clone(),
+                text: req.text.clone(),
+                html: req.html.clone(),
+                headers,
+                attachments,
+            },
+            &self.config.hostname,
+        );
         let mut prepared = prepare(&raw, &self.config.hostname)
             .map_err(|e| bad(ErrorCode::InvalidMessage, e.to_string()))?;
         if let Some(c) = req.custom_id {

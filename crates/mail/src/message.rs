@@ -78,14 +78,10 @@ pub fn prepare(raw: &[u8], id_domain: &str) -> Result<Prepared, MessageError> {
     }
 
     let mut out = Vec::with_capacity(raw.len() + 64);
-    let generated;
     if !has_message_id {
-        generated = format!(
-            "<{}@{}>",
-            ulid::Ulid::new().to_string().to_ascii_lowercase(),
-            id_domain
+        out.extend_from_slice(
+            format!("Message-ID: <{}>\r\n", new_message_id(id_domain)).as_bytes(),
         );
-        out.extend_from_slice(format!("Message-ID: {generated}\r\n").as_bytes());
     }
     for f in &kept {
         out.extend_from_slice(f);
@@ -118,6 +114,16 @@ pub fn prepare(raw: &[u8], id_domain: &str) -> Result<Prepared, MessageError> {
         track,
         utf8_headers,
     })
+}
+
+/// A new Message-ID, without its angle brackets: `ulid@id_domain`. The
+/// domain is this server's configured host name, never the OS's.
+pub fn new_message_id(id_domain: &str) -> String {
+    format!(
+        "{}@{}",
+        ulid::Ulid::new().to_string().to_ascii_lowercase(),
+        id_domain
+    )
 }
 
 /// The message without any field named `name` (case-insensitive).

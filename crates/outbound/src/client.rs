@@ -1,28 +1,14 @@
 //! A small SMTP client: enough of RFC 5321 to deliver one message to
 //! several recipients, with STARTTLS (RFC 3207) and AUTH PLAIN.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
-/// A reply: code and text (lines joined with a space).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reply {
-    pub code: u16,
-    pub text: String,
-}
-
-impl Reply {
-    pub fn is_ok(&self) -> bool {
-        (200..400).contains(&self.code)
-    }
-    /// `"250 2.0.0 Ok"` as the server said it.
-    pub fn line(&self) -> String {
-        format!("{} {}", self.code, self.text)
-    }
-}
+pub use crate::reply::Reply;
+use crate::reply::{ReplyError, ReplyReader, MAX_LINE};
+use crate::tls::TlsPolicy;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -30,8 +16,8 @@ pub enum ClientError {
     Io(#[from] std::io::Error),
     #[error("timed out")]
     Timeout,
-    #[error("the server sent something that is not an SMTP reply")]
-    Protocol,
+    #[error("the server broke the protocol: {0}")]
+    Protocol(#[from] ReplyError),
     #[error("TLS failed: {0}")]
     Tls(String),
 }
@@ -42,70 +28,22 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 /// An open SMTP session.
 pub struct Session {
     io: BufReader<Box<dyn Stream>>,
+    /// The session runs over TLS (STARTTLS succeeded).
     pub tls: bool,
     pub extensions: Vec<String>,
     timeout: Duration,
 }
 
-fn tls_config() -> Arc<rustls::ClientConfig> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("ring supports the default protocol versions")
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(NoVerify))
-        .with_no_client_auth();
-    Arc::new(config)
-}
-
-/// Opportunistic TLS between MTAs does not verify certificates (RFC 7435):
-/// encryption without authentication beats plaintext, which is the only
-/// alternative when a certificate does not match.
-#[derive(Debug)]
-struct NoVerify;
-
-impl rustls::client::danger::ServerCertVerifier for NoVerify {
-    fn verify_server_cert(
-        &self,
-        _: &rustls::pki_types::CertificateDer<'_>,
-        _: &[rustls::pki_types::CertificateDer<'_>],
-        _: &rustls::pki_types::ServerName<'_>,
-        _: &[u8],
-        _: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        _: &[u8],
-        _: &rustls::pki_types::CertificateDer<'_>,
-        _: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
-    }
-    fn verify_tls13_signature(
-        &self,
-        _: &[u8],
-        _: &rustls::pki_types::CertificateDer<'_>,
-        _: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
-    }
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        rustls::crypto::ring::default_provider()
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
-}
-
 impl Session {
-    /// Connect, read the greeting, EHLO, and upgrade with STARTTLS when
-    /// offered (and not disabled).
+    /// Connect, read the greeting, EHLO, and upgrade with STARTTLS under
+    /// `tls` when offered (`None`: never). Whether the session ended up
+    /// encrypted is [`Session::tls`]; a TLS handshake that fails (with a
+    /// verifying policy, a certificate not trusted) is an error.
     pub async fn connect(
         addr: std::net::SocketAddr,
         server_name: &str,
         helo: &str,
-        starttls: bool,
+        tls: Option<&TlsPolicy>,
         timeout: Duration,
     ) -> Result<(Session, Reply), ClientError> {
         let tcp = tokio::time::timeout(timeout, TcpStream::connect(addr))
@@ -126,10 +64,10 @@ impl Session {
         if !ehlo.is_ok() {
             return Ok((s, ehlo));
         }
-        if starttls && s.has("STARTTLS") {
+        if let Some(policy) = tls.filter(|_| s.has("STARTTLS")) {
             let r = s.command("STARTTLS").await?;
             if r.code == 220 {
-                s = s.upgrade(server_name).await?;
+                s = s.upgrade(policy, server_name).await?;
                 let ehlo = s.ehlo(helo).await?;
                 if !ehlo.is_ok() {
                     return Ok((s, ehlo));
@@ -139,14 +77,14 @@ impl Session {
         Ok((s, greeting))
     }
 
-    async fn upgrade(self, server_name: &str) -> Result<Session, ClientError> {
-        let connector = tokio_rustls::TlsConnector::from(tls_config());
-        let name =
-            rustls::pki_types::ServerName::try_from(server_name.to_string()).unwrap_or_else(|_| {
-                rustls::pki_types::ServerName::try_from("localhost".to_string()).expect("valid")
-            });
+    async fn upgrade(self, policy: &TlsPolicy, server_name: &str) -> Result<Session, ClientError> {
+        let name = policy.server_name(server_name).ok_or_else(|| {
+            ClientError::Tls(format!(
+                "{server_name} is not a name a certificate can carry"
+            ))
+        })?;
         let inner = self.io.into_inner();
-        let tls = tokio::time::timeout(self.timeout, connector.connect(name, inner))
+        let tls = tokio::time::timeout(self.timeout, policy.connector().connect(name, inner))
             .await
             .map_err(|_| ClientError::Timeout)?
             .map_err(|e| ClientError::Tls(e.to_string()))?;
@@ -249,32 +187,29 @@ impl Session {
     }
 
     async fn read_reply_lines(&mut self) -> Result<(Reply, Vec<String>), ClientError> {
-        let mut lines = Vec::new();
-        let mut code;
+        let mut reader = ReplyReader::default();
+        let mut line = Vec::with_capacity(128);
         loop {
-            let mut line = String::new();
-            let n =
-                tokio::time::timeout(self.timeout, (&mut self.io).take(4096).read_line(&mut line))
-                    .await
-                    .map_err(|_| ClientError::Timeout)??;
-            if n == 0 {
-                return Err(ClientError::Io(std::io::ErrorKind::UnexpectedEof.into()));
+            line.clear();
+            let n = tokio::time::timeout(
+                self.timeout,
+                (&mut self.io)
+                    .take(MAX_LINE as u64)
+                    .read_until(b'\n', &mut line),
+            )
+            .await
+            .map_err(|_| ClientError::Timeout)??;
+            if !line.ends_with(b"\n") {
+                return Err(if n == MAX_LINE {
+                    ReplyError::LineTooLong.into()
+                } else {
+                    ClientError::Io(std::io::ErrorKind::UnexpectedEof.into())
+                });
             }
-            let line = line.trim_end_matches(['\r', '\n']);
-            if line.len() < 3 || lines.len() > 100 {
-                return Err(ClientError::Protocol);
-            }
-            code = line[..3]
-                .parse::<u16>()
-                .map_err(|_| ClientError::Protocol)?;
-            let more = line.as_bytes().get(3) == Some(&b'-');
-            lines.push(line.get(4..).unwrap_or("").to_string());
-            if !more {
-                break;
+            if let Some(done) = reader.push(&line)? {
+                return Ok(done);
             }
         }
-        let text = lines.join(" ");
-        Ok((Reply { code, text }, lines))
     }
 }
 

@@ -4,10 +4,13 @@
 //! them by message and destination domain, finds where to send them — a
 //! configured transport (smarthost, or a per-domain route) or the domain's
 //! MX records in preference order, falling back to its A/AAAA record — and
-//! speaks SMTP with the [`client`]: opportunistic STARTTLS, AUTH when the
-//! route has credentials, one RCPT per recipient with each reply recorded,
-//! MAIL, RCPTs and DATA in one write where the server offers PIPELINING,
-//! and sessions kept open for the next message (no RSET after one sent).
+//! speaks SMTP with the [`client`]: STARTTLS, verified for the smarthost
+//! and opportunistic for MX hosts ([`tls`]); AUTH at the smarthost when
+//! credentials are configured, never in clear unless allowed
+//! ([`connect`]); replies read as bytes ([`reply`]); one RCPT per
+//! recipient with each reply recorded, MAIL, RCPTs and DATA in one write
+//! where the server offers PIPELINING, and sessions kept open for the
+//! next message (no RSET after one sent).
 //! A message that goes out unchanged to several recipients, each in a
 //! transaction of its own (VERP), is DKIM-signed once.
 //! Replies are classified by `tidings_mail::reply` into sent, deferred,
@@ -16,7 +19,11 @@
 //! softly with reason `expired`.
 
 pub mod client;
+pub mod connect;
+pub mod reply;
 pub mod route;
+pub mod tls;
+mod transaction;
 pub mod worker;
 
 pub use worker::{OutboundConfig, Worker};

@@ -66,10 +66,11 @@ impl Router {
         })
     }
 
-    /// Whether `domain` goes through a configured transport (which gets
-    /// AUTH when credentials are configured).
-    pub fn is_relay(&self, domain: &str) -> bool {
-        self.smarthost.is_some() || self.transports.contains_key(domain)
+    /// Whether mail for `domain` goes to the smarthost (a per-domain
+    /// transport takes precedence over it): the destination whose
+    /// certificate is verified and which gets the credentials.
+    pub fn is_smarthost(&self, domain: &str) -> bool {
+        self.smarthost.is_some() && !self.transports.contains_key(domain)
     }
 
     pub async fn destinations(&self, domain: &str) -> Result<Vec<Destination>, RouteError> {

@@ -1,23 +1,25 @@
 //! The outbound worker loop.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
-use bytes::Bytes;
 use serde_json::json;
 use tidings_mail::reply::{classify, Kind};
 use tidings_store::{MessageStore, OutboundJob, OutboundResult, RecipientStatus};
-use tidings_types::{Clock, EventType, MessageId, NewEvent, SecretString, Timestamp};
+use tidings_types::{Clock, EventType, NewEvent, SecretString, Timestamp};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::client::{Reply, Session};
+use crate::client::Reply;
+use crate::connect::{no_answer, open, Open, Peer, Policies, Pool};
 use crate::route::{Destination, RouteError, Router};
+use crate::tls::TlsPolicy;
+use crate::transaction::{mail_transaction, SignedOnce, Transaction};
 
-/// Credentials for a smarthost or transport.
+/// Credentials for the smarthost.
 #[derive(Debug, Clone)]
 pub struct RelayAuth {
     pub user: String,
@@ -30,14 +32,21 @@ pub struct OutboundConfig {
     pub helo: String,
     /// Send everything through this `host:port`.
     pub smarthost: Option<String>,
+    /// Sent to the smarthost only, and only over TLS unless
+    /// `allow_plaintext_auth`.
     pub smarthost_auth: Option<RelayAuth>,
+    /// PEM CA certificates the smarthost's certificate must chain to,
+    /// instead of the web PKI roots.
+    pub smarthost_ca_file: Option<PathBuf>,
+    /// Send AUTH to a smarthost that offers no STARTTLS.
+    pub allow_plaintext_auth: bool,
     /// Per-domain routes, `domain → host:port`.
     pub transports: HashMap<String, String>,
     /// DNS servers for MX lookups; empty means the system's.
     pub nameservers: Vec<std::net::SocketAddr>,
     /// Port of MX hosts (25 on the Internet).
     pub mx_port: u16,
-    /// Try STARTTLS when offered.
+    /// Use STARTTLS when offered.
     pub starttls: bool,
     /// Connections at once to one destination domain.
     pub per_destination: usize,
@@ -78,6 +87,8 @@ impl Default for OutboundConfig {
             helo: "localhost".into(),
             smarthost: None,
             smarthost_auth: None,
+            smarthost_ca_file: None,
+            allow_plaintext_auth: false,
             transports: HashMap::new(),
             nameservers: Vec::new(),
             mx_port: 25,
@@ -106,6 +117,7 @@ pub struct Worker {
     router: Arc<Router>,
     pool: Arc<Pool>,
     signed: Arc<SignedOnce>,
+    tls: Arc<Policies>,
 }
 
 impl Worker {
@@ -115,6 +127,12 @@ impl Worker {
         config: OutboundConfig,
     ) -> std::io::Result<Self> {
         let config_per_dest = config.per_destination;
+        let smarthost = TlsPolicy::verified(config.smarthost_ca_file.as_deref())
+            .map_err(std::io::Error::other)?;
+        let tls = Policies {
+            smarthost,
+            mx: TlsPolicy::opportunistic(),
+        };
         let router = Router::new(
             config.smarthost.clone(),
             config.transports.clone(),
@@ -128,6 +146,7 @@ impl Worker {
             router: Arc::new(router),
             pool: Arc::new(Pool::new(config_per_dest, Duration::from_secs(30))),
             signed: Arc::new(SignedOnce::default()),
+            tls: Arc::new(tls),
         })
     }
 
@@ -211,13 +230,14 @@ impl Worker {
                     .entry(domain.clone())
                     .or_insert_with(|| Arc::new(Semaphore::new(self.config.per_destination)))
                     .clone();
-                let (store, clock, config, router, pool, signed, finished) = (
+                let (store, clock, config, router, pool, signed, tls, finished) = (
                     self.store.clone(),
                     self.clock.clone(),
                     self.config.clone(),
                     self.router.clone(),
                     self.pool.clone(),
                     self.signed.clone(),
+                    self.tls.clone(),
                     finished.clone(),
                 );
                 tasks.spawn(async move {
@@ -227,6 +247,7 @@ impl Worker {
                         pool: &pool,
                         signed: &signed,
                         config: &config,
+                        tls: &tls,
                     };
                     let results = deliver(conn, &*clock, &domain, group).await;
                     // The connection is free for the next delivery while
@@ -254,11 +275,12 @@ struct RcptOutcome {
 
 /// What a delivery uses besides its jobs.
 #[derive(Clone, Copy)]
-struct Conn<'a> {
-    router: &'a Router,
-    pool: &'a Pool,
-    signed: &'a SignedOnce,
-    config: &'a OutboundConfig,
+pub(crate) struct Conn<'a> {
+    pub router: &'a Router,
+    pub pool: &'a Pool,
+    pub signed: &'a SignedOnce,
+    pub config: &'a OutboundConfig,
+    pub tls: &'a Policies,
 }
 
 async fn deliver(
@@ -291,7 +313,14 @@ async fn deliver(
                 tls: false,
             })
             .collect(),
-        Ok(dests) => transact(conn.router.is_relay(domain), conn, &dests, &jobs).await,
+        Ok(dests) => {
+            let peer = if conn.router.is_smarthost(domain) {
+                Peer::Smarthost
+            } else {
+                Peer::Mx
+            };
+            transact(peer, conn, &dests, &jobs).await
+        }
     };
     let now = clock.now();
     jobs.into_iter()
@@ -300,312 +329,15 @@ async fn deliver(
         .collect()
 }
 
-/// Idle, authenticated sessions kept per destination address, so a burst
-/// of mail to one place reuses connections instead of paying for TCP, TLS
-/// and EHLO every time.
-pub struct Pool {
-    idle: Mutex<HashMap<SocketAddr, Vec<(Session, Instant)>>>,
-    max_idle: usize,
-    keep_for: Duration,
-}
-
-impl Pool {
-    pub fn new(max_idle: usize, keep_for: Duration) -> Self {
-        Self {
-            idle: Mutex::new(HashMap::new()),
-            max_idle,
-            keep_for,
-        }
-    }
-
-    fn take(&self, addr: SocketAddr) -> Option<Session> {
-        let mut idle = self.idle.lock().expect("pool lock");
-        let list = idle.get_mut(&addr)?;
-        while let Some((s, since)) = list.pop() {
-            if since.elapsed() < self.keep_for {
-                return Some(s);
-            }
-        }
-        None
-    }
-
-    fn put(&self, addr: SocketAddr, s: Session) {
-        let mut idle = self.idle.lock().expect("pool lock");
-        let list = idle.entry(addr).or_default();
-        if list.len() < self.max_idle {
-            list.push((s, Instant::now()));
-        }
-    }
-}
-
-/// Why a destination could not be used.
-enum Open {
-    /// The destination answered with a permanent refusal for everyone.
-    Refused(Reply, bool),
-    /// Try the next destination.
-    Next(String),
-}
-
-async fn open(relay: bool, config: &OutboundConfig, dest: &Destination) -> Result<Session, Open> {
-    let (mut s, greeting) = Session::connect(
-        dest.addr,
-        &dest.host,
-        &config.helo,
-        config.starttls,
-        config.timeout,
-    )
-    .await
-    .map_err(|e| Open::Next(format!("{} ({}): {e}", dest.host, dest.addr)))?;
-    if greeting.code != 220 {
-        return Err(if greeting.code >= 500 {
-            Open::Refused(greeting, s.tls)
-        } else {
-            Open::Next(greeting.line())
-        });
-    }
-    if relay {
-        if let Some(auth) = &config.smarthost_auth {
-            match s.auth_plain(&auth.user, auth.password.expose()).await {
-                Ok(r) if r.code == 235 => {}
-                Ok(r) => {
-                    let text = format!("4.7.0 relay refused authentication: {}", r.line());
-                    return Err(Open::Refused(Reply { code: 451, text }, s.tls));
-                }
-                Err(e) => return Err(Open::Next(e.to_string())),
-            }
-        }
-    }
-    Ok(s)
-}
-
-/// The replies of one mail transaction, one per recipient, and whether
-/// the session is left between transactions (the message was sent, or no
-/// transaction was opened) rather than needing an RSET first.
-struct Transaction {
-    replies: Vec<Reply>,
-    closed: bool,
-}
-
-/// MAIL, one RCPT per recipient, DATA if any was accepted. With PIPELINING
-/// (RFC 2920) MAIL, the RCPTs and DATA go in one write, so a message costs
-/// two round trips instead of three plus one per recipient. `Err` means
-/// the session broke before MAIL was answered (a stale pooled connection).
-async fn mail_transaction(
-    s: &mut Session,
-    conn: Conn<'_>,
-    jobs: &[OutboundJob],
-) -> Result<Transaction, String> {
-    let config = conn.config;
-    let msg = &jobs[0].message;
-    let return_path = match &config.verp {
-        Some(codec) => codec.encode(msg.id, jobs[0].recipient_id),
-        None => msg.mail_from.clone(),
-    };
-    let utf8 = !return_path.is_ascii() || jobs.iter().any(|j| !j.email.is_ascii());
-    let params = if utf8 && s.has("SMTPUTF8") {
-        " SMTPUTF8"
-    } else {
-        ""
-    };
-    let mail = format!("MAIL FROM:<{return_path}>{params}");
-    let rcpts: Vec<String> = jobs
-        .iter()
-        .map(|j| format!("RCPT TO:<{}>", j.email))
-        .collect();
-    let lost = |e: &dyn std::fmt::Display| Reply {
-        code: 451,
-        text: format!("4.4.2 connection lost: {e}"),
-    };
-    if !s.has("PIPELINING") {
-        let from = s.command(&mail).await.map_err(|e| e.to_string())?;
-        if !from.is_ok() {
-            return Ok(Transaction {
-                replies: jobs.iter().map(|_| from.clone()).collect(),
-                closed: true,
-            });
-        }
-        let mut replies = Vec::with_capacity(jobs.len());
-        for r in &rcpts {
-            replies.push(s.command(r).await.unwrap_or_else(|e| lost(&e)));
-        }
-        if !replies.iter().any(Reply::is_ok) {
-            return Ok(Transaction {
-                replies,
-                closed: false,
-            });
-        }
-        let data = match s.command("DATA").await {
-            Ok(r) if r.code == 354 => s.message(&payload(conn, jobs)).await,
-            Ok(r) => {
-                for ok in replies.iter_mut().filter(|r| r.is_ok()) {
-                    *ok = r.clone();
-                }
-                return Ok(Transaction {
-                    replies,
-                    closed: false,
-                });
-            }
-            Err(e) => Err(e),
-        };
-        let closed = data.is_ok();
-        let data = data.unwrap_or_else(|e| Reply {
-            code: 451,
-            text: format!("4.4.2 connection lost during DATA: {e}"),
-        });
-        for r in replies.iter_mut().filter(|r| r.is_ok()) {
-            *r = data.clone();
-        }
-        return Ok(Transaction { replies, closed });
-    }
-    let mut lines: Vec<&str> = Vec::with_capacity(rcpts.len() + 2);
-    lines.push(&mail);
-    lines.extend(rcpts.iter().map(String::as_str));
-    lines.push("DATA");
-    s.pipeline(&lines).await.map_err(|e| e.to_string())?;
-    let from = s.reply().await.map_err(|e| e.to_string())?;
-    let mut replies = Vec::with_capacity(jobs.len());
-    for _ in jobs {
-        match s.reply().await {
-            // Refused MAIL: the RCPTs were answered 503, say why instead.
-            Ok(_) if !from.is_ok() => replies.push(from.clone()),
-            Ok(r) => replies.push(r),
-            Err(e) => {
-                // A server that refused MAIL (421, say) may close at once.
-                let why = if from.is_ok() { lost(&e) } else { from.clone() };
-                replies.resize(jobs.len(), why);
-                return Ok(Transaction {
-                    replies,
-                    closed: false,
-                });
-            }
-        }
-    }
-    let data = match s.reply().await {
-        Ok(r) => r,
-        Err(e) => {
-            for r in replies.iter_mut().filter(|r| r.is_ok()) {
-                *r = lost(&e);
-            }
-            return Ok(Transaction {
-                replies,
-                closed: false,
-            });
-        }
-    };
-    if data.code != 354 {
-        // DATA refused (no recipient accepted, or a refusal of its own):
-        // the accepted recipients get its reply.
-        for r in replies.iter_mut().filter(|r| r.is_ok()) {
-            *r = data.clone();
-        }
-        return Ok(Transaction {
-            replies,
-            closed: false,
-        });
-    }
-    // A server that answers DATA with 354 although no RCPT was accepted
-    // gets an empty message, which it must refuse (RFC 2920, 3.1).
-    let any = replies.iter().any(Reply::is_ok);
-    let body = if any {
-        payload(conn, jobs)
-    } else {
-        Bytes::new()
-    };
-    let sent = match s.message(&body).await {
-        Ok(r) => r,
-        Err(e) => {
-            for r in replies.iter_mut().filter(|r| r.is_ok()) {
-                *r = Reply {
-                    code: 451,
-                    text: format!("4.4.2 connection lost during DATA: {e}"),
-                };
-            }
-            return Ok(Transaction {
-                replies,
-                closed: false,
-            });
-        }
-    };
-    for r in replies.iter_mut().filter(|r| r.is_ok()) {
-        *r = sent.clone();
-    }
-    Ok(Transaction {
-        replies,
-        closed: true,
-    })
-}
-
-/// The bytes to send: rewritten for the recipient (tracking) when there is
-/// one, then DKIM-signed.
-fn payload(conn: Conn<'_>, jobs: &[OutboundJob]) -> Bytes {
-    let config = conn.config;
-    let msg = &jobs[0].message;
-    let rewritten = match (&config.rewriter, jobs) {
-        (Some(r), [one]) => r.rewrite(one),
-        _ => None,
-    };
-    let Some(dkim) = &config.dkim else {
-        return rewritten.map_or_else(|| jobs[0].raw.clone(), Bytes::from);
-    };
-    let sign = |body: &[u8]| {
-        let domain = msg.from.rsplit_once('@')?.1.to_ascii_lowercase();
-        dkim.sign(msg.account_id, &domain, body).map(Bytes::from)
-    };
-    match rewritten {
-        Some(r) => sign(&r).unwrap_or_else(|| Bytes::from(r)),
-        // The same bytes for every recipient: signed once, even though
-        // VERP gives each recipient a transaction of its own.
-        None => conn
-            .signed
-            .get_or_sign(msg.id, || sign(&jobs[0].raw))
-            .unwrap_or_else(|| jobs[0].raw.clone()),
-    }
-}
-
-/// Signed copies of the messages lately sent unchanged, for the other
-/// recipients of the same message: an RSA signature costs more than the
-/// rest of a delivery. A few, for a few minutes (`t=` stays recent).
-#[derive(Default)]
-struct SignedOnce {
-    recent: Mutex<std::collections::VecDeque<(MessageId, Instant, Bytes)>>,
-}
-
-impl SignedOnce {
-    const KEEP: usize = 32;
-    const FRESH: Duration = Duration::from_secs(300);
-
-    fn get_or_sign(&self, id: MessageId, sign: impl FnOnce() -> Option<Bytes>) -> Option<Bytes> {
-        {
-            let recent = self.recent.lock().expect("signed lock");
-            if let Some((_, _, b)) = recent
-                .iter()
-                .find(|(m, at, _)| *m == id && at.elapsed() < Self::FRESH)
-            {
-                return Some(b.clone());
-            }
-        }
-        // Signed outside the lock; two recipients of one message may both
-        // sign at the same moment, which costs time, not correctness.
-        let signed = sign()?;
-        let mut recent = self.recent.lock().expect("signed lock");
-        recent.retain(|(m, at, _)| *m != id && at.elapsed() < Self::FRESH);
-        if recent.len() >= Self::KEEP {
-            recent.pop_front();
-        }
-        recent.push_back((id, Instant::now(), signed.clone()));
-        Some(signed)
-    }
-}
-
 /// Try destinations in order until one gives an answer; reuse a pooled
 /// session when there is one, and return the session to the pool after.
 async fn transact(
-    relay: bool,
+    peer: Peer,
     conn: Conn<'_>,
     dests: &[Destination],
     jobs: &[OutboundJob],
 ) -> Vec<RcptOutcome> {
-    let mut last_error = String::from("no destination");
+    let mut last_error = no_answer("no destination");
     for dest in dests {
         let remote = dest.host.clone();
         let outcomes = |replies: Vec<Reply>, tls: bool| {
@@ -623,14 +355,14 @@ async fn transact(
         loop {
             attempt += 1;
             let pooled = if attempt == 1 {
-                conn.pool.take(dest.addr)
+                conn.pool.take(dest.addr, peer)
             } else {
                 None
             };
             let fresh = pooled.is_none();
             let mut s = match pooled {
                 Some(s) => s,
-                None => match open(relay, conn.config, dest).await {
+                None => match open(peer, conn.config, conn.tls, dest).await {
                     Ok(s) => s,
                     Err(Open::Refused(reply, tls)) => {
                         return outcomes(jobs.iter().map(|_| reply.clone()).collect(), tls)
@@ -649,14 +381,14 @@ async fn transact(
                     let healthy = replies.iter().all(|r| r.code != 421)
                         && (closed || matches!(s.command("RSET").await, Ok(r) if r.is_ok()));
                     if healthy {
-                        conn.pool.put(dest.addr, s);
+                        conn.pool.put(dest.addr, peer, s);
                     } else {
                         s.quit().await;
                     }
                     return outcomes(replies, tls);
                 }
                 Err(e) if fresh => {
-                    last_error = e;
+                    last_error = no_answer(e);
                     break;
                 }
                 Err(_) => continue,
@@ -665,10 +397,7 @@ async fn transact(
     }
     jobs.iter()
         .map(|_| RcptOutcome {
-            reply: Reply {
-                code: 451,
-                text: format!("4.4.1 no answer: {last_error}"),
-            },
+            reply: last_error.clone(),
             remote: String::new(),
             tls: false,
         })
@@ -780,32 +509,5 @@ fn result_for(
         event,
         suppress,
         soft_failure: soft,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::cell::Cell;
-
-    #[test]
-    fn a_message_sent_unchanged_is_signed_once() {
-        let signed = SignedOnce::default();
-        let (a, b) = (MessageId::new(), MessageId::new());
-        let calls = Cell::new(0);
-        let sign = |tag: &'static [u8]| {
-            calls.set(calls.get() + 1);
-            Some(Bytes::from_static(tag))
-        };
-        assert_eq!(signed.get_or_sign(a, || sign(b"a")).unwrap(), "a");
-        assert_eq!(signed.get_or_sign(a, || sign(b"again")).unwrap(), "a");
-        assert_eq!(signed.get_or_sign(b, || sign(b"b")).unwrap(), "b");
-        assert_eq!(calls.get(), 2);
-        // A message that could not be signed is tried again.
-        assert!(signed.get_or_sign(MessageId::new(), || None).is_none());
-        for _ in 0..SignedOnce::KEEP {
-            signed.get_or_sign(MessageId::new(), || sign(b"x"));
-        }
-        assert_eq!(signed.get_or_sign(a, || sign(b"a2")).unwrap(), "a2");
     }
 }

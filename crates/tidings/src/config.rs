@@ -95,15 +95,22 @@ impl Default for SmtpSettings {
 pub struct OutboundSettings {
     /// Relay all mail through this `host:port` instead of the recipients' MX.
     pub smarthost: Option<String>,
+    /// AUTH PLAIN at the smarthost (never at an MX or a transport).
     pub smarthost_user: Option<String>,
     pub smarthost_password: Option<String>,
+    /// PEM CA certificates the smarthost's certificate must chain to,
+    /// instead of the web PKI roots (a relay with a private CA).
+    pub smarthost_ca_file: Option<PathBuf>,
+    /// Send the smarthost credentials over a connection without TLS.
+    pub allow_plaintext_auth: bool,
     /// Per-domain routes, `domain = "host:port"` (like transport maps).
     pub transports: std::collections::HashMap<String, String>,
     /// DNS servers (`ip:port`) for MX lookups; empty uses the system's.
     pub nameservers: Vec<SocketAddr>,
     /// Port of MX hosts.
     pub mx_port: u16,
-    /// Try STARTTLS when the receiver offers it.
+    /// Use STARTTLS when the receiver offers it (verified at the
+    /// smarthost, opportunistic elsewhere).
     pub starttls: bool,
     /// Connections at once per destination domain.
     pub per_destination: usize,
@@ -119,6 +126,8 @@ impl Default for OutboundSettings {
             smarthost: None,
             smarthost_user: None,
             smarthost_password: None,
+            smarthost_ca_file: None,
+            allow_plaintext_auth: false,
             transports: Default::default(),
             nameservers: Vec::new(),
             mx_port: 25,

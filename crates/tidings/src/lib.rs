@@ -9,6 +9,7 @@
 //! `App` in-process (optionally with a manual clock) or run the binary.
 
 pub mod config;
+pub mod data_dir;
 mod inbound;
 mod submission;
 
@@ -81,23 +82,8 @@ impl App {
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<RunningApp> {
         let store = open_store(config)?;
-        let policy = AddressPolicy {
-            allow_loopback: config.webhooks.allow_loopback,
-            allow_private: config.webhooks.allow_private,
-        };
-        let core_cfg = CoreConfig {
-            backfill: Duration::from_secs(u64::from(config.webhooks.backfill_days) * 86_400),
-            address_policy: policy,
-            secret_overlap: Duration::from_secs(
-                u64::from(config.webhooks.secret_overlap_hours) * 3600,
-            ),
-            pause_after: config.webhooks.pause_after,
-            hostname: config.hostname.clone(),
-            retention: Duration::from_secs(u64::from(config.retention.days) * 86_400),
-            complaint_unsubscribes: config.inbound.complaint_unsubscribes,
-            allow_any_sender: config.sending.allow_any_sender,
-            ..CoreConfig::default()
-        };
+        let core_cfg = core_config(config);
+        let policy = core_cfg.address_policy;
         let verp = verp_codec(config)?;
         let listener = tokio::net::TcpListener::bind(config.http.listen)
             .await
@@ -248,6 +234,25 @@ impl App {
     }
 }
 
+/// The operator's rules for the use cases, from the configuration: the
+/// same for `serve` and the one-shot commands (`tidings inbound`).
+pub fn core_config(config: &Config) -> CoreConfig {
+    CoreConfig {
+        backfill: Duration::from_secs(u64::from(config.webhooks.backfill_days) * 86_400),
+        address_policy: AddressPolicy {
+            allow_loopback: config.webhooks.allow_loopback,
+            allow_private: config.webhooks.allow_private,
+        },
+        secret_overlap: Duration::from_secs(u64::from(config.webhooks.secret_overlap_hours) * 3600),
+        pause_after: config.webhooks.pause_after,
+        hostname: config.hostname.clone(),
+        retention: Duration::from_secs(u64::from(config.retention.days) * 86_400),
+        complaint_unsubscribes: config.inbound.complaint_unsubscribes,
+        allow_any_sender: config.sending.allow_any_sender,
+        ..CoreConfig::default()
+    }
+}
+
 fn outbound_worker(
     config: &Config,
     store: Arc<SqliteStore>,
@@ -266,6 +271,8 @@ fn outbound_worker(
             }),
             _ => None,
         },
+        smarthost_ca_file: o.smarthost_ca_file.clone(),
+        allow_plaintext_auth: o.allow_plaintext_auth,
         transports: o.transports.clone(),
         nameservers: o.nameservers.clone(),
         mx_port: o.mx_port,
@@ -336,18 +343,19 @@ impl tidings_outbound::worker::Rewriter for Tracking {
     }
 }
 
-/// A 32-byte secret kept in the data directory, made on first start.
+/// A 32-byte secret kept in the data directory (private), made on first
+/// start.
 fn secret_file(config: &Config, name: &str) -> anyhow::Result<Vec<u8>> {
-    std::fs::create_dir_all(&config.data_dir)?;
+    data_dir::prepare(&config.data_dir)
+        .with_context(|| format!("preparing the data directory {}", config.data_dir.display()))?;
     let path = config.data_dir.join(name);
     match std::fs::read(&path) {
         Ok(k) if k.len() >= 32 => Ok(k),
         _ => {
             let mut k = vec![0u8; 32];
             rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut k);
-            let tmp = path.with_extension("tmp");
-            std::fs::write(&tmp, &k)?;
-            std::fs::rename(&tmp, &path)?;
+            data_dir::write_private(&path, &k)
+                .with_context(|| format!("writing {}", path.display()))?;
             Ok(k)
         }
     }
@@ -393,6 +401,8 @@ pub fn verp_codec(config: &Config) -> anyhow::Result<Option<Arc<tidings_mail::ve
 
 /// Open the configured store (the event log and the messages live in it).
 pub fn open_store(config: &Config) -> anyhow::Result<Arc<SqliteStore>> {
+    data_dir::prepare(&config.data_dir)
+        .with_context(|| format!("preparing the data directory {}", config.data_dir.display()))?;
     let path = config.database_path();
     let mut opts = SqliteOptions::new(&path);
     opts.durability = match config.storage.durability {

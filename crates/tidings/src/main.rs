@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tidings::{App, Config};
-use tidings_core::{CoreConfig, Tidings};
+use tidings_core::Tidings;
 use tidings_types::{AccountId, ApiKeyId, SystemClock};
 
 #[derive(Parser)]
@@ -159,13 +159,14 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-/// The use cases over the configured store, for one-shot admin commands.
+/// The use cases over the configured store, for one-shot admin commands,
+/// under the same rules as `serve`.
 fn admin(cfg: &Config) -> anyhow::Result<Tidings> {
     let store = tidings::open_store(cfg)?;
     Ok(Tidings::new(
         store.clone(),
         std::sync::Arc::new(SystemClock),
-        CoreConfig::default(),
+        tidings::core_config(cfg),
     )
     .with_messages(store))
 }

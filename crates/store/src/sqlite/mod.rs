@@ -23,6 +23,7 @@
 
 mod accounts;
 mod events;
+mod files;
 mod jobs;
 mod messages;
 mod schema;
@@ -201,9 +202,7 @@ impl SqliteStore {
     /// Open (creating if needed) the database at `opts.path` and start the
     /// writer thread.
     pub fn open(opts: SqliteOptions) -> Result<Self> {
-        if let Some(dir) = opts.path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
+        files::prepare(&opts.path)?;
         let mut conn = open_conn(&opts.path)?;
         migrate(&mut conn)?;
         let durable = Arc::new(AtomicI64::new(log_head(&conn)?));

@@ -20,7 +20,7 @@ Diagnostic-Code: smtp; 550 5.1.1 <{rcpt}>: Recipient address rejected: User unkn
     )
 }
 
-fn arf(rcpt: &str, message_id: &str) -> String {
+pub(crate) fn arf(rcpt: &str, message_id: &str) -> String {
     format!(
         "From: staff@hotmail.example\r\nTo: fbl@tidings.test\r\nSubject: complaint about message\r\n\
 MIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=feedback-report; boundary=\"F\"\r\n\r\n\

@@ -3,6 +3,7 @@
 //! binary (one link) for all of them.
 
 mod api;
+mod cli;
 mod delivery;
 mod durability;
 mod inbound;
@@ -13,7 +14,9 @@ mod polling;
 mod retries;
 mod senders;
 mod sending;
+mod smtp_peer;
 mod tracking;
+mod trust;
 mod webhook_test;
 
 use serde_json::{json, Value};

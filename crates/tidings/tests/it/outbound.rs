@@ -131,6 +131,7 @@ async fn each_outcome(mx: Mx) {
         .unwrap()
         .starts_with("250 2.0.0 Ok: queued"));
     assert_eq!(sent["data"]["attempt"], 1);
+    assert_eq!(sent["data"]["tls"], false, "the test MX offers no STARTTLS");
 
     let deferred = by("defer@example.test");
     assert_eq!(deferred["type"], "deferred");

@@ -41,7 +41,12 @@ async fn json_send_is_accepted_and_readable() {
     assert_eq!(m.body["custom_id"], "order-7");
     assert_eq!(m.body["subject"], "Your receipt");
     assert_eq!(m.body["recipients"].as_array().unwrap().len(), 3);
-    assert!(m.body["smtp_message_id"].as_str().unwrap().starts_with('<'));
+    // In the configured host name, not the OS's.
+    let smtp_id = m.body["smtp_message_id"].as_str().unwrap();
+    assert!(
+        smtp_id.starts_with('<') && smtp_id.ends_with("@tidings.test>"),
+        "{smtp_id}"
+    );
     t.stop().await;
 }
 
