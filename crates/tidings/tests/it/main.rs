@@ -6,6 +6,7 @@ mod api;
 mod delivery;
 mod durability;
 mod inbound;
+mod metrics;
 mod ops;
 mod outbound;
 mod pausing;
