@@ -13,6 +13,7 @@
 use serde::Serialize;
 use serde_json::json;
 use tidings_bounce::{BounceType, Report};
+use tidings_delivery::metrics::ReportKind;
 use tidings_store::{InboundEffects, MessageRecord, UnmatchedReport};
 use tidings_types::{AccountId, EventType, NewEvent};
 
@@ -25,6 +26,16 @@ pub struct InboundSummary {
     pub kind: &'static str,
     pub events: Vec<tidings_types::EventId>,
     pub matched: bool,
+}
+
+fn report_kind(report: &Report) -> ReportKind {
+    match report {
+        Report::Bounce(_) => ReportKind::Bounce,
+        Report::Complaint(_) => ReportKind::Complaint,
+        Report::AutoReply(_) => ReportKind::AutoReply,
+        Report::DeliverySuccess(_) => ReportKind::DeliverySuccess,
+        Report::Unrecognised => ReportKind::Unrecognised,
+    }
 }
 
 /// Reasons of the parser that are about the sender, not the address:
@@ -50,6 +61,23 @@ impl Tidings {
         only_account: Option<AccountId>,
     ) -> Result<InboundSummary, CoreError> {
         let report = tidings_bounce::parse(raw);
+        let summary = self
+            .apply_report(&report, raw, envelope_to, only_account)
+            .await?;
+        if let Some(m) = &self.metrics {
+            m.inbound_report(report_kind(&report));
+        }
+        Ok(summary)
+    }
+
+    /// The effects of one parsed report, committed.
+    async fn apply_report(
+        &self,
+        report: &Report,
+        raw: &[u8],
+        envelope_to: &[String],
+        only_account: Option<AccountId>,
+    ) -> Result<InboundSummary, CoreError> {
         let verp = self.verp.as_deref();
         // Without an envelope (HTTP, CLI), the MTA that took the report
         // usually recorded where it was addressed.
@@ -67,13 +95,13 @@ impl Tidings {
             kind,
             ..Default::default()
         };
-        let targets = self.correlate(&report, envelope_to, verp).await?;
+        let targets = self.correlate(report, envelope_to, verp).await?;
         let targets: Vec<_> = targets
             .into_iter()
             .filter(|(m, _)| only_account.is_none_or(|a| a == m.account_id))
             .collect();
         let mut fx = InboundEffects::default();
-        match &report {
+        match report {
             Report::Bounce(b) => {
                 for (m, email) in &targets {
                     let r = b
@@ -159,7 +187,7 @@ impl Tidings {
                         "no final failure in the report".into()
                     },
                     envelope_to: envelope_to.join(","),
-                    summary: summarise(&report),
+                    summary: summarise(report),
                 })
                 .await?;
             return Ok(summary);

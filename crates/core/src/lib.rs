@@ -135,16 +135,17 @@ impl Tidings {
             .ok_or_else(|| CoreError::Internal("sending is not configured".into()))
     }
 
-    /// Count recorded events in these metrics.
+    /// Count what the use cases do (accepted messages, inbound reports)
+    /// in these metrics. Events are counted by the store, where they
+    /// commit (see [`tidings_store::EventObserver`]).
     pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
         self.metrics = Some(metrics);
         self
     }
 
-    fn count_recorded(&self, n: usize) {
-        if let Some(m) = &self.metrics {
-            m.events_recorded.inc_by(n as u64);
-        }
+    /// The metrics, for the front ends to count in (SMTP sessions).
+    pub fn metrics(&self) -> Option<&Arc<Metrics>> {
+        self.metrics.as_ref()
     }
 
     /// Record one event for an account: the entry point every producer of
@@ -159,7 +160,6 @@ impl Tidings {
     ) -> Result<Event, CoreError> {
         let ev = NewEvent::new(account, event_type, self.clock.now(), data)?;
         let mut out = self.store.record_events(vec![ev]).await?;
-        self.count_recorded(out.len());
         out.pop()
             .ok_or_else(|| CoreError::Internal("no event recorded".into()))
     }
@@ -174,9 +174,7 @@ impl Tidings {
             .into_iter()
             .map(|(a, t, d)| NewEvent::new(a, t, now, d))
             .collect::<Result<Vec<_>, _>>()?;
-        let out = self.store.record_events(evs).await?;
-        self.count_recorded(out.len());
-        Ok(out)
+        Ok(self.store.record_events(evs).await?)
     }
 
     /// Events after a polling cursor, in log order.

@@ -359,6 +359,9 @@ impl Tidings {
         let id = message.id;
         let smtp_message_id = message.smtp_message_id.clone();
         let dropped = self.messages()?.accept_message(message, recipients).await?;
+        if let Some(m) = &self.metrics {
+            m.message_accepted(source.into());
+        }
         Ok(Accepted {
             id,
             smtp_message_id,

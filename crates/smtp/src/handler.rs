@@ -32,6 +32,13 @@ pub trait SubmissionHandler: Send + Sync + 'static {
     /// the store failed, [`crate::Common::Unparseable`] (`554 5.6.0`) for a
     /// message that cannot be parsed.
     async fn accept(&self, submission: Submission) -> Result<String, Reply>;
+
+    /// A session began (for metrics; by default nothing).
+    fn session_started(&self) {}
+
+    /// An AUTH attempt failed: wrong credentials, a refused exchange, or a
+    /// client IP that is being throttled (for metrics; by default nothing).
+    fn auth_failed(&self) {}
 }
 
 /// One message as the client submitted it.
@@ -77,6 +84,9 @@ pub trait InboundHandler: Send + Sync + 'static {
     /// the reply: [`crate::Common::StorageFailure`] (`451 4.3.0`) when the
     /// store failed.
     async fn accept(&self, message: InboundMessage) -> Result<String, Reply>;
+
+    /// A session began (for metrics; by default nothing).
+    fn session_started(&self) {}
 }
 
 /// One message received by the inbound MX: usually a delivery status
@@ -112,6 +122,19 @@ pub(crate) enum Mode {
 }
 
 impl Mode {
+    pub(crate) fn session_started(&self) {
+        match self {
+            Mode::Submission(h) => h.session_started(),
+            Mode::Inbound(h) => h.session_started(),
+        }
+    }
+
+    pub(crate) fn auth_failed(&self) {
+        if let Mode::Submission(h) = self {
+            h.auth_failed();
+        }
+    }
+
     pub(crate) fn name(&self) -> &'static str {
         match self {
             Mode::Submission(_) => "submission",

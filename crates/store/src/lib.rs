@@ -31,7 +31,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use tidings_types::{
-    AccountId, ApiKeyId, Event, EventType, NewEvent, Timestamp, Webhook, WebhookId,
+    AccountId, ApiKeyId, Event, EventType, NewEvent, Timestamp, Variant, Webhook, WebhookId,
 };
 
 pub use messages::*;
@@ -56,6 +56,33 @@ pub enum StoreError {
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// An event a backend committed to the log, as an [`EventObserver`] is
+/// told of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CommittedEvent {
+    pub event_type: EventType,
+    pub variant: Variant,
+}
+
+impl CommittedEvent {
+    pub fn new(event_type: EventType, data: &tidings_types::EventData) -> Self {
+        Self {
+            event_type,
+            variant: Variant::of(event_type, data),
+        }
+    }
+}
+
+/// Told of the events a store commits to the log, whichever use case
+/// committed them: the one place that sees every event (the metrics count
+/// there). Called once per committed write, after the commit is durable,
+/// never for a write that rolled back, nor for test events (which are not
+/// in the log). It runs on the store's own threads: it must be quick and
+/// must not block.
+pub trait EventObserver: Send + Sync + 'static {
+    fn committed(&self, events: &[CommittedEvent]);
+}
 
 /// Everything tidings persists. Each method is one transaction.
 #[async_trait]
@@ -86,6 +113,9 @@ pub trait Store: Send + Sync + 'static {
     async fn tracking_domains(&self) -> Result<Vec<(AccountId, String)>>;
 
     // ---- the event log ----
+    /// Tell `observer` of every event committed from now on. One observer
+    /// per store: a second call is ignored (and answers `false`).
+    fn observe_events(&self, observer: Arc<dyn EventObserver>) -> bool;
     /// Append events. Every webhook of the account that takes their type
     /// reads them from its live stream.
     async fn record_events(&self, events: Vec<NewEvent>) -> Result<Vec<Event>>;

@@ -236,6 +236,16 @@ pub struct Suppression {
     pub created_at: Timestamp,
 }
 
+/// The outbound queue at one moment, for the metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OutboundQueueStats {
+    /// Recipients waiting for a delivery attempt: queued, deferred, or
+    /// leased to a worker right now.
+    pub depth: u64,
+    /// When the message of the longest-waiting of them was accepted.
+    pub oldest_accepted_at: Option<Timestamp>,
+}
+
 /// What an inbound report does, committed in one transaction.
 #[derive(Debug, Clone, Default)]
 pub struct InboundEffects {
@@ -298,6 +308,9 @@ pub trait MessageStore: Send + Sync + 'static {
         soft_bounce_limit: u32,
     ) -> Result<()>;
     async fn next_outbound_due(&self) -> Result<Option<Timestamp>>;
+    /// How many recipients wait, and since when. Reads only what waits
+    /// (an index of it), never the whole table.
+    async fn outbound_queue(&self) -> Result<OutboundQueueStats>;
     /// Make every leased delivery due now (single-process startup).
     async fn release_outbound_leases(&self, now: Timestamp) -> Result<u64>;
     fn outbound_notify(&self) -> std::sync::Arc<tokio::sync::Notify>;

@@ -3,6 +3,7 @@
 //! report to the same use case as `POST /v1/inbound` and `tidings inbound`.
 
 use tidings_core::Tidings;
+use tidings_delivery::metrics::Listener;
 use tidings_smtp::{Common, InboundHandler, InboundMessage, Reply};
 
 pub struct Handler {
@@ -30,6 +31,12 @@ impl InboundHandler for Handler {
                 tracing::error!(error = %e, "recording an inbound report failed");
                 Err(Common::StorageFailure.into())
             }
+        }
+    }
+
+    fn session_started(&self) {
+        if let Some(m) = self.app.metrics() {
+            m.smtp_session(Listener::Inbound);
         }
     }
 }

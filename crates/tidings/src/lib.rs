@@ -91,6 +91,8 @@ impl App {
         let addr = listener.local_addr()?;
         let tracker = tracker(config, addr)?;
         let metrics = Arc::new(Metrics::new());
+        // Every event is counted where it commits, whoever recorded it.
+        tidings_store::Store::observe_events(store.as_ref(), metrics.clone());
         let mut app = Tidings::new(store.clone(), clock.clone(), core_cfg)
             .with_metrics(metrics.clone())
             .with_messages(store.clone());

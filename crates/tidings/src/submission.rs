@@ -4,6 +4,7 @@
 //! `POST /v1/messages`.
 
 use tidings_core::{CoreError, ErrorCode, Tidings};
+use tidings_delivery::metrics::Listener;
 use tidings_smtp::{Reply, Submission, SubmissionHandler};
 use tidings_store::Source;
 use tidings_types::AccountId;
@@ -51,5 +52,17 @@ impl SubmissionHandler for Handler {
                 }
             })?;
         Ok(accepted.id.to_string())
+    }
+
+    fn session_started(&self) {
+        if let Some(m) = self.app.metrics() {
+            m.smtp_session(Listener::Submission);
+        }
+    }
+
+    fn auth_failed(&self) {
+        if let Some(m) = self.app.metrics() {
+            m.smtp_auth_failures.inc();
+        }
     }
 }

@@ -124,6 +124,47 @@ impl NewEvent {
     }
 }
 
+/// What operators count events of one type apart by, read from the data:
+/// a bounce's `bounce_type` (anything but `hard` is soft: a soft failure
+/// that became final), and whether an open (`machine`) or a click (`bot`)
+/// came from software rather than a person. Other types have no variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Variant {
+    None,
+    HardBounce,
+    SoftBounce,
+    Human,
+    Machine,
+}
+
+impl Variant {
+    /// The variant of an event of type `event_type` with `data`.
+    pub fn of(event_type: EventType, data: &EventData) -> Self {
+        let flag = |f: Field| data.get(f.as_str()).and_then(serde_json::Value::as_bool);
+        let software = |f: Field| {
+            if flag(f) == Some(true) {
+                Variant::Machine
+            } else {
+                Variant::Human
+            }
+        };
+        match event_type {
+            EventType::Bounce => {
+                match data
+                    .get(Field::BounceType.as_str())
+                    .and_then(|v| v.as_str())
+                {
+                    Some("hard") => Variant::HardBounce,
+                    _ => Variant::SoftBounce,
+                }
+            }
+            EventType::Open => software(Field::Machine),
+            EventType::Click => software(Field::Bot),
+            _ => Variant::None,
+        }
+    }
+}
+
 /// A recorded event. `seq` is its position in the log: every event
 /// committed later has a larger `seq`, which is what makes the polling
 /// cursor exact.
@@ -193,5 +234,44 @@ mod tests {
             NewEvent::new(acc, EventType::Bounce, chrono::Utc::now(), d),
             Err(FieldError::Unknown(_))
         ));
+    }
+
+    #[test]
+    fn variants_come_from_the_data() {
+        let data = |k: &str, v: serde_json::Value| {
+            let mut d = EventData::new();
+            d.insert(k.into(), v);
+            d
+        };
+        let of = Variant::of;
+        assert_eq!(
+            of(EventType::Bounce, &data("bounce_type", json!("hard"))),
+            Variant::HardBounce
+        );
+        assert_eq!(
+            of(EventType::Bounce, &data("bounce_type", json!("soft"))),
+            Variant::SoftBounce
+        );
+        assert_eq!(
+            of(EventType::Bounce, &EventData::new()),
+            Variant::SoftBounce
+        );
+        assert_eq!(
+            of(EventType::Open, &data("machine", json!(true))),
+            Variant::Machine
+        );
+        assert_eq!(
+            of(EventType::Open, &data("machine", json!(false))),
+            Variant::Human
+        );
+        assert_eq!(
+            of(EventType::Click, &data("bot", json!(true))),
+            Variant::Machine
+        );
+        assert_eq!(of(EventType::Click, &EventData::new()), Variant::Human);
+        assert_eq!(
+            of(EventType::Sent, &data("machine", json!(true))),
+            Variant::None
+        );
     }
 }

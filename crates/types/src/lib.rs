@@ -16,7 +16,7 @@ pub mod time;
 pub mod webhook;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use event::{Event, EventData, EventType, NewEvent};
+pub use event::{Event, EventData, EventType, NewEvent, Variant};
 pub use fields::Field;
 pub use ids::{AccountId, ApiKeyId, AttemptId, EventId, MessageId, WebhookId};
 pub use secret::{SecretString, WebhookSecret};

@@ -37,6 +37,15 @@ async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
             .unwrap_or(0.0);
         st.metrics.oldest_pending_seconds.set(age);
     }
+    if let Ok(store) = st.app.messages() {
+        if let Ok(q) = store.outbound_queue().await {
+            let age = q
+                .oldest_accepted_at
+                .map(|t| (now - t).num_milliseconds().max(0) as f64 / 1000.0)
+                .unwrap_or(0.0);
+            st.metrics.set_outbound_queue(q.depth, age);
+        }
+    }
     (
         [(
             header::CONTENT_TYPE,

@@ -49,6 +49,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         }
         if self.shared.throttle.blocked(self.client_ip) {
             tracing::info!(client = %self.client_ip, "smtp auth refused: IP throttled");
+            self.shared.mode.auth_failed();
             return Err(SessionEnd::TooManyAuthFailures);
         }
         let creds = match mechanism {
@@ -162,6 +163,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     /// `535`, or `421` and close past the per-session limit.
     async fn failed(&mut self, user: &str) -> Step {
         self.auth_failures += 1;
+        self.shared.mode.auth_failed();
         let delay = self.shared.throttle.failed(self.client_ip);
         tracing::info!(client = %self.client_ip, user = ?user, failures = self.auth_failures, "smtp auth failed");
         self.conn.pause(delay).await?;

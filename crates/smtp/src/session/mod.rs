@@ -130,6 +130,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     /// Greet, serve commands until the session ends, say goodbye if the
     /// client is still there.
     pub(crate) async fn run(mut self) -> SessionEnd {
+        self.shared.mode.session_started();
         let greeting = Reply::new(220, None, format!("{} ESMTP tidings", self.hostname()));
         self.conn.queue(&greeting);
         let end = loop {

@@ -1,8 +1,10 @@
+use std::cell::RefCell;
+
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use tidings_types::{AccountId, Event, EventId, NewEvent, WebhookId};
 
 use super::{ms, parse_col, ts};
-use crate::{AttemptRecord, Result, StoreError};
+use crate::{AttemptRecord, CommittedEvent, Result, StoreError};
 
 pub(super) const EVENT_COLS: &str = "e.seq, e.id, e.account_id, e.type, e.ts, e.data";
 
@@ -48,6 +50,30 @@ impl Encoded {
     }
 }
 
+thread_local! {
+    /// The log events a write appended so far, while [`noting`] runs it.
+    static NOTED: RefCell<Option<Vec<CommittedEvent>>> = const { RefCell::new(None) };
+}
+
+/// Run one write (on the writer's thread) and collect the log events it
+/// appended: every append goes through [`insert`], so no use case can
+/// record an event its write does not report. The caller decides, from
+/// the write's outcome and its commit, whether they were committed.
+pub(super) fn noting<T>(write: impl FnOnce() -> T) -> (T, Vec<CommittedEvent>) {
+    let outer = NOTED.with(|n| n.borrow_mut().replace(Vec::new()));
+    let out = write();
+    let noted = NOTED.with(|n| std::mem::replace(&mut *n.borrow_mut(), outer));
+    (out, noted.unwrap_or_default())
+}
+
+fn note(e: &Event) {
+    NOTED.with(|n| {
+        if let Some(noted) = n.borrow_mut().as_mut() {
+            noted.push(CommittedEvent::new(e.event_type, &e.data));
+        }
+    });
+}
+
 /// Append one event; its data moves into the returned [`Event`].
 fn insert(c: &Connection, e: Encoded, account: &str, test: bool) -> Result<Event> {
     let Encoded { event: e, data } = e;
@@ -62,14 +88,18 @@ fn insert(c: &Connection, e: Encoded, account: &str, test: bool) -> Result<Event
         data,
         test
     ])?;
-    Ok(Event {
+    let ev = Event {
         seq: c.last_insert_rowid(),
         id: e.id,
         account_id: e.account_id,
         event_type: e.event_type,
         timestamp: e.timestamp,
         data: e.data,
-    })
+    };
+    if !test {
+        note(&ev);
+    }
+    Ok(ev)
 }
 
 /// Append events inside a caller's write. Their live deliveries need

@@ -614,6 +614,9 @@ impl MessageStore for SqliteStore {
         })
         .await
     }
+    async fn outbound_queue(&self) -> Result<OutboundQueueStats> {
+        self.read(super::outbound_queue::stats).await
+    }
     async fn message_raw(&self, id: MessageId) -> Result<bytes::Bytes> {
         self.read(move |c| {
             let raw: Vec<u8> = c

@@ -26,6 +26,9 @@ mod events;
 mod files;
 mod jobs;
 mod messages;
+#[cfg(test)]
+mod observer_tests;
+mod outbound_queue;
 mod schema;
 #[cfg(test)]
 mod stream_tests;
@@ -50,7 +53,7 @@ use tidings_types::{
 use tokio::sync::{mpsc, oneshot, Notify};
 
 use crate::model::*;
-use crate::{Result, Store, StoreError};
+use crate::{EventObserver, Result, Store, StoreError};
 
 type Finish = Box<dyn FnOnce(bool) + Send>;
 /// Runs in the writer's transaction; says whether the transaction may
@@ -127,6 +130,8 @@ pub struct SqliteStore {
     /// (with [`Durability::Normal`], committed). Reads of the log stop
     /// there.
     durable: Arc<AtomicI64>,
+    /// Told of every committed event (see [`Store::observe_events`]).
+    observer: std::sync::OnceLock<Arc<dyn EventObserver>>,
 }
 
 /// Frames of WAL (~64 MB) past which the writer, between two
@@ -264,6 +269,7 @@ impl SqliteStore {
             outbound_notify: Arc::new(Notify::new()),
             changes: AtomicU64::new(0),
             durable,
+            observer: std::sync::OnceLock::new(),
         })
     }
 
@@ -335,11 +341,12 @@ impl SqliteStore {
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel();
+        let observer = self.observer.get().cloned();
         let op: WriteOp = Box::new(move |conn| {
-            let result = match guard {
+            let (result, noted) = events::noting(|| match guard {
                 Guard::Savepoint => in_savepoint(conn, f),
                 Guard::None => f(conn),
-            };
+            });
             let sound = guard == Guard::Savepoint || result.is_ok();
             let finish: Finish = Box::new(move |committed| {
                 let result = match (committed, result) {
@@ -348,6 +355,11 @@ impl SqliteStore {
                     (false, Err(e)) => Err(e),
                 };
                 if result.is_ok() {
+                    // Committed (and durable, for a durable write): the
+                    // one place every event of the log is reported from.
+                    if let (Some(o), false) = (&observer, noted.is_empty()) {
+                        o.committed(&noted);
+                    }
                     if let Some(n) = notify {
                         wake(&n);
                     }
@@ -831,6 +843,9 @@ impl Store for SqliteStore {
         self.read(accounts::tracking_domains).await
     }
 
+    fn observe_events(&self, observer: Arc<dyn EventObserver>) -> bool {
+        self.observer.set(observer).is_ok()
+    }
     async fn record_events(&self, evs: Vec<NewEvent>) -> Result<Vec<Event>> {
         let evs = evs
             .into_iter()

@@ -8,7 +8,7 @@ use tidings_testkit::{wait_until, InProcess, Receiver, DEADLINE};
 
 use crate::outbound::Mx;
 
-fn dsn(rcpt: &str, message_id: &str) -> String {
+pub(crate) fn dsn(rcpt: &str, message_id: &str) -> String {
     format!(
         "From: MAILER-DAEMON@mx.example.test\r\nTo: bounces\r\nSubject: Undelivered Mail Returned to Sender\r\n\
 MIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\r\n\r\n\
@@ -31,7 +31,7 @@ Original-Rcpt-To: {rcpt}\r\nSource-IP: 192.0.2.1\r\n\r\n\
     )
 }
 
-async fn smtp_send(port: u16, from: &str, to: &str, msg: &str) {
+pub(crate) async fn smtp_send(port: u16, from: &str, to: &str, msg: &str) {
     let script = format!(
         "import smtplib,sys\ns=smtplib.SMTP('127.0.0.1',{port})\ns.sendmail({from:?},[{to:?}],sys.stdin.buffer.read())\ns.quit()\n"
     );

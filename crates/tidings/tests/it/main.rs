@@ -7,6 +7,7 @@ mod cli;
 mod delivery;
 mod durability;
 mod inbound;
+mod metrics;
 mod ops;
 mod outbound;
 mod pausing;

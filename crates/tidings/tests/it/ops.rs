@@ -31,7 +31,7 @@ async fn health_and_metrics() {
     })
     .await;
     for needle in [
-        "tidings_events_recorded_total 1",
+        "tidings_events_recorded_total{type=\"sent\"} 1",
         "tidings_event_delivery_latency_seconds_count 1",
         "tidings_delivery_queue_depth",
         "tidings_delivery_oldest_pending_age_seconds",
