@@ -40,9 +40,7 @@ use std::time::Duration;
 
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use tidings_store::{
-    Hold, JobKind, JobOutcome, LeasedJob, PauseReason, Store, StoreError, Unlease,
-};
+use tidings_store::{Hold, JobOutcome, LeasedJob, PauseReason, Store, StoreError, Unlease};
 use tidings_types::{AccountId, Clock, Timestamp, Webhook, WebhookId};
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;

@@ -355,7 +355,7 @@ async fn a_paused_type_stops_at_once_one_at_a_time() {
 /// deliveries that the receiver holds unanswered, across the resume and
 /// the new events, so its first look at the webhook after the resume reads
 /// the new events from the stream before it can lease the held ones.
-async fn events_recorded_during_a_resume_keep_log_order(resume_by_patch: bool) {
+async fn resume_race(resume_by_patch: bool) {
     let t = InProcess::start(|c| {
         c.webhooks.pause_after = 4;
         c.webhooks.max_held = 16;
@@ -416,10 +416,10 @@ async fn events_recorded_during_a_resume_keep_log_order(resume_by_patch: bool) {
 
 #[tokio::test]
 async fn events_recorded_during_a_resume_keep_log_order() {
-    events_recorded_during_a_resume_keep_log_order(false).await;
+    resume_race(false).await;
 }
 
 #[tokio::test]
 async fn events_recorded_during_a_change_that_resumes_keep_log_order() {
-    events_recorded_during_a_resume_keep_log_order(true).await;
+    resume_race(true).await;
 }
