@@ -18,10 +18,20 @@
 //!   and how far each live stream is settled, all in one transaction per
 //!   batch.
 //!
+//! Between them, a **gate** per (webhook, event type) ([`gates`]) stops
+//! every delivery of a type the moment the failure that pauses it is
+//! known, wherever the delivery is (just read, queued in the lane, waiting
+//! for a send slot): it is held for the resume instead of sent.
+//!
 //! Every event is delivered at least once: if the process dies between the
 //! HTTP request and the completer's commit, the job's lease expires, or the
 //! stream is read again from where it was settled, and the event is sent
 //! again with the same `webhook-id`, which receivers use to dedupe.
+
+mod complete;
+mod gates;
+mod lanes;
+mod send;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -30,21 +40,19 @@ use std::time::Duration;
 
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use tidings_store::{
-    AttemptOutcome, AttemptRecord, Completion, Hold, JobKind, JobOutcome, LeasedJob, Next,
-    PauseReason, Store, StoreError,
-};
-use tidings_types::{AccountId, AttemptId, Clock, Timestamp, Webhook, WebhookId};
+use tidings_store::{Hold, JobOutcome, LeasedJob, PauseReason, Store, StoreError, Unlease};
+use tidings_types::{AccountId, Clock, Timestamp, Webhook, WebhookId};
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::client::{AttemptResult, ErrorClass, OutgoingRequest, WebhookClient};
-use crate::limits::{LimitPermit, Limiter};
+use crate::client::WebhookClient;
+use crate::limits::Limiter;
 use crate::metrics::Metrics;
-use crate::payload;
-use crate::retry::{self, RetryPolicy, Verdict};
-use crate::sign::SignatureHeaders;
+use crate::retry::RetryPolicy;
+use complete::complete_loop;
+use gates::Gates;
+use lanes::route;
 
 /// Tuning of the dispatcher.
 #[derive(Debug, Clone)]
@@ -112,6 +120,9 @@ struct Inner {
     /// The live streams this dispatcher reads, shared by the leaser (which
     /// reads them) and the completer (which settles them).
     streams: Mutex<Streams>,
+    /// Which types may be sent to each webhook. Taken after `streams` when
+    /// both are needed.
+    gates: Gates,
 }
 
 /// The live streams, and the store's `changes` they were read at.
@@ -149,6 +160,8 @@ impl Stream {
 enum Done {
     Outcome(JobOutcome),
     Hold(Hold),
+    /// A leased job not sent, because its type paused after it was leased.
+    Unlease(Unlease),
     /// A stream moved on past events the webhook does not take.
     Read(WebhookId),
 }
@@ -160,8 +173,15 @@ struct LaneShared {
     limiter: RwLock<Arc<Limiter>>,
 }
 
+/// A delivery in a lane's queue, with the epoch of its type's gate when
+/// it was queued (`None` for test events, which no pause stops).
+struct Queued {
+    job: LeasedJob,
+    epoch: Option<u64>,
+}
+
 struct Lane {
-    tx: mpsc::UnboundedSender<LeasedJob>,
+    tx: mpsc::UnboundedSender<Queued>,
     queued: Arc<AtomicUsize>,
     shared: Arc<LaneShared>,
 }
@@ -178,6 +198,7 @@ impl Dispatcher {
         config: DispatcherConfig,
         metrics: Arc<Metrics>,
     ) -> Self {
+        let gates = Gates::new(config.pause_after);
         let rng = match config.seed {
             Some(s) => StdRng::seed_from_u64(s),
             None => StdRng::from_entropy(),
@@ -193,6 +214,7 @@ impl Dispatcher {
                 progress: Notify::new(),
                 rng: Mutex::new(rng),
                 streams: Mutex::new(Streams::default()),
+                gates,
             }),
         }
     }
@@ -384,6 +406,9 @@ async fn read_streams(
             break;
         }
         let limit = left.min(inner.config.lease_batch as usize) as u32;
+        // The store's word on what to hold covers the holds it had when
+        // it was read; one still on its way to it must not be overtaken.
+        let committed = inner.gates.lock().committed(webhook);
         let items = inner.store.stream(webhook, after, limit).await?;
         let n = items.len();
         let full = n == limit as usize;
@@ -396,6 +421,7 @@ async fn read_streams(
             let Some(stream) = streams.by_webhook.get_mut(&webhook) else {
                 continue; // deleted meanwhile
             };
+            let mut gates = inner.gates.lock();
             // A read that came back short reached the end of the log as it
             // was at the activity check, or later; anything newer shows in
             // the next check.
@@ -404,7 +430,9 @@ async fn read_streams(
                 stream.read = item.seq;
                 let Some(job) = item.job else { continue };
                 stream.open.insert(item.seq);
-                if item.hold {
+                let t = job.event.event_type;
+                if item.hold || gates.hold_pending(webhook, t, &committed) {
+                    gates.hold_started(webhook, t);
                     holds.push(Hold {
                         webhook_id: webhook,
                         event_seq: item.seq,
@@ -424,6 +452,7 @@ async fn read_streams(
         }
         for h in holds {
             if done.send(Done::Hold(h)).is_err() {
+                inner.gates.lock().hold_committed(webhook, h.event_type);
                 release_held(inner, 1);
             }
         }
@@ -458,380 +487,12 @@ async fn refresh_streams(inner: &Inner, changed: u64) -> Result<(), StoreError> 
     Ok(())
 }
 
-/// Hand a job to its webhook's lane, creating or refreshing the lane when
-/// the webhook is new to us or has changed since we loaded it.
-async fn route(
-    inner: &Arc<Inner>,
-    lanes: &mut HashMap<WebhookId, Lane>,
-    job: LeasedJob,
-    sends: &TaskTracker,
-    done: &mpsc::UnboundedSender<Done>,
-    shutdown: &CancellationToken,
-) {
-    let stale = match lanes.get(&job.webhook_id) {
-        Some(l) => l.shared.version.load(Ordering::Acquire) < job.webhook_version,
-        None => true,
-    };
-    if stale {
-        let webhook = match inner.store.load_webhook(job.webhook_id).await {
-            Ok(w) => Arc::new(w),
-            Err(StoreError::NotFound) => {
-                // Deleted meanwhile; its jobs went with it.
-                release_held(inner, 1);
-                return;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, webhook = %job.webhook_id, "cannot load webhook");
-                release_held(inner, 1);
-                return;
-            }
-        };
-        let limiter = Arc::new(Limiter::for_webhook(&webhook.settings));
-        match lanes.get(&job.webhook_id) {
-            Some(l) => {
-                *l.shared.webhook.write().expect("lane lock") = webhook;
-                *l.shared.limiter.write().expect("lane lock") = limiter;
-                l.shared
-                    .version
-                    .store(job.webhook_version, Ordering::Release);
-            }
-            None => {
-                let shared = Arc::new(LaneShared {
-                    webhook: RwLock::new(webhook),
-                    limiter: RwLock::new(limiter),
-                    version: std::sync::atomic::AtomicI64::new(job.webhook_version),
-                });
-                let (tx, rx) = mpsc::unbounded_channel();
-                let queued = Arc::new(AtomicUsize::new(0));
-                tokio::spawn(lane_loop(
-                    inner.clone(),
-                    shared.clone(),
-                    rx,
-                    queued.clone(),
-                    sends.clone(),
-                    done.clone(),
-                    shutdown.clone(),
-                ));
-                lanes.insert(job.webhook_id, Lane { tx, queued, shared });
-            }
-        }
-    }
-    let lane = lanes.get(&job.webhook_id).expect("lane just ensured");
-    lane.queued.fetch_add(1, Ordering::AcqRel);
-    if lane.tx.send(job).is_err() {
-        lane.queued.fetch_sub(1, Ordering::AcqRel);
-        release_held(inner, 1);
-    }
-}
-
 fn release_held(inner: &Inner, n: usize) {
     inner.held.fetch_sub(n, Ordering::AcqRel);
     inner.progress.notify_one();
 }
 
-async fn lane_loop(
-    inner: Arc<Inner>,
-    shared: Arc<LaneShared>,
-    mut rx: mpsc::UnboundedReceiver<LeasedJob>,
-    queued: Arc<AtomicUsize>,
-    sends: TaskTracker,
-    done: mpsc::UnboundedSender<Done>,
-    shutdown: CancellationToken,
-) {
-    while let Some(first) = rx.recv().await {
-        let mut jobs = vec![first];
-        let batch = shared.webhook.read().expect("lane lock").settings.batch;
-        if let Some(b) = batch.filter(|b| b.max_events > 1) {
-            let deadline =
-                tokio::time::Instant::now() + Duration::from_millis(b.max_wait_ms.into());
-            while jobs.len() < b.max_events as usize {
-                tokio::select! {
-                    j = rx.recv() => match j { Some(j) => jobs.push(j), None => break },
-                    _ = tokio::time::sleep_until(deadline) => break,
-                }
-            }
-        }
-        let limiter = shared.limiter.read().expect("lane lock").clone();
-        let permit = tokio::select! {
-            p = limiter.acquire() => p,
-            _ = shutdown.cancelled() => {
-                // Left leased; they come back when the lease ends.
-                release_held(&inner, jobs.len());
-                break;
-            }
-        };
-        queued.fetch_sub(jobs.len(), Ordering::AcqRel);
-        let webhook = shared.webhook.read().expect("lane lock").clone();
-        sends.spawn(send(inner.clone(), webhook, jobs, permit, done.clone()));
-    }
-    // Anything still queued at shutdown stays leased.
-    let mut left = 0;
-    while rx.try_recv().is_ok() {
-        left += 1;
-    }
-    if left > 0 {
-        release_held(&inner, left);
-    }
-}
-
-async fn send(
-    inner: Arc<Inner>,
-    webhook: Arc<Webhook>,
-    mut jobs: Vec<LeasedJob>,
-    permit: LimitPermit,
-    done: mpsc::UnboundedSender<Done>,
-) {
-    let started = inner.clock.now();
-    // The data goes out as the log keeps it, unless the format or the
-    // field selection needs its fields. It was checked to be JSON when it
-    // was read, so it parses.
-    if !payload::sends_stored_data(&webhook.settings) {
-        for j in &mut jobs {
-            if let Err(e) = j.parse_data() {
-                tracing::error!(error = %e, event = %j.event.id, "event data does not parse");
-            }
-        }
-    }
-    let events: Vec<_> = jobs
-        .iter()
-        .map(|j| payload::Outgoing {
-            event: &j.event,
-            stored_data: j.stored_data.as_deref(),
-        })
-        .collect();
-    let result = match payload::build_outgoing(&events, &webhook.settings) {
-        Ok(payload) => {
-            let msg_id = match jobs.as_slice() {
-                [one] => one.event.id.to_string(),
-                many => batch_id(many),
-            };
-            let headers = SignatureHeaders::new(
-                &msg_id,
-                started.timestamp(),
-                &payload.signed,
-                &webhook.signing_secrets(started),
-            );
-            let req = OutgoingRequest {
-                payload,
-                signature: headers,
-                headers: webhook.settings.headers.clone(),
-            };
-            inner.client.send(req).await
-        }
-        Err(e) => AttemptResult {
-            status: None,
-            error: Some(ErrorClass::Other),
-            detail: Some(e.to_string()),
-            duration: Duration::ZERO,
-            response_snippet: String::new(),
-            retry_after: None,
-        },
-    };
-    drop(permit);
-    let finished = inner.clock.now();
-    let verdict = retry::classify(result.status, result.retry_after, finished);
-    let delivered = verdict == Verdict::Delivered;
-    for job in jobs {
-        inner.metrics.record_attempt(delivered);
-        let attempt_no = job.attempts + 1;
-        let next = match verdict {
-            Verdict::Delivered => Next::Done,
-            Verdict::Gone => Next::Gone,
-            Verdict::Retry { after } => {
-                let delay = {
-                    let mut rng = inner.rng.lock().expect("rng lock");
-                    inner.config.retry.next_delay(attempt_no, after, &mut *rng)
-                };
-                match delay {
-                    Some(d) => {
-                        Next::RetryAt(finished + chrono::Duration::from_std(d).unwrap_or_default())
-                    }
-                    None => Next::Exhausted,
-                }
-            }
-        };
-        if delivered && job.kind == JobKind::Live && job.attempts == 0 {
-            let latency = (finished - job.event.timestamp)
-                .to_std()
-                .unwrap_or_default();
-            inner
-                .metrics
-                .delivery_latency
-                .observe(latency.as_secs_f64());
-        }
-        let outcome = JobOutcome {
-            job_id: job.job_id,
-            event_seq: job.event.seq,
-            account_id: job.event.account_id,
-            counts: job.kind != JobKind::Test,
-            next,
-            attempt: AttemptRecord {
-                id: AttemptId::new(),
-                webhook_id: webhook.id,
-                event_id: job.event.id,
-                event_type: job.event.event_type,
-                at: started,
-                url: webhook.settings.url.to_string(),
-                outcome: if delivered {
-                    AttemptOutcome::Delivered
-                } else {
-                    AttemptOutcome::Failed
-                },
-                status_code: result.status,
-                error: result.error.map(|e| e.as_str().to_string()),
-                duration_ms: result.duration.as_millis().min(u32::MAX as u128) as u32,
-                response: match (&result.status, &result.detail) {
-                    (None, Some(detail)) => detail.clone(),
-                    _ => result.response_snippet.clone(),
-                },
-                attempt: attempt_no,
-                next_attempt_at: match next {
-                    Next::RetryAt(t) => Some(t),
-                    _ => None,
-                },
-            },
-        };
-        if done.send(Done::Outcome(outcome)).is_err() {
-            release_held(&inner, 1);
-        }
-    }
-}
-
-/// Most outcomes committed in one transaction.
-const COMPLETE_BATCH: usize = 4096;
-/// How long the completer waits for more outcomes before committing. Each
-/// commit is an fsync of the one writer; at a steady trickle of
-/// deliveries, one per outcome would take the writer's time from the
-/// events being recorded and leased, which are on the path to the
-/// receiver. The outcomes are not: a few milliseconds more before the call
-/// log shows an attempt cost no delivery anything.
-const COMPLETE_WAIT: Duration = Duration::from_millis(5);
-
-async fn complete_loop(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Done>) {
-    let mut batch = Vec::with_capacity(COMPLETE_BATCH);
-    while let Some(first) = rx.recv().await {
-        batch.push(first);
-        let deadline = tokio::time::Instant::now() + COMPLETE_WAIT;
-        while batch.len() < COMPLETE_BATCH {
-            match rx.try_recv() {
-                Ok(o) => batch.push(o),
-                Err(_) => match tokio::time::timeout_at(deadline, rx.recv()).await {
-                    Ok(Some(o)) => batch.push(o),
-                    Ok(None) | Err(_) => break,
-                },
-            }
-        }
-        let (done, closed) = settle(&inner, std::mem::take(&mut batch));
-        let n = done.outcomes.len() + done.holds.len();
-        let done = Arc::new(done);
-        let mut tries = 0;
-        let committed = loop {
-            match inner
-                .store
-                .complete_jobs(done.clone(), inner.config.pause_after)
-                .await
-            {
-                Ok(summary) => {
-                    for (webhook, event_type, reason) in summary.paused {
-                        tracing::warn!(%webhook, %event_type, reason = reason.as_str(),
-                            "paused delivery of an event type");
-                        if let Some(PauseHook(f)) = &inner.config.on_pause {
-                            f(webhook, event_type, reason);
-                        }
-                    }
-                    break true;
-                }
-                Err(e) if tries < 5 && !matches!(e, StoreError::Closed) => {
-                    tries += 1;
-                    tracing::error!(error = %e, "recording delivery outcomes failed; retrying");
-                    tokio::time::sleep(Duration::from_millis(200 * tries)).await;
-                }
-                Err(e) => {
-                    // Leased jobs stay leased and will be delivered again;
-                    // live events stay open, so their streams are never
-                    // settled past them and they are read again at the
-                    // next start.
-                    tracing::error!(error = %e, jobs = n, "giving up recording delivery outcomes");
-                    break false;
-                }
-            }
-        };
-        let mut streams = inner.streams.lock().expect("streams lock");
-        if committed {
-            for (webhook, seq) in &done.settled {
-                if let Some(s) = streams.by_webhook.get_mut(webhook) {
-                    s.settled = s.settled.max(*seq);
-                }
-            }
-        } else {
-            for (webhook, seq) in closed {
-                if let Some(s) = streams.by_webhook.get_mut(&webhook) {
-                    s.open.insert(seq);
-                }
-            }
-        }
-        drop(streams);
-        release_held(&inner, n);
-    }
-}
-
-/// Turn a batch of what the completer received into a [`Completion`]:
-/// close the live events it settles and work out how far their streams
-/// may now be settled. Also returns the events it closed, to reopen if the
-/// commit fails.
-fn settle(inner: &Inner, batch: Vec<Done>) -> (Completion, Vec<(WebhookId, i64)>) {
-    let mut done = Completion::default();
-    let mut closed = Vec::new();
-    let mut touched = HashSet::new();
-    for d in batch {
-        match d {
-            Done::Outcome(o) => {
-                if o.job_id.is_none() {
-                    closed.push((o.attempt.webhook_id, o.event_seq));
-                }
-                done.outcomes.push(o);
-            }
-            Done::Hold(h) => {
-                closed.push((h.webhook_id, h.event_seq));
-                done.holds.push(h);
-            }
-            Done::Read(webhook) => {
-                touched.insert(webhook);
-            }
-        }
-    }
-    let mut streams = inner.streams.lock().expect("streams lock");
-    for (webhook, seq) in &closed {
-        if let Some(s) = streams.by_webhook.get_mut(webhook) {
-            s.open.remove(seq);
-            touched.insert(*webhook);
-        }
-    }
-    for webhook in touched {
-        let Some(s) = streams.by_webhook.get(&webhook) else {
-            continue;
-        };
-        let point = s.settle_point();
-        if point > s.settled {
-            done.settled.push((webhook, point));
-        }
-    }
-    (done, closed)
-}
-
 /// The moment a retry is due, for callers that want to show it.
 pub fn retry_time(now: Timestamp, delay: Duration) -> Timestamp {
     now + chrono::Duration::from_std(delay).unwrap_or_default()
-}
-
-/// A batch's `webhook-id`: derived from the events it carries, so a retry
-/// of the same batch has the same id and receivers can drop duplicates.
-fn batch_id(jobs: &[LeasedJob]) -> String {
-    use sha2::{Digest, Sha256};
-    let mut h = Sha256::new();
-    for j in jobs {
-        h.update(j.event.id.to_string().as_bytes());
-    }
-    let digest = h.finalize();
-    format!("batch_{}", hex::encode(&digest[..16]))
 }

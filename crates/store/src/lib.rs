@@ -143,7 +143,12 @@ pub trait Store: Send + Sync + 'static {
     async fn load_webhook(&self, id: WebhookId) -> Result<Webhook>;
     async fn list_webhooks(&self, account: AccountId) -> Result<Vec<Webhook>>;
     async fn webhook_status(&self, account: AccountId, id: WebhookId) -> Result<Vec<TypeState>>;
-    /// Resume the given (or all, when empty) event types of a webhook.
+    /// Whether each of a webhook's types is paused, and its consecutive
+    /// failures, for the dispatcher.
+    async fn pause_states(&self, id: WebhookId) -> Result<Vec<PauseState>>;
+    /// Resume the given (or all, when empty) event types of a webhook. A
+    /// resume moves the webhook's version, as a change does, so that a
+    /// dispatcher learns it.
     async fn resume_webhook(
         &self,
         account: AccountId,

@@ -65,6 +65,16 @@ pub struct TypeState {
     pub pending: u64,
 }
 
+/// Whether one event type is paused on a webhook, and how many attempts
+/// of it have failed in a row: what a dispatcher needs to stop sending the
+/// type the moment the failure rule pauses it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PauseState {
+    pub event_type: EventType,
+    pub paused: bool,
+    pub consecutive_failures: u32,
+}
+
 /// Why a job exists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -210,13 +220,27 @@ pub struct Hold {
     pub at: Timestamp,
 }
 
-/// What one completion commits: attempt outcomes, events to hold, and how
-/// far each live stream is now settled (every event of the webhook's
-/// account up to that `seq` delivered, given up on, or made a job).
+/// A leased job the dispatcher did not send, because its type paused
+/// after it was leased: it goes back, held while the type is paused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unlease {
+    pub job_id: i64,
+    pub webhook_id: WebhookId,
+    pub event_type: EventType,
+    /// When it was given back: when it is due if its type is neither paused
+    /// nor ever resumed.
+    pub at: Timestamp,
+}
+
+/// What one completion commits: attempt outcomes, events to hold, leased
+/// jobs given back unsent, and how far each live stream is now settled
+/// (every event of the webhook's account up to that `seq` delivered,
+/// given up on, or made a job).
 #[derive(Debug, Clone, Default)]
 pub struct Completion {
     pub outcomes: Vec<JobOutcome>,
     pub holds: Vec<Hold>,
+    pub unleases: Vec<Unlease>,
     pub settled: Vec<(WebhookId, i64)>,
 }
 
@@ -255,6 +279,11 @@ pub struct StreamItem {
 pub struct CompletionSummary {
     /// (webhook, type) pairs paused by this batch.
     pub paused: Vec<(WebhookId, EventType, PauseReason)>,
+    /// The types of this batch's holds and unleases that are not paused
+    /// once it is committed (they were resumed meanwhile), with their
+    /// consecutive failures: the dispatcher that held them may send them
+    /// again.
+    pub active: Vec<(WebhookId, PauseState)>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]

@@ -57,6 +57,8 @@ pub struct Reply {
     pub headers: Vec<(String, String)>,
     pub delay: Duration,
     pub body: String,
+    /// Answer only once this has a permit (see [`Reply::when`]).
+    pub when: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 impl Reply {
@@ -66,7 +68,15 @@ impl Reply {
             headers: vec![],
             delay: Duration::ZERO,
             body: String::new(),
+            when: None,
         }
+    }
+    /// Hold the answer (the request is recorded at once) until the test
+    /// adds a permit to `gate`: what lets a test keep the sender waiting
+    /// for as long as it needs, instead of for a guessed time.
+    pub fn when(mut self, gate: &Arc<tokio::sync::Semaphore>) -> Self {
+        self.when = Some(gate.clone());
+        self
     }
     pub fn header(mut self, k: &str, v: &str) -> Self {
         self.headers.push((k.into(), v.into()));
@@ -184,6 +194,9 @@ async fn handle(
     let reply = script(&req);
     shared.requests.lock().expect("lock").push(req);
     shared.notify.notify_waiters();
+    if let Some(gate) = &reply.when {
+        let _ = gate.acquire().await;
+    }
     if !reply.delay.is_zero() {
         tokio::time::sleep(reply.delay).await;
     }

@@ -176,9 +176,11 @@ impl RawStreamItem {
 /// the type).
 ///
 /// An event comes with `hold` (to be held, not sent) while its type is
-/// paused, and also when it was recorded before the type's last resume:
-/// as a held job it queues behind the jobs that resume released, which
-/// are older, instead of overtaking them.
+/// paused, when it was recorded before the type's last resume, and while
+/// any job that resume released (or that queued behind those) waits to be
+/// leased: as a job due at the resume it queues behind them, which are
+/// older, instead of overtaking them. Once they are all leased they are in
+/// the dispatcher's hands, in log order, and the type streams live again.
 pub fn stream(
     c: &Connection,
     webhook: WebhookId,
@@ -188,7 +190,13 @@ pub fn stream(
 ) -> Result<Vec<RawStreamItem>> {
     let mut st = c.prepare_cached(
         "SELECT CASE WHEN t.webhook_id IS NULL THEN NULL
-                     ELSE t.paused OR e.seq <= t.resumed_seq END,
+                     WHEN t.paused OR e.seq <= t.resumed_seq THEN 1
+                     WHEN t.resumed_at IS NULL THEN 0
+                     ELSE EXISTS (SELECT 1 FROM jobs j INDEXED BY jobs_webhook
+                                  WHERE j.webhook_id = t.webhook_id
+                                    AND j.event_type = t.event_type AND j.held = 0
+                                    AND j.due_at = t.resumed_at AND j.event_seq < e.seq
+                                    AND j.leased = 0) END,
                 w.version,
                 e.seq,
                 CASE WHEN t.webhook_id IS NULL THEN NULL ELSE e.id END,
@@ -260,19 +268,18 @@ fn insert_live_job(
     Ok(())
 }
 
-/// A held job for an event its dispatcher read while the type was paused.
-/// If the type has been resumed since (the resume committed between that
-/// read and this), the job is not held, and it must not overtake the
-/// type's earlier jobs that the resume made due: it is due no earlier
-/// than they are, and log order decides between equals.
+/// A held job for an event its dispatcher did not send: read while the
+/// type was paused (or while the jobs of its last resume were waiting), or
+/// held back because the type paused after it was read. If the type is
+/// not paused (a resume committed between that read and this), the job is
+/// not held, and it must not overtake the type's earlier jobs that the
+/// resume made due: it is due when they are, at the resume, and log order
+/// decides between equals.
 fn insert_hold(c: &Connection, h: &Hold) -> Result<()> {
     c.prepare_cached(
         "INSERT INTO jobs (webhook_id, event_seq, event_type, kind, due_at, attempts, held)
          SELECT ?1, ?2, ?3, 'live',
-                CASE WHEN t.paused THEN ?4 ELSE MAX(?4, COALESCE(
-                  (SELECT MAX(j.due_at) FROM jobs j
-                   WHERE j.webhook_id = ?1 AND j.event_type = ?3 AND j.event_seq < ?2
-                     AND j.leased = 0), ?4)) END,
+                CASE WHEN t.paused THEN ?4 ELSE COALESCE(t.resumed_at, ?4) END,
                 0, t.paused
          FROM webhook_types t WHERE t.webhook_id = ?1 AND t.event_type = ?3",
     )?
@@ -283,6 +290,58 @@ fn insert_hold(c: &Connection, h: &Hold) -> Result<()> {
         ms(h.at)
     ])?;
     Ok(())
+}
+
+/// A leased job given back unsent: held while its type is paused, and
+/// otherwise due with the jobs of the type's last resume, in log order.
+/// Its attempts stay as they were, since none was made.
+fn unlease(c: &Connection, u: &Unlease) -> Result<()> {
+    c.prepare_cached(
+        "UPDATE jobs SET leased = 0,
+           held = COALESCE((SELECT t.paused FROM webhook_types t
+                            WHERE t.webhook_id = jobs.webhook_id
+                              AND t.event_type = jobs.event_type), 0),
+           due_at = COALESCE((SELECT t.resumed_at FROM webhook_types t
+                              WHERE t.webhook_id = jobs.webhook_id
+                                AND t.event_type = jobs.event_type AND t.paused = 0), ?2)
+         WHERE id = ?1",
+    )?
+    .execute(params![u.job_id, ms(u.at)])?;
+    Ok(())
+}
+
+/// Of the types the batch held or gave back jobs of, those not paused now
+/// that it is applied.
+fn active_types(c: &Connection, done: &Completion) -> Result<Vec<(WebhookId, PauseState)>> {
+    let mut touched: Vec<(WebhookId, EventType)> = done
+        .holds
+        .iter()
+        .map(|h| (h.webhook_id, h.event_type))
+        .chain(done.unleases.iter().map(|u| (u.webhook_id, u.event_type)))
+        .collect();
+    touched.sort_unstable_by_key(|(w, t)| (w.to_string(), t.as_str()));
+    touched.dedup();
+    let mut st = c.prepare_cached(
+        "SELECT consecutive_failures FROM webhook_types
+         WHERE webhook_id = ?1 AND event_type = ?2 AND paused = 0",
+    )?;
+    let mut active = Vec::new();
+    for (w, t) in touched {
+        let failures: Option<u32> = st
+            .query_row(params![w.to_string(), t.as_str()], |r| r.get(0))
+            .optional()?;
+        if let Some(consecutive_failures) = failures {
+            active.push((
+                w,
+                PauseState {
+                    event_type: t,
+                    paused: false,
+                    consecutive_failures,
+                },
+            ));
+        }
+    }
+    Ok(active)
 }
 
 fn pause(
@@ -327,6 +386,9 @@ pub fn complete(c: &Connection, done: &Completion, pause_after: u32) -> Result<C
     let mut summary = CompletionSummary::default();
     for h in &done.holds {
         insert_hold(c, h)?;
+    }
+    for u in &done.unleases {
+        unlease(c, u)?;
     }
     let mut insert = c.prepare_cached(
         "INSERT INTO attempts (id, account_id, webhook_id, event_id, event_type, at, url,
@@ -438,6 +500,9 @@ pub fn complete(c: &Connection, done: &Completion, pause_after: u32) -> Result<C
         c.prepare_cached("UPDATE webhooks SET stream_seq = MAX(stream_seq, ?2) WHERE id = ?1")?;
     for (webhook, seq) in &done.settled {
         settle.execute(params![webhook.to_string(), seq])?;
+    }
+    if !done.holds.is_empty() || !done.unleases.is_empty() {
+        summary.active = active_types(c, done)?;
     }
     Ok(summary)
 }

@@ -891,6 +891,9 @@ impl Store for SqliteStore {
     async fn webhook_status(&self, account: AccountId, id: WebhookId) -> Result<Vec<TypeState>> {
         self.read(move |c| webhooks::status(c, account, id)).await
     }
+    async fn pause_states(&self, id: WebhookId) -> Result<Vec<PauseState>> {
+        self.read(move |c| webhooks::pause_states(c, id)).await
+    }
     async fn resume_webhook(
         &self,
         account: AccountId,
@@ -994,9 +997,10 @@ impl Store for SqliteStore {
         done: Arc<Completion>,
         pause_after: u32,
     ) -> Result<CompletionSummary> {
-        // Deliveries and give-ups make nothing due; retries and holds do
-        // (a hold of a type resumed meanwhile is due at once).
+        // Deliveries and give-ups make nothing due; retries, holds and
+        // unsent jobs do (those of a type resumed meanwhile are due at once).
         let makes_jobs = !done.holds.is_empty()
+            || !done.unleases.is_empty()
             || done
                 .outcomes
                 .iter()

@@ -156,4 +156,12 @@ UPDATE webhook_types SET since_seq = (SELECT COALESCE(MAX(seq), 0) FROM events);
     r#"
 ALTER TABLE webhook_types ADD COLUMN resumed_seq INTEGER NOT NULL DEFAULT 0;
 "#,
+    // The jobs a resume releases are all due at the moment of the resume,
+    // `resumed_at`; while any of them is still waiting to be leased, the
+    // type's new events queue behind them as jobs due at that same moment
+    // (log order decides between equals) instead of streaming live past
+    // them.
+    r#"
+ALTER TABLE webhook_types ADD COLUMN resumed_at INTEGER;
+"#,
 ];

@@ -88,6 +88,7 @@ async fn complete(
     let done = Completion {
         outcomes,
         holds,
+        unleases: vec![],
         settled: vec![settled],
     };
     s.complete_jobs(Arc::new(done), 100).await.unwrap();
@@ -274,8 +275,8 @@ async fn a_hold_that_lands_after_the_resume_keeps_log_order() {
 
 /// An event recorded while its type was paused, but first read from the
 /// stream after the resume, is held rather than sent live: it goes out
-/// after the older events the resume released, not before them. Events
-/// recorded after the resume stream live as usual.
+/// after the older events the resume released, not before them. So is one
+/// recorded after the resume while what it released waits to be leased.
 #[tokio::test]
 async fn an_event_from_before_the_resume_read_after_it_queues_behind_the_released() {
     let dir = tempfile::tempdir().unwrap();
@@ -291,11 +292,115 @@ async fn an_event_from_before_the_resume_read_after_it_queues_behind_the_release
     record(&s, account, &[EventType::Click], resumed_at).await;
     let items = s.stream(w.id, first, 10).await.unwrap();
     let held: Vec<bool> = items.iter().map(|i| i.hold).collect();
-    assert_eq!(held, [true, false], "held, then live");
-    let held = hold(w.id, &items[0], t0);
-    complete(&s, vec![], vec![held], (w.id, items[0].seq)).await;
+    assert_eq!(held, [true, true], "both wait behind the released event");
+    let holds = vec![hold(w.id, &items[0], t0), hold(w.id, &items[1], resumed_at)];
+    complete(&s, vec![], holds, (w.id, items[1].seq)).await;
     let order = leased_seqs(&s, resumed_at).await;
-    assert_eq!(order, [first, items[0].seq], "log order");
+    assert_eq!(order, [first, items[0].seq, items[1].seq], "log order");
+}
+
+/// Recorded after a resume, an event is held while anything the resume
+/// released (or that queued behind it) waits to be leased, however late
+/// it is read; once all of that is leased, the type streams live again.
+#[tokio::test]
+async fn events_after_a_resume_queue_until_what_it_released_is_leased() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let t0 = Utc::now();
+    let (account, w, first) = failed_then_paused(&s, t0).await;
+    let resumed_at = t0 + Duration::seconds(5);
+    s.resume_webhook(account, w.id, &[], resumed_at)
+        .await
+        .unwrap();
+    record(&s, account, &[EventType::Click], resumed_at).await;
+    let a = s.stream(w.id, first, 10).await.unwrap();
+    assert!(a[0].hold, "the released event is not leased yet");
+    complete(
+        &s,
+        vec![],
+        vec![hold(w.id, &a[0], resumed_at)],
+        (w.id, a[0].seq),
+    )
+    .await;
+    // Read after the first hold landed: it queues behind that one too.
+    record(&s, account, &[EventType::Click], resumed_at).await;
+    let b = s.stream(w.id, a[0].seq, 10).await.unwrap();
+    assert!(b[0].hold, "behind the event that queued");
+    complete(
+        &s,
+        vec![],
+        vec![hold(w.id, &b[0], resumed_at)],
+        (w.id, b[0].seq),
+    )
+    .await;
+    let later = resumed_at + Duration::seconds(1);
+    assert_eq!(leased_seqs(&s, later).await, [first, a[0].seq, b[0].seq]);
+    record(&s, account, &[EventType::Click], later).await;
+    let c = s.stream(w.id, b[0].seq, 10).await.unwrap();
+    assert!(!c[0].hold, "everything older is in the dispatcher's hands");
+}
+
+/// A leased job the dispatcher gives back unsent, because its type paused
+/// after the lease, is held without an attempt counted, and on resume it
+/// goes out in log order with the rest.
+#[tokio::test]
+async fn a_job_given_back_unsent_is_held_and_keeps_its_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let t0 = Utc::now();
+    let account = AccountId::new();
+    let w = webhook(account, &[EventType::Click], t0);
+    s.create_webhook(&w, None).await.unwrap();
+    record(&s, account, &[EventType::Click, EventType::Click], t0).await;
+    let items = s.stream(w.id, 0, 10).await.unwrap();
+    let fail = |i: usize| outcome(items[i].job.as_ref().unwrap(), Next::RetryAt(t0), t0);
+    complete(&s, vec![fail(0), fail(1)], vec![], (w.id, items[1].seq)).await;
+    let jobs = s
+        .lease_jobs(t0, t0 + Duration::seconds(60), 10, &[])
+        .await
+        .unwrap();
+    assert_eq!(jobs.len(), 2);
+    pause(&s, w.id).await;
+    let give_back = |j: &LeasedJob| Unlease {
+        job_id: j.job_id.unwrap(),
+        webhook_id: w.id,
+        event_type: EventType::Click,
+        at: t0,
+    };
+    let done = Completion {
+        unleases: jobs.iter().rev().map(give_back).collect(),
+        ..Default::default()
+    };
+    let summary = s.complete_jobs(Arc::new(done), 100).await.unwrap();
+    assert!(summary.active.is_empty(), "still paused");
+    let later = t0 + Duration::seconds(120);
+    assert!(
+        leased_seqs(&s, later).await.is_empty(),
+        "held, lease or not"
+    );
+    let resumed_at = later + Duration::seconds(1);
+    s.resume_webhook(account, w.id, &[], resumed_at)
+        .await
+        .unwrap();
+    let again = s
+        .lease_jobs(resumed_at, resumed_at + Duration::seconds(60), 10, &[])
+        .await
+        .unwrap();
+    let seqs: Vec<i64> = again.iter().map(|j| j.event.seq).collect();
+    assert_eq!(seqs, [items[0].seq, items[1].seq], "log order");
+    assert!(again.iter().all(|j| j.attempts == 1), "no attempt counted");
+    // Given back after the resume: due with what the resume released.
+    let done = Completion {
+        unleases: vec![give_back(&again[1])],
+        ..Default::default()
+    };
+    let summary = s.complete_jobs(Arc::new(done), 100).await.unwrap();
+    assert_eq!(
+        summary.active.len(),
+        1,
+        "resumed: the dispatcher may send it"
+    );
+    assert_eq!(leased_seqs(&s, resumed_at).await, [items[1].seq]);
 }
 
 #[tokio::test]

@@ -3,7 +3,7 @@ use tidings_types::{AccountId, EventType, Timestamp, Webhook, WebhookId, Webhook
 
 use super::events::LOG_HEAD;
 use super::{ms, opt_ts, parse_col, ts};
-use crate::model::{PauseReason, TypeState};
+use crate::model::{PauseReason, PauseState, TypeState};
 use crate::{Result, StoreError};
 
 const COLS: &str =
@@ -202,8 +202,28 @@ pub fn status(c: &Connection, account: AccountId, id: WebhookId) -> Result<Vec<T
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
+/// Whether each of the webhook's types is paused, and its consecutive
+/// failures: what a dispatcher starts counting from.
+pub fn pause_states(c: &Connection, id: WebhookId) -> Result<Vec<PauseState>> {
+    let mut st = c.prepare_cached(
+        "SELECT event_type, paused, consecutive_failures FROM webhook_types
+         WHERE webhook_id = ?1",
+    )?;
+    let rows = st.query_map([id.to_string()], |r| {
+        Ok(PauseState {
+            event_type: parse_col(r.get(0)?)?,
+            paused: r.get(1)?,
+            consecutive_failures: r.get(2)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
 /// Resume `types` (all paused ones when empty); held jobs become due at
-/// `now`, so they go out in log order.
+/// `now`, so they go out in log order, and the type's events that come
+/// after them queue behind them until they are all leased (see
+/// [`super::jobs::stream`]). The webhook's version moves, so that a
+/// dispatcher that stopped sending the type learns it may send again.
 pub(super) fn resume_types(
     c: &Connection,
     id: WebhookId,
@@ -224,15 +244,19 @@ pub(super) fn resume_types(
     for t in &chosen {
         c.prepare_cached(&format!(
             "UPDATE webhook_types SET paused = 0, pause_reason = NULL, paused_at = NULL,
-             consecutive_failures = 0, resumed_seq = {LOG_HEAD}
+             consecutive_failures = 0, resumed_seq = {LOG_HEAD}, resumed_at = ?3
              WHERE webhook_id = ?1 AND event_type = ?2"
         ))?
-        .execute(params![id.to_string(), t.as_str()])?;
+        .execute(params![id.to_string(), t.as_str(), ms(now)])?;
         c.prepare_cached(
             "UPDATE jobs SET held = 0, due_at = CASE WHEN leased = 1 THEN due_at ELSE ?3 END
              WHERE webhook_id = ?1 AND event_type = ?2 AND held = 1",
         )?
         .execute(params![id.to_string(), t.as_str(), ms(now)])?;
+    }
+    if !chosen.is_empty() {
+        c.prepare_cached("UPDATE webhooks SET version = version + 1 WHERE id = ?1")?
+            .execute([id.to_string()])?;
     }
     Ok(chosen)
 }
