@@ -109,3 +109,19 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for ApiJsonOr
             .map(|ApiJson(v)| ApiJsonOrEmpty(v))
     }
 }
+
+/// A path parameter. One that cannot be decoded (say, percent-encoded
+/// bytes that are not UTF-8) names no resource: 404 `not_found`, in the
+/// API's error shape.
+pub struct ApiPath<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(v)| ApiPath(v))
+            .map_err(|_| ApiError::not_found())
+    }
+}
