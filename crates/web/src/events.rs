@@ -33,9 +33,8 @@ struct PollQuery {
     #[serde(default)]
     #[param(pattern = "^[0-9]*$")]
     after: Option<String>,
-    /// Page size, 1 to 1000 (default 100).
+    /// Page size (default 100); clamped to 1 to 1000.
     #[serde(default)]
-    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
 }
 

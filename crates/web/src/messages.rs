@@ -14,7 +14,7 @@ use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
 use utoipa_axum::routes;
 
 use crate::auth::Auth;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::json::{ApiJson, ApiPath, ApiQuery};
 use crate::openapi::{JsonBodyErrors, KeyErrors, NotFound, QueryErrors, RawMessage};
 use crate::views::{MessageView, Page, SuppressionView};
@@ -97,8 +97,8 @@ async fn read(
     security(("bearer" = [])),
     request_body(content = RawMessage, content_type = "message/rfc822"),
     responses((status = 202, description = "What the report did", body = InboundSummary),
-        (status = 413, description = "Larger than the limit (`payload_too_large`)", body = crate::error::ErrorBody),
-        (status = 422, description = "No message (`invalid_message`)", body = crate::error::ErrorBody),
+        (status = 413, description = "Larger than the limit (`payload_too_large`)", body = ErrorBody),
+        (status = 422, description = "No message (`invalid_message`)", body = ErrorBody),
         KeyErrors)
 )]
 async fn inbound(
@@ -125,9 +125,8 @@ struct ListQuery {
     /// after it).
     #[serde(default)]
     after: Option<String>,
-    /// Page size, 1 to 1000 (default 100).
+    /// Page size (default 100); clamped to 1 to 1000.
     #[serde(default)]
-    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
 }
 
@@ -190,7 +189,8 @@ async fn add_suppression(
     security(("bearer" = [])),
     params(("email" = String, Path)),
     responses((status = 200, description = "The suppression", body = SuppressionView),
-        NotFound, KeyErrors)
+        NotFound, (status = 422, description = "Not an email address (`invalid_address`)", body = ErrorBody),
+        KeyErrors)
 )]
 async fn get_suppression(
     State(st): State<AppState>,
@@ -208,7 +208,9 @@ async fn get_suppression(
     tag = "suppressions",
     security(("bearer" = [])),
     params(("email" = String, Path)),
-    responses((status = 204, description = "No longer suppressed"), NotFound, KeyErrors)
+    responses((status = 204, description = "No longer suppressed"), NotFound,
+        (status = 422, description = "Not an email address (`invalid_address`)", body = ErrorBody),
+        KeyErrors)
 )]
 async fn remove_suppression(
     State(st): State<AppState>,

@@ -20,7 +20,7 @@ use tidings_types::{
     AttemptId, BatchSettings, Event, EventId, EventType, Field, MessageId, Webhook, WebhookFormat,
     WebhookId,
 };
-use utoipa::openapi::schema::{AllOfBuilder, ObjectBuilder, OneOfBuilder, Schema, Type};
+use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
 use utoipa::openapi::RefOr;
 use utoipa::{PartialSchema, ToSchema};
 
@@ -222,36 +222,45 @@ impl From<&Event> for EventJson {
     }
 }
 
+/// One variant per event type, each with the catalogue fields that type
+/// carries; polled events also carry their `cursor`.
+fn event_schema(polled: bool) -> RefOr<Schema> {
+    let string = || ObjectBuilder::new().schema_type(Type::String);
+    let mut one_of = OneOfBuilder::new();
+    for t in EventType::ALL {
+        let mut data = ObjectBuilder::new().additional_properties(Some(
+            utoipa::openapi::schema::AdditionalProperties::FreeForm(false),
+        ));
+        for f in t.fields() {
+            data = data.property(f.as_str(), f.kind().schema());
+        }
+        let mut variant = ObjectBuilder::new()
+            .property("id", EventId::schema())
+            .property("type", string().enum_values(Some([t.as_str()])))
+            .property("timestamp", string().format(Some(date_time())))
+            .property("data", data)
+            .required("id")
+            .required("type")
+            .required("timestamp")
+            .required("data");
+        if polled {
+            variant = variant
+                .property(
+                    "cursor",
+                    string()
+                        .pattern(Some("^[0-9]+$"))
+                        .description(Some("Pass as `after` to poll what follows")),
+                )
+                .required("cursor");
+        }
+        one_of = one_of.item(variant);
+    }
+    one_of.into()
+}
+
 impl PartialSchema for EventJson {
     fn schema() -> RefOr<Schema> {
-        let string = || ObjectBuilder::new().schema_type(Type::String);
-        let mut one_of = OneOfBuilder::new();
-        for t in EventType::ALL {
-            let mut data = ObjectBuilder::new().additional_properties(Some(
-                utoipa::openapi::schema::AdditionalProperties::FreeForm(false),
-            ));
-            for f in t.fields() {
-                data = data.property(f.as_str(), f.kind().schema());
-            }
-            one_of = one_of.item(
-                ObjectBuilder::new()
-                    .title(Some(t.as_str()))
-                    .property("id", EventId::schema())
-                    .property(
-                        "type",
-                        ObjectBuilder::new()
-                            .schema_type(Type::String)
-                            .enum_values(Some([t.as_str()])),
-                    )
-                    .property("timestamp", string().format(Some(date_time())))
-                    .property("data", data)
-                    .required("id")
-                    .required("type")
-                    .required("timestamp")
-                    .required("data"),
-            );
-        }
-        one_of.into()
+        event_schema(false)
     }
 }
 
@@ -272,30 +281,11 @@ pub struct PolledEvent(pub Value);
 
 impl PartialSchema for PolledEvent {
     fn schema() -> RefOr<Schema> {
-        AllOfBuilder::new()
-            .item(RefOr::Ref(utoipa::openapi::Ref::from_schema_name(
-                EventJson::name(),
-            )))
-            .item(
-                ObjectBuilder::new()
-                    .property(
-                        "cursor",
-                        ObjectBuilder::new()
-                            .schema_type(Type::String)
-                            .pattern(Some("^[0-9]+$"))
-                            .description(Some("Pass as `after` to poll what follows")),
-                    )
-                    .required("cursor"),
-            )
-            .into()
+        event_schema(true)
     }
 }
 
-impl ToSchema for PolledEvent {
-    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
-        schemas.push((EventJson::name().into(), EventJson::schema()));
-    }
-}
+impl ToSchema for PolledEvent {}
 
 #[derive(Serialize, ToSchema)]
 pub struct EventPage {

@@ -352,9 +352,8 @@ struct AttemptQuery {
     /// The cursor: `next_cursor` of the previous page.
     #[serde(default)]
     before: Option<AttemptId>,
-    /// Page size, 1 to 500 (default 50).
+    /// Page size (default 50); clamped to 1 to 500.
     #[serde(default)]
-    #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
 }
 
@@ -409,6 +408,8 @@ async fn webhook_attempts(
     security(("bearer" = [])),
     params(AttemptQuery),
     responses((status = 200, description = "Attempts, newest first", body = Page<AttemptView>),
+        (status = 404, description = "`webhook_id` names no webhook of the account (`not_found`)",
+            body = crate::error::ErrorBody),
         QueryErrors, KeyErrors)
 )]
 async fn account_attempts(
