@@ -35,6 +35,7 @@ struct PollQuery {
     after: Option<String>,
     /// Page size (default 100); clamped to 1 to 1000.
     #[serde(default)]
+    #[param(format = Int64, minimum = 0, maximum = 4294967295_u64)]
     limit: Option<u32>,
 }
 

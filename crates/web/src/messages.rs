@@ -98,7 +98,7 @@ async fn read(
     request_body(content = RawMessage, content_type = "message/rfc822"),
     responses((status = 202, description = "What the report did", body = InboundSummary),
         (status = 413, description = "Larger than the limit (`payload_too_large`)", body = ErrorBody),
-        (status = 422, description = "No message (`invalid_message`)", body = ErrorBody),
+        (status = 422, description = "Not a message (`invalid_message`)", body = ErrorBody),
         KeyErrors)
 )]
 async fn inbound(
@@ -106,15 +106,25 @@ async fn inbound(
     Auth(account): Auth,
     body: Bytes,
 ) -> Result<(StatusCode, Json<InboundSummary>), ApiError> {
-    if body.is_empty() {
+    if !starts_with_header_field(&body) {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_message",
-            "post the report as the raw message",
+            "post the report as the raw message, header fields first",
         ));
     }
     let summary = st.app.receive_report(&body, &[], Some(account)).await?;
     Ok((StatusCode::ACCEPTED, Json(summary)))
+}
+
+/// Does the text open with an RFC 5322 header field (`Name: value`)? A
+/// body that does not is no message at all.
+fn starts_with_header_field(raw: &[u8]) -> bool {
+    let name_len = raw
+        .iter()
+        .take_while(|b| b.is_ascii_graphic() && **b != b':')
+        .count();
+    name_len > 0 && raw.get(name_len) == Some(&b':')
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -127,6 +137,7 @@ struct ListQuery {
     after: Option<String>,
     /// Page size (default 100); clamped to 1 to 1000.
     #[serde(default)]
+    #[param(format = Int64, minimum = 0, maximum = 4294967295_u64)]
     limit: Option<u32>,
 }
 

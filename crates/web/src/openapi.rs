@@ -148,13 +148,13 @@ pub enum QueryErrors {
 #[response(status = 404)]
 pub struct NotFound(ErrorBody);
 
-/// A raw RFC 5322 message, as it would be handed to an MTA.
+/// A raw RFC 5322 message, as it would be handed to an MTA: any bytes
+/// (the schema names no JSON type, since the body is not JSON).
 pub struct RawMessage;
 
 impl PartialSchema for RawMessage {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
         utoipa::openapi::ObjectBuilder::new()
-            .schema_type(utoipa::openapi::schema::Type::String)
             .description(Some(
                 "A whole message: header fields, a blank line, the body",
             ))

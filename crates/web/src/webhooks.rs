@@ -354,6 +354,7 @@ struct AttemptQuery {
     before: Option<AttemptId>,
     /// Page size (default 50); clamped to 1 to 500.
     #[serde(default)]
+    #[param(format = Int64, minimum = 0, maximum = 4294967295_u64)]
     limit: Option<u32>,
 }
 

@@ -400,7 +400,10 @@ async fn openapi_document_describes_bodies_params_and_errors() {
     assert!(send.get("message/rfc822").is_some(), "raw MIME send");
     let send_json = resolve(&send["application/json"]["schema"]);
     let track = resolve(&send_json["properties"]["track"]);
-    let track = track.get("oneOf").map_or(track.clone(), |o| resolve(&o[0]));
+    let track = match track["oneOf"].as_array() {
+        Some(items) => resolve(items.iter().find(|i| i["type"] != "null").unwrap()),
+        None => track,
+    };
     assert!(track["properties"].get("opens").is_some(), "{track}");
     assert!(track["properties"].get("clicks").is_some(), "{track}");
     let inbound = &doc["paths"]["/v1/inbound"]["post"]["requestBody"]["content"];
@@ -429,4 +432,90 @@ async fn openapi_document_describes_bodies_params_and_errors() {
     assert!(params("/v1/suppressions").contains(&"after".to_string()));
     assert!(params("/v1/attempts").contains(&"before".to_string()));
     assert!(params("/v1/attempts").contains(&"limit".to_string()));
+}
+
+/// Bodies of the wrong kind get the API's errors, not a guess: a JSON
+/// array is not read as an object's fields in order, `null` where options
+/// are optional means none, a raw report must be a message, and a path
+/// that cannot be decoded names nothing.
+#[tokio::test]
+async fn bodies_and_paths_of_the_wrong_kind_are_refused() {
+    let t = InProcess::start(|_| {}).await;
+    let rx = Receiver::start().await;
+    let hook = t.api.create_webhook(json!({"url": rx.url("/h")})).await;
+    let id = hook["id"].as_str().unwrap();
+    let json_ct = "application/json";
+
+    let array = t
+        .api
+        .raw(
+            reqwest::Method::PATCH,
+            "/v1/tracking",
+            json_ct,
+            b"[false, false]".to_vec(),
+        )
+        .await;
+    assert_eq!(
+        (array.status, array.code()),
+        (422, "invalid_request"),
+        "{:?}",
+        array.body
+    );
+    assert_eq!(
+        t.api.get("/v1/tracking").await.body["opens"],
+        true,
+        "nothing changed"
+    );
+    let scalar = t
+        .api
+        .raw(
+            reqwest::Method::POST,
+            "/v1/suppressions",
+            json_ct,
+            b"\"a@example.com\"".to_vec(),
+        )
+        .await;
+    assert_eq!((scalar.status, scalar.code()), (422, "invalid_request"));
+    let broken = t
+        .api
+        .raw(
+            reqwest::Method::POST,
+            "/v1/suppressions",
+            json_ct,
+            b"[1,".to_vec(),
+        )
+        .await;
+    assert_eq!((broken.status, broken.code()), (400, "invalid_json"));
+
+    for action in ["resume", "rotate-secret"] {
+        let r = t
+            .api
+            .raw(
+                reqwest::Method::POST,
+                &format!("/v1/webhooks/{id}/{action}"),
+                json_ct,
+                b"null".to_vec(),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{action} with null: {:?}", r.body);
+    }
+
+    for junk in [&b"[null, null]"[..], b"{}", b"hello", b": no name\r\n\r\n"] {
+        let r = t
+            .api
+            .raw(
+                reqwest::Method::POST,
+                "/v1/inbound",
+                "message/rfc822",
+                junk.to_vec(),
+            )
+            .await;
+        assert_eq!((r.status, r.code()), (422, "invalid_message"), "{junk:?}");
+    }
+
+    let r = t.api.get("/v1/webhooks/%FF%FE").await;
+    assert_eq!((r.status, r.code()), (404, "not_found"), "{:?}", r.body);
+    let r = t.api.get("/v1/suppressions/%C3%28").await;
+    assert_eq!((r.status, r.code()), (404, "not_found"), "{:?}", r.body);
+    t.stop().await;
 }
