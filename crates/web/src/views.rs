@@ -222,51 +222,84 @@ impl From<&Event> for EventJson {
     }
 }
 
-/// One variant per event type, each with the catalogue fields that type
-/// carries; polled events also carry their `cursor`.
-fn event_schema(polled: bool) -> RefOr<Schema> {
+/// The component names of an event type's schemas: the event, its
+/// `data`, and the event as polled (`SentEvent`, `SentEventData`,
+/// `PolledSentEvent`).
+fn event_names(t: EventType) -> [String; 3] {
+    let mut chars = t.as_str().chars();
+    let first = chars.next().map(|c| c.to_ascii_uppercase());
+    let camel: String = first.into_iter().chain(chars).collect();
+    [
+        format!("{camel}Event"),
+        format!("{camel}EventData"),
+        format!("Polled{camel}Event"),
+    ]
+}
+
+fn reference(name: &str) -> RefOr<Schema> {
+    RefOr::Ref(utoipa::openapi::Ref::from_schema_name(name))
+}
+
+/// The schema of one event type; polled events also carry their `cursor`.
+fn event_variant(t: EventType, polled: bool) -> ObjectBuilder {
     let string = || ObjectBuilder::new().schema_type(Type::String);
-    let mut one_of = OneOfBuilder::new();
-    for t in EventType::ALL {
-        let mut data = ObjectBuilder::new().additional_properties(Some(
-            utoipa::openapi::schema::AdditionalProperties::FreeForm(false),
-        ));
-        for f in t.fields() {
-            data = data.property(f.as_str(), f.kind().schema());
-        }
-        let mut variant = ObjectBuilder::new()
-            .property("id", EventId::schema())
-            .property("type", string().enum_values(Some([t.as_str()])))
-            .property("timestamp", string().format(Some(date_time())))
-            .property("data", data)
-            .required("id")
-            .required("type")
-            .required("timestamp")
-            .required("data");
-        if polled {
-            variant = variant
-                .property(
-                    "cursor",
-                    string()
-                        .pattern(Some("^[0-9]+$"))
-                        .description(Some("Pass as `after` to poll what follows")),
-                )
-                .required("cursor");
-        }
-        one_of = one_of.item(variant);
+    let mut variant = ObjectBuilder::new()
+        .property("id", EventId::schema())
+        .property("type", string().enum_values(Some([t.as_str()])))
+        .property("timestamp", string().format(Some(date_time())))
+        .property("data", reference(&event_names(t)[1]))
+        .required("id")
+        .required("type")
+        .required("timestamp")
+        .required("data");
+    if polled {
+        variant = variant
+            .property(
+                "cursor",
+                string()
+                    .pattern(Some("^[0-9]+$"))
+                    .description(Some("Pass as `after` to poll what follows")),
+            )
+            .required("cursor");
     }
-    one_of.into()
+    variant
+}
+
+/// The `data` of one event type: the catalogue fields it carries.
+fn event_data(t: EventType) -> ObjectBuilder {
+    let mut data = ObjectBuilder::new().additional_properties(Some(
+        utoipa::openapi::schema::AdditionalProperties::FreeForm(false),
+    ));
+    for f in t.fields() {
+        data = data.property(f.as_str(), f.kind().schema());
+    }
+    data
+}
+
+/// One of the variants, by component name.
+fn one_of(names: impl Iterator<Item = String>) -> RefOr<Schema> {
+    names
+        .fold(OneOfBuilder::new(), |o, n| o.item(reference(&n)))
+        .into()
 }
 
 impl PartialSchema for EventJson {
     fn schema() -> RefOr<Schema> {
-        event_schema(false)
+        one_of(EventType::ALL.iter().map(|t| event_names(*t)[0].clone()))
     }
 }
 
 impl ToSchema for EventJson {
     fn name() -> std::borrow::Cow<'static, str> {
         "Event".into()
+    }
+
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        for t in EventType::ALL {
+            let [event, data, _] = event_names(t);
+            schemas.push((event, event_variant(t, false).into()));
+            schemas.push((data, event_data(t).into()));
+        }
     }
 }
 
@@ -281,11 +314,19 @@ pub struct PolledEvent(pub Value);
 
 impl PartialSchema for PolledEvent {
     fn schema() -> RefOr<Schema> {
-        event_schema(true)
+        one_of(EventType::ALL.iter().map(|t| event_names(*t)[2].clone()))
     }
 }
 
-impl ToSchema for PolledEvent {}
+impl ToSchema for PolledEvent {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        for t in EventType::ALL {
+            let [_, data, polled] = event_names(t);
+            schemas.push((polled, event_variant(t, true).into()));
+            schemas.push((data, event_data(t).into()));
+        }
+    }
+}
 
 #[derive(Serialize, ToSchema)]
 pub struct EventPage {
