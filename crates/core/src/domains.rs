@@ -67,31 +67,43 @@ impl DkimRegistry {
 }
 
 /// `POST /v1/domains`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DomainInput {
     pub domain: String,
     #[serde(default)]
     pub selector: Option<String>,
     #[serde(default)]
+    #[schema(schema_with = key_algorithm_schema)]
     pub algorithm: Option<KeyAlgorithm>,
 }
 
+/// `rsa2048` or `ed25519`, as [`KeyAlgorithm`] is written.
+fn key_algorithm_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(["rsa2048", "ed25519"]))
+        .build()
+}
+
 /// A sending domain as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct DomainView {
     pub domain: String,
     pub selector: String,
+    #[schema(schema_with = key_algorithm_schema)]
     pub algorithm: KeyAlgorithm,
+    #[schema(format = DateTime)]
     pub created_at: String,
     /// The TXT record to publish.
     pub dns: DnsView,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct DnsView {
     pub name: String,
     #[serde(rename = "type")]
+    #[schema(value_type = String)]
     pub kind: &'static str,
     pub value: String,
 }

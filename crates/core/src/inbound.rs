@@ -20,9 +20,10 @@ use tidings_types::{AccountId, EventType, NewEvent};
 use crate::{CoreError, Tidings};
 
 /// What one inbound message did.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct InboundSummary {
     /// `bounce`, `complaint`, `auto_reply`, `delivery_success`, `unrecognised`.
+    #[schema(value_type = String)]
     pub kind: &'static str,
     pub events: Vec<tidings_types::EventId>,
     pub matched: bool,

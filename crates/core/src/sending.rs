@@ -20,7 +20,7 @@ use crate::{CoreError, ErrorCode, Tidings};
 
 /// An address given as `"a@example.com"`, `"Name <a@example.com>"` or
 /// `{"email": "...", "name": "..."}`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum AddressInput {
     Text(String),
@@ -50,7 +50,7 @@ impl AddressInput {
 }
 
 /// One or many addresses.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum AddressList {
     One(AddressInput),
@@ -66,7 +66,7 @@ impl AddressList {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AttachmentInput {
     pub filename: String,
@@ -76,7 +76,8 @@ pub struct AttachmentInput {
     pub content: String,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+/// Per-message tracking; absent options take the account's settings.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TrackInput {
     #[serde(default)]
@@ -86,7 +87,7 @@ pub struct TrackInput {
 }
 
 /// The JSON of `POST /v1/messages`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SendRequest {
     pub from: AddressInput,
@@ -118,17 +119,18 @@ pub struct SendRequest {
 }
 
 /// What the accept path answers.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Accepted {
     pub id: MessageId,
     pub smtp_message_id: String,
     pub recipients: Vec<AcceptedRecipient>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AcceptedRecipient {
     pub email: String,
     /// `queued`, or `dropped` when the address is suppressed.
+    #[schema(value_type = String, pattern = "^(queued|dropped)$")]
     pub status: &'static str,
 }
 

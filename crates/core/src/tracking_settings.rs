@@ -18,7 +18,7 @@ use crate::{CoreError, ErrorCode, Tidings};
 /// `PATCH /v1/tracking`: absent fields stay as they are; `null` resets
 /// `unsubscribe` to the operator's default and `domain` to the global
 /// tracking base URL.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TrackingPatch {
     #[serde(default)]
@@ -32,7 +32,7 @@ pub struct TrackingPatch {
 }
 
 /// An account's tracking settings as the API shows them: defaults resolved.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct TrackingView {
     pub opens: bool,
     pub clicks: bool,

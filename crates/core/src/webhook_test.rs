@@ -20,12 +20,13 @@ use tidings_types::{AccountId, AttemptId, Event, EventId, EventType, NewEvent, W
 use crate::{samples, CoreError, Tidings};
 
 /// The answer of `POST /v1/webhooks/{id}/test`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct WebhookTest {
     /// The example event that was sent, in its JSON form
     /// (`{"id","type","timestamp","data"}`), its data limited to the
     /// webhook's field selection. A `form` or `get` webhook received the
     /// same fields as parameters.
+    #[schema(value_type = Object)]
     pub event: serde_json::Value,
     /// What the receiver answered.
     pub attempt: TestAttempt,
@@ -33,7 +34,7 @@ pub struct WebhookTest {
 
 /// One attempt, with the fields of a call-log entry
 /// (`GET /v1/webhooks/{id}/attempts`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct TestAttempt {
     /// The attempt's id in the call log.
     pub id: AttemptId,

@@ -17,9 +17,11 @@ use tidings_types::{
 use crate::{CoreError, ErrorCode, Tidings};
 
 /// A webhook as an account describes it when creating one.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookInput {
+    /// A public http(s) URL.
+    #[schema(format = "uri")]
     pub url: String,
     #[serde(default)]
     pub event_types: Option<Vec<EventType>>,
@@ -47,10 +49,11 @@ pub struct WebhookInput {
 
 /// A partial update: absent fields stay as they are; `null` clears the
 /// optional ones.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookPatch {
     #[serde(default)]
+    #[schema(format = "uri")]
     pub url: Option<String>,
     #[serde(default)]
     pub event_types: Option<Vec<EventType>>,

@@ -11,7 +11,7 @@ use tidings_types::{AccountId, Event, MessageId, NewEvent, Timestamp};
 use crate::Result;
 
 /// Where a message came in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Source {
     Http,
@@ -64,7 +64,7 @@ pub struct NewRecipient {
 }
 
 /// Where a recipient's delivery stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RecipientStatus {
     Queued,

@@ -25,7 +25,7 @@ pub struct ApiKeyRecord {
 }
 
 /// Why an event type stopped being posted to a webhook.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PauseReason {
     /// The failure threshold of consecutive failed attempts was reached.
@@ -138,7 +138,7 @@ impl LeasedJob {
 }
 
 /// Whether an attempt reached the receiver successfully.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AttemptOutcome {
     Delivered,

@@ -130,6 +130,37 @@ impl<'de> Deserialize<'de> for Field {
     }
 }
 
+/// A field name: one of the catalogue's.
+impl utoipa::PartialSchema for Field {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .enum_values(Some(Field::ALL.iter().map(|f| f.as_str())))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Field {}
+
+impl FieldKind {
+    /// The JSON schema of a value of this kind.
+    pub fn schema(self) -> utoipa::openapi::Schema {
+        use utoipa::openapi::schema::{
+            ArrayBuilder, KnownFormat, ObjectBuilder, SchemaFormat, Type,
+        };
+        let of = |t: Type| ObjectBuilder::new().schema_type(t);
+        match self {
+            FieldKind::String => of(Type::String).into(),
+            FieldKind::Integer => of(Type::Integer).into(),
+            FieldKind::Boolean => of(Type::Boolean).into(),
+            FieldKind::StringList => ArrayBuilder::new().items(of(Type::String)).into(),
+            FieldKind::Timestamp => of(Type::String)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+                .into(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

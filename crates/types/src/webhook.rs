@@ -12,7 +12,7 @@ use crate::secret::WebhookSecret;
 use crate::time::Timestamp;
 
 /// How events are put on the wire.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum WebhookFormat {
     /// POST `application/json`: `{"id","type","timestamp","data":{…}}`.
@@ -37,11 +37,13 @@ impl WebhookFormat {
 
 /// Optional batching (json format only): up to `max_events` events in one
 /// POST of a JSON array, waiting at most `max_wait_ms` to fill it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchSettings {
+    #[schema(minimum = 1, maximum = 1000)]
     pub max_events: u32,
     #[serde(default = "default_batch_wait")]
+    #[schema(maximum = 60000, default = 1000)]
     pub max_wait_ms: u32,
 }
 

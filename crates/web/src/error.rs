@@ -3,7 +3,7 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
+use serde::Serialize;
 use tidings_core::{CoreError, ErrorCode};
 
 /// An API error: a stable code, a human message, a status.
@@ -30,6 +30,23 @@ impl ApiError {
     pub fn not_found() -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", "no such resource")
     }
+}
+
+/// The body of every error: `{"error": {"code", "message"}}`.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Stable and machine-readable: `not_found`, `unauthorized`,
+    /// `invalid_request`, `unknown_field`, `invalid_json`, …
+    #[schema(value_type = String)]
+    pub code: &'static str,
+    /// For people; may change.
+    pub message: String,
 }
 
 fn status_of(code: ErrorCode) -> StatusCode {
@@ -72,7 +89,12 @@ impl From<CoreError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({"error": {"code": self.code, "message": self.message}});
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code,
+                message: self.message,
+            },
+        };
         let mut res = (self.status, Json(body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
             res.headers_mut().insert(
@@ -84,6 +106,10 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The message of the 404 for a path the API does not have.
+pub const NO_ROUTE: &str = "no such route";
+
+/// What a path the API does not have gets.
 pub async fn not_found() -> ApiError {
-    ApiError::not_found()
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", NO_ROUTE)
 }

@@ -3,11 +3,12 @@
 //! `invalid_json`, and JSON of the wrong shape is 422 with a code that
 //! says which rule it broke (`unknown_field`, `invalid_event_type`, …).
 
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::StatusCode;
-use serde::de::DeserializeOwned;
+use axum::http::{header, HeaderMap, StatusCode};
+use serde::de::{DeserializeOwned, IgnoredAny};
 
 use crate::error::ApiError;
 
@@ -24,34 +25,70 @@ fn shape_error(text: String) -> ApiError {
     ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, text)
 }
 
+/// `application/json`, or a `+json` type.
+fn is_json(headers: &HeaderMap) -> bool {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// The body, read up to the route's limit.
+async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    Bytes::from_request(req, state).await.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("the body is larger than {} bytes", crate::MAX_BODY),
+            )
+        } else {
+            ApiError::bad_request("invalid_request", e.body_text())
+        }
+    })
+}
+
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(ApiJson(v)),
-            Err(JsonRejection::JsonDataError(e)) => Err(shape_error(e.body_text())),
-            Err(JsonRejection::JsonSyntaxError(e)) => Err(ApiError::bad_request(
-                "invalid_json",
-                format!("the body is not valid JSON: {}", e.body_text()),
-            )),
-            Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::new(
+        if !is_json(req.headers()) {
+            return Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",
                 "send the body as application/json",
-            )),
-            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                format!("the body is larger than {} bytes", crate::MAX_BODY),
-            )),
-            Err(e) => Err(ApiError::bad_request("invalid_request", e.body_text())),
+            ));
         }
+        let body = read_body(req, state).await?;
+        parse_json(&body).map(ApiJson)
     }
 }
 
 /// Decode JSON already read into memory, with the same error mapping.
+/// Every body of the API is a JSON object: an array or a scalar is refused
+/// (422 `invalid_request`), rather than read as a struct's fields in order.
 pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    if first != Some(&b'{') {
+        return Err(match serde_json::from_slice::<IgnoredAny>(body) {
+            Err(e) => {
+                ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}"))
+            }
+            Ok(_) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_request",
+                "the body must be a JSON object",
+            ),
+        });
+    }
     let de = &mut serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let inner = e.inner();
@@ -82,8 +119,8 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
     }
 }
 
-/// Like [`ApiJson`], but an empty body means `T::default()` (for actions
-/// whose options are all optional, such as resume and rotate).
+/// Like [`ApiJson`], but an empty body, or `null`, means `T::default()`
+/// (for actions whose options are all optional, such as resume and rotate).
 pub struct ApiJsonOrEmpty<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for ApiJsonOrEmpty<T> {
@@ -104,8 +141,33 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for ApiJsonOr
         if empty {
             return Ok(ApiJsonOrEmpty(T::default()));
         }
-        ApiJson::<T>::from_request(req, state)
+        if !is_json(req.headers()) {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send the body as application/json, or none",
+            ));
+        }
+        let body = read_body(req, state).await?;
+        if body.trim_ascii() == b"null" || body.trim_ascii().is_empty() {
+            return Ok(ApiJsonOrEmpty(T::default()));
+        }
+        parse_json(&body).map(ApiJsonOrEmpty)
+    }
+}
+
+/// A path parameter. One that cannot be decoded (say, percent-encoded
+/// bytes that are not UTF-8) names no resource: 404 `not_found`, in the
+/// API's error shape.
+pub struct ApiPath<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
             .await
-            .map(|ApiJson(v)| ApiJsonOrEmpty(v))
+            .map(|axum::extract::Path(v)| ApiPath(v))
+            .map_err(|_| ApiError::not_found())
     }
 }

@@ -13,10 +13,11 @@ pub mod error;
 mod events;
 mod json;
 mod messages;
-mod openapi;
+pub mod openapi;
 mod ops;
 mod tracking;
 mod tracking_settings;
+pub mod views;
 mod webhooks;
 
 use std::sync::Arc;
@@ -24,6 +25,7 @@ use std::sync::Arc;
 use axum::Router;
 use tidings_core::Tidings;
 use tidings_delivery::metrics::Metrics;
+use utoipa_axum::router::OpenApiRouter;
 
 /// Largest request body the API reads.
 pub const MAX_BODY: usize = 1024 * 1024;
@@ -34,17 +36,26 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
 }
 
-/// The whole HTTP surface.
-pub fn router(state: AppState) -> Router {
-    Router::new()
-        .merge(webhooks::routes())
-        .merge(events::routes())
+/// The route table: every route the API serves, each registered with
+/// `routes!` so it carries its OpenAPI operation. [`router`] serves these
+/// routes and [`openapi::document`] is their collected document; add a
+/// route anywhere else and it is neither.
+pub fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::base())
         .merge(messages::routes())
         .merge(domains::routes())
-        .merge(tracking::routes())
+        .merge(webhooks::routes())
+        .merge(events::routes())
         .merge(tracking_settings::routes())
+        .merge(tracking::routes())
         .merge(ops::routes())
         .merge(openapi::routes())
+}
+
+/// The whole HTTP surface.
+pub fn router(state: AppState) -> Router {
+    let (routes, _) = api().split_for_parts();
+    routes
         .fallback(error::not_found)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)

@@ -2,53 +2,57 @@
 //! `/v1/suppressions`.
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
-use serde_json::{json, Value};
-use tidings_core::sending::SendRequest;
-use tidings_store::{Source, Suppression};
-use tidings_types::time::rfc3339;
+use tidings_core::inbound::InboundSummary;
+use tidings_core::sending::{Accepted, SendRequest};
+use tidings_store::Source;
 use tidings_types::MessageId;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
+use utoipa_axum::routes;
 
 use crate::auth::Auth;
-use crate::error::ApiError;
-use crate::json::{ApiJson, ApiQuery};
+use crate::error::{ApiError, ErrorBody};
+use crate::json::{ApiJson, ApiPath, ApiQuery};
+use crate::openapi::{JsonBodyErrors, KeyErrors, NotFound, QueryErrors, RawMessage};
+use crate::views::{MessageView, Page, SuppressionView};
 use crate::AppState;
 
 /// Largest body of `POST /v1/messages` (attachments travel base64-encoded).
 pub const MAX_MESSAGE_BODY: usize = 40 * 1024 * 1024;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/v1/messages",
-            axum::routing::post(send).layer(axum::extract::DefaultBodyLimit::max(MAX_MESSAGE_BODY)),
-        )
-        .route("/v1/messages/{id}", get(read))
-        .route(
-            "/v1/inbound",
-            axum::routing::post(inbound)
-                .layer(axum::extract::DefaultBodyLimit::max(MAX_MESSAGE_BODY)),
-        )
-        .route(
-            "/v1/suppressions",
-            get(list_suppressions).post(add_suppression),
-        )
-        .route(
-            "/v1/suppressions/{email}",
-            get(get_suppression).delete(remove_suppression),
-        )
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(send).layer(DefaultBodyLimit::max(MAX_MESSAGE_BODY)))
+        .routes(routes!(read))
+        .routes(routes!(inbound).layer(DefaultBodyLimit::max(MAX_MESSAGE_BODY)))
+        .routes(routes!(list_suppressions, add_suppression))
+        .routes(routes!(get_suppression, remove_suppression))
 }
 
+/// Send a message: as JSON parts, or as a raw message whose recipients
+/// are its `To`, `Cc` and `Bcc` (`Bcc` is removed). `202` means it is
+/// stored with one delivery per recipient; suppressed recipients are
+/// `dropped`.
+#[utoipa::path(
+    post, path = "/v1/messages", operation_id = "send_message", tag = "messages",
+    security(("bearer" = [])),
+    request_body(content(
+        (SendRequest = "application/json"),
+        (RawMessage = "message/rfc822"),
+        (RawMessage = "text/plain"),
+    )),
+    responses((status = 202, description = "Accepted for delivery", body = Accepted),
+        JsonBodyErrors, KeyErrors)
+)]
 async fn send(
     State(st): State<AppState>,
     Auth(account): Auth,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Accepted>), ApiError> {
     let ct = headers
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -66,121 +70,163 @@ async fn send(
             "send application/json, or a raw message as message/rfc822",
         ));
     };
-    Ok((StatusCode::ACCEPTED, Json(json!(accepted))))
+    Ok((StatusCode::ACCEPTED, Json(accepted)))
 }
 
+/// A message, its recipients' delivery state and its events so far.
+#[utoipa::path(
+    get, path = "/v1/messages/{id}", operation_id = "get_message", tag = "messages",
+    security(("bearer" = [])),
+    params(("id" = MessageId, Path)),
+    responses((status = 200, description = "The message", body = MessageView), NotFound, KeyErrors)
+)]
 async fn read(
     State(st): State<AppState>,
     Auth(account): Auth,
-    Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<MessageView>, ApiError> {
     let id: MessageId = id.parse().map_err(|_| ApiError::not_found())?;
     let (m, events) = st.app.get_message(account, id).await?;
-    Ok(Json(json!({
-        "id": m.id,
-        "created_at": rfc3339(m.created_at),
-        "source": m.source,
-        "from": m.from,
-        "mail_from": m.mail_from,
-        "subject": m.subject,
-        "smtp_message_id": m.smtp_message_id,
-        "custom_id": m.custom_id,
-        "group": m.group,
-        "tags": m.tags,
-        "size": m.size,
-        "track": {"opens": m.track_opens, "clicks": m.track_clicks, "unsubscribe": m.track_unsubscribe},
-        "recipients": m.recipients.iter().map(|r| json!({
-            "email": r.email,
-            "status": r.status,
-            "attempts": r.attempts,
-            "last_response": r.last_response,
-            "updated_at": rfc3339(r.updated_at),
-        })).collect::<Vec<_>>(),
-        "events": events.iter().map(|e| e.to_json(None)).collect::<Vec<_>>(),
-    })))
+    Ok(Json(MessageView::new(&m, &events)))
 }
 
 /// A bounce or feedback-loop report received by another MTA, posted raw.
 /// Only this account's messages are affected.
+#[utoipa::path(
+    post, path = "/v1/inbound", operation_id = "post_inbound", tag = "inbound",
+    security(("bearer" = [])),
+    request_body(content = RawMessage, content_type = "message/rfc822"),
+    responses((status = 202, description = "What the report did", body = InboundSummary),
+        (status = 413, description = "Larger than the limit (`payload_too_large`)", body = ErrorBody),
+        (status = 422, description = "Not a message (`invalid_message`)", body = ErrorBody),
+        KeyErrors)
+)]
 async fn inbound(
     State(st): State<AppState>,
     Auth(account): Auth,
     body: Bytes,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    if body.is_empty() {
+) -> Result<(StatusCode, Json<InboundSummary>), ApiError> {
+    if !starts_with_header_field(&body) {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_message",
-            "post the report as the raw message",
+            "post the report as the raw message, header fields first",
         ));
     }
     let summary = st.app.receive_report(&body, &[], Some(account)).await?;
-    Ok((StatusCode::ACCEPTED, Json(json!(summary))))
+    Ok((StatusCode::ACCEPTED, Json(summary)))
 }
 
-fn suppression_json(s: &Suppression) -> Value {
-    json!({"email": s.email, "reason": s.reason, "created_at": rfc3339(s.created_at)})
+/// Does the text open with an RFC 5322 header field (`Name: value`)? A
+/// body that does not is no message at all.
+fn starts_with_header_field(raw: &[u8]) -> bool {
+    let name_len = raw
+        .iter()
+        .take_while(|b| b.is_ascii_graphic() && **b != b':')
+        .count();
+    name_len > 0 && raw.get(name_len) == Some(&b':')
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// The cursor: `next_cursor` of the previous page (addresses sort
+    /// after it).
     #[serde(default)]
     after: Option<String>,
+    /// Page size (default 100); clamped to 1 to 1000.
     #[serde(default)]
+    #[param(format = Int64, minimum = 0, maximum = 4294967295_u64)]
     limit: Option<u32>,
 }
 
+/// The suppression list, by address.
+#[utoipa::path(
+    get, path = "/v1/suppressions", operation_id = "list_suppressions", tag = "suppressions",
+    security(("bearer" = [])),
+    params(ListQuery),
+    responses((status = 200, description = "Suppressed addresses", body = Page<SuppressionView>),
+        QueryErrors, KeyErrors)
+)]
 async fn list_suppressions(
     State(st): State<AppState>,
     Auth(account): Auth,
     ApiQuery(q): ApiQuery<ListQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Page<SuppressionView>>, ApiError> {
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let rows = st.app.list_suppressions(account, q.after, limit).await?;
     let next = (rows.len() == limit as usize)
         .then(|| rows.last().map(|s| s.email.clone()))
         .flatten();
-    Ok(Json(json!({
-        "data": rows.iter().map(suppression_json).collect::<Vec<_>>(),
-        "next_cursor": next,
-    })))
+    Ok(Json(Page {
+        data: rows.iter().map(SuppressionView::from).collect(),
+        next_cursor: next,
+    }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AddBody {
     email: String,
+    /// Default `manual`.
     #[serde(default)]
     reason: Option<String>,
 }
 
+/// Suppress an address: nothing more is sent to it.
+#[utoipa::path(
+    post, path = "/v1/suppressions", operation_id = "add_suppression", tag = "suppressions",
+    security(("bearer" = [])),
+    request_body = AddBody,
+    responses((status = 201, description = "Suppressed", body = SuppressionView),
+        JsonBodyErrors, KeyErrors)
+)]
 async fn add_suppression(
     State(st): State<AppState>,
     Auth(account): Auth,
     ApiJson(body): ApiJson<AddBody>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<SuppressionView>), ApiError> {
     let s = st
         .app
         .add_suppression(account, &body.email, body.reason)
         .await?;
-    Ok((StatusCode::CREATED, Json(suppression_json(&s))))
+    Ok((StatusCode::CREATED, Json(SuppressionView::from(&s))))
 }
 
+/// One suppressed address.
+#[utoipa::path(
+    get, path = "/v1/suppressions/{email}", operation_id = "get_suppression", tag = "suppressions",
+    security(("bearer" = [])),
+    params(("email" = String, Path)),
+    responses((status = 200, description = "The suppression", body = SuppressionView),
+        NotFound, (status = 422, description = "Not an email address (`invalid_address`)", body = ErrorBody),
+        KeyErrors)
+)]
 async fn get_suppression(
     State(st): State<AppState>,
     Auth(account): Auth,
-    Path(email): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    Ok(Json(suppression_json(
+    ApiPath(email): ApiPath<String>,
+) -> Result<Json<SuppressionView>, ApiError> {
+    Ok(Json(SuppressionView::from(
         &st.app.get_suppression(account, &email).await?,
     )))
 }
 
+/// Stop suppressing an address.
+#[utoipa::path(
+    delete, path = "/v1/suppressions/{email}", operation_id = "remove_suppression",
+    tag = "suppressions",
+    security(("bearer" = [])),
+    params(("email" = String, Path)),
+    responses((status = 204, description = "No longer suppressed"), NotFound,
+        (status = 422, description = "Not an email address (`invalid_address`)", body = ErrorBody),
+        KeyErrors)
+)]
 async fn remove_suppression(
     State(st): State<AppState>,
     Auth(account): Auth,
-    Path(email): Path<String>,
+    ApiPath(email): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     st.app.remove_suppression(account, &email).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -2,30 +2,52 @@
 //! them from inside their network.
 
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::{Json, Router};
-use serde_json::json;
+use axum::Json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use crate::views::Health;
 use crate::AppState;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(health))
-        .route("/metrics", get(metrics))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(health))
+        .routes(routes!(metrics))
 }
 
+/// Liveness and store health.
+#[utoipa::path(
+    get, path = "/healthz", operation_id = "health", tag = "operations",
+    responses((status = 200, description = "Healthy", body = Health),
+        (status = 503, description = "The store cannot be read", body = Health))
+)]
 async fn health(State(st): State<AppState>) -> impl IntoResponse {
     match st.app.store.next_due().await {
-        Ok(_) => (axum::http::StatusCode::OK, Json(json!({"status": "ok"}))),
+        Ok(_) => (
+            StatusCode::OK,
+            Json(Health {
+                status: "ok".into(),
+                error: None,
+            }),
+        ),
         Err(e) => (
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "unavailable", "error": e.to_string()})),
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(Health {
+                status: "unavailable".into(),
+                error: Some(e.to_string()),
+            }),
         ),
     }
 }
 
+/// Prometheus metrics.
+#[utoipa::path(
+    get, path = "/metrics", operation_id = "metrics", tag = "operations",
+    responses((status = 200, description = "OpenMetrics text", body = String,
+        content_type = "application/openmetrics-text"))
+)]
 async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
     let now = st.app.clock.now();
     if let Ok(q) = st.app.store.queue_stats(now).await {

@@ -8,12 +8,12 @@
 use std::net::SocketAddr;
 
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum::routing::get;
-use axum::Router;
 use tidings_core::tracking::{UnsubscribeMethod, Visit};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::AppState;
 
@@ -24,11 +24,11 @@ const PIXEL: &[u8] = &[
     0x01, 0x00, 0x01, 0x00, 0x00, 0x02, 0x02, 0x44, 0x01, 0x00, 0x3b,
 ];
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/o/{token}", get(open))
-        .route("/c/{token}", get(click).head(click))
-        .route("/u/{token}", get(unsubscribe_page).post(unsubscribe))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(open))
+        .routes(routes!(click, click_head))
+        .routes(routes!(unsubscribe_page, unsubscribe))
 }
 
 fn ua(h: &HeaderMap) -> Option<&str> {
@@ -56,12 +56,36 @@ fn not_found() -> Response {
     (StatusCode::NOT_FOUND, "not found").into_response()
 }
 
-/// The hottest endpoint a mail service has: it reads the request's own
-/// parts rather than having them copied out.
+/// The token of a tracking URL; one that cannot be decoded is no token
+/// (the same 404 as a forged one).
+struct Token(String);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Token {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Response> {
+        axum::extract::Path::<String>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(t)| Token(t))
+            .map_err(|_| not_found())
+    }
+}
+
+/// The open pixel. The hottest endpoint a mail service has: it reads the
+/// request's own parts rather than having them copied out.
+#[utoipa::path(
+    get, path = "/o/{token}", operation_id = "track_open", tag = "tracking",
+    params(("token" = String, Path, description = "The signed token of a message's pixel; `.gif` may follow")),
+    responses((status = 200, description = "A transparent 1×1 GIF, whatever the token",
+        content_type = "image/gif", body = Vec<u8>))
+)]
 async fn open(
     State(st): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Path(token): Path<String>,
+    Token(token): Token,
     request: axum::extract::Request,
 ) -> Response {
     let token = token.trim_end_matches(".gif");
@@ -88,12 +112,21 @@ async fn open(
         .into_response()
 }
 
+/// A tracked link: records the click and redirects to the link's target.
+#[utoipa::path(
+    get, path = "/c/{token}", operation_id = "track_click", tag = "tracking",
+    params(("token" = String, Path, description = "The signed token of a tracked link")),
+    responses(
+        (status = 303, description = "To the link's target", headers(("Location" = String))),
+        (status = 404, description = "Not a valid token", content_type = "text/plain", body = String),
+        (status = 503, description = "The click could not be recorded; try again", content_type = "text/plain", body = String))
+)]
 async fn click(
     State(st): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     method: Method,
     uri: Uri,
-    Path(token): Path<String>,
+    Token(token): Token,
     headers: HeaderMap,
 ) -> Response {
     match st
@@ -110,6 +143,26 @@ async fn click(
     }
 }
 
+/// What `GET /c/{token}` does, for link checkers that ask with `HEAD`.
+#[utoipa::path(
+    head, path = "/c/{token}", operation_id = "track_click_head", tag = "tracking",
+    params(("token" = String, Path, description = "The signed token of a tracked link")),
+    responses(
+        (status = 303, description = "To the link's target", headers(("Location" = String))),
+        (status = 404, description = "Not a valid token"),
+        (status = 503, description = "The click could not be recorded; try again"))
+)]
+async fn click_head(
+    st: State<AppState>,
+    peer: ConnectInfo<SocketAddr>,
+    method: Method,
+    uri: Uri,
+    token: Token,
+    headers: HeaderMap,
+) -> Response {
+    click(st, peer, method, uri, token, headers).await
+}
+
 fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -117,10 +170,19 @@ fn escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// The unsubscribe page of a message's recipient: asks to confirm.
+#[utoipa::path(
+    get, path = "/u/{token}", operation_id = "unsubscribe_page", tag = "tracking",
+    params(("token" = String, Path, description = "The signed unsubscribe token")),
+    responses(
+        (status = 200, description = "A page that asks to confirm", content_type = "text/html", body = String),
+        (status = 404, description = "Not a valid token", content_type = "text/plain", body = String),
+        (status = 503, description = "Try again", content_type = "text/plain", body = String))
+)]
 async fn unsubscribe_page(
     State(st): State<AppState>,
     uri: Uri,
-    Path(token): Path<String>,
+    Token(token): Token,
     headers: HeaderMap,
 ) -> Response {
     match st.app.unsubscribe_target(&token, host(&headers, &uri)).await {
@@ -140,11 +202,23 @@ async fn unsubscribe_page(
     }
 }
 
+/// Unsubscribe: the confirmation form, or the RFC 8058 one-click POST
+/// (`List-Unsubscribe=One-Click`). The address is suppressed.
+#[utoipa::path(
+    post, path = "/u/{token}", operation_id = "unsubscribe", tag = "tracking",
+    params(("token" = String, Path, description = "The signed unsubscribe token")),
+    request_body(content = String, content_type = "application/x-www-form-urlencoded",
+        description = "`List-Unsubscribe=One-Click` for a one-click unsubscribe"),
+    responses(
+        (status = 200, description = "Unsubscribed", content_type = "text/html", body = String),
+        (status = 404, description = "Not a valid token", content_type = "text/plain", body = String),
+        (status = 503, description = "Try again", content_type = "text/plain", body = String))
+)]
 async fn unsubscribe(
     State(st): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     uri: Uri,
-    Path(token): Path<String>,
+    Token(token): Token,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {

@@ -2,19 +2,27 @@
 //! click tracking, `List-Unsubscribe`, and a custom tracking domain.
 
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use tidings_core::tracking_settings::{TrackingPatch, TrackingView};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::Auth;
 use crate::error::ApiError;
 use crate::json::ApiJson;
+use crate::openapi::{JsonBodyErrors, KeyErrors};
 use crate::AppState;
 
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/v1/tracking", get(read).patch(update))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(read, update))
 }
 
+/// The account's tracking settings, defaults resolved.
+#[utoipa::path(
+    get, path = "/v1/tracking", operation_id = "get_tracking", tag = "tracking",
+    security(("bearer" = [])),
+    responses((status = 200, description = "Settings", body = TrackingView), KeyErrors)
+)]
 async fn read(
     State(st): State<AppState>,
     Auth(account): Auth,
@@ -22,6 +30,16 @@ async fn read(
     Ok(Json(st.app.tracking_settings(account).await?))
 }
 
+/// Change the account's tracking settings: absent fields stay as they
+/// are. Each message's own `track` options still win, and a message keeps
+/// the settings it was accepted with.
+#[utoipa::path(
+    patch, path = "/v1/tracking", operation_id = "update_tracking", tag = "tracking",
+    security(("bearer" = [])),
+    request_body = TrackingPatch,
+    responses((status = 200, description = "Settings after the change", body = TrackingView),
+        JsonBodyErrors, KeyErrors)
+)]
 async fn update(
     State(st): State<AppState>,
     Auth(account): Auth,

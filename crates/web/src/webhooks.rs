@@ -3,174 +3,215 @@
 
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
-use serde_json::{json, Value};
 use tidings_core::webhook_test::WebhookTest;
 use tidings_core::webhooks::{WebhookInput, WebhookPatch};
-use tidings_store::{AttemptFilter, AttemptOutcome, AttemptRecord, TypeState};
+use tidings_store::{AttemptFilter, AttemptOutcome};
 use tidings_types::time::rfc3339;
-use tidings_types::{AttemptId, EventId, EventType, Timestamp, Webhook, WebhookId};
+use tidings_types::{AttemptId, EventId, EventType, Timestamp, WebhookId};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::Auth;
 use crate::error::ApiError;
-use crate::json::{ApiJson, ApiJsonOrEmpty, ApiQuery};
+use crate::json::{ApiJson, ApiJsonOrEmpty, ApiPath, ApiQuery};
+use crate::openapi::{JsonBodyErrors, KeyErrors, NotFound, QueryErrors};
+use crate::views::{
+    AttemptView, CreatedWebhook, Enqueued, List, Page, Resumed, SecretView, WebhookStatus,
+    WebhookView,
+};
 use crate::AppState;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/webhooks", get(list).post(create))
-        .route("/v1/webhooks/{id}", get(read).patch(update).delete(remove))
-        .route("/v1/webhooks/{id}/status", get(status))
-        .route("/v1/webhooks/{id}/resume", post(resume))
-        .route("/v1/webhooks/{id}/test", post(test))
-        .route("/v1/webhooks/{id}/replay", post(replay))
-        .route("/v1/webhooks/{id}/secret", get(secret))
-        .route("/v1/webhooks/{id}/rotate-secret", post(rotate))
-        .route("/v1/webhooks/{id}/attempts", get(webhook_attempts))
-        .route("/v1/attempts", get(account_attempts))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(read, update, remove))
+        .routes(routes!(status))
+        .routes(routes!(resume))
+        .routes(routes!(test))
+        .routes(routes!(replay))
+        .routes(routes!(secret))
+        .routes(routes!(rotate))
+        .routes(routes!(webhook_attempts))
+        .routes(routes!(account_attempts))
 }
 
 fn parse_id(s: &str) -> Result<WebhookId, ApiError> {
     s.parse().map_err(|_| ApiError::not_found())
 }
 
-pub(crate) fn webhook_json(w: &Webhook) -> Value {
-    let s = &w.settings;
-    json!({
-        "id": w.id,
-        "url": s.url.as_str(),
-        "event_types": s.event_types,
-        "format": s.format,
-        "fields": s.fields,
-        "headers": s.headers,
-        "description": s.description,
-        "max_in_flight": s.max_in_flight,
-        "max_per_second": s.max_per_second,
-        "batch": s.batch,
-        "created_at": rfc3339(w.created_at),
-        "updated_at": rfc3339(w.updated_at),
-    })
-}
-
-fn with_secret(w: &Webhook) -> Value {
-    let mut v = webhook_json(w);
-    v["secret"] = json!(w.secret.expose());
-    v
-}
-
+/// Create a webhook. Events of the last 7 days are queued for it unless
+/// `backfill` is false.
+#[utoipa::path(
+    post, path = "/v1/webhooks", operation_id = "create_webhook", tag = "webhooks",
+    security(("bearer" = [])),
+    request_body = WebhookInput,
+    responses((status = 201, description = "Created, with its secret", body = CreatedWebhook),
+        JsonBodyErrors, KeyErrors)
+)]
 async fn create(
     State(st): State<AppState>,
     Auth(account): Auth,
     ApiJson(input): ApiJson<WebhookInput>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<CreatedWebhook>), ApiError> {
     let (w, backfilled) = st.app.create_webhook(account, input).await?;
-    let mut v = with_secret(&w);
-    v["backfilled"] = json!(backfilled);
-    Ok((StatusCode::CREATED, Json(v)))
+    let created = CreatedWebhook {
+        webhook: WebhookView::from(&w),
+        secret: w.secret.expose().to_string(),
+        backfilled,
+    };
+    Ok((StatusCode::CREATED, Json(created)))
 }
 
-async fn list(State(st): State<AppState>, Auth(account): Auth) -> Result<Json<Value>, ApiError> {
+/// The account's webhooks.
+#[utoipa::path(
+    get, path = "/v1/webhooks", operation_id = "list_webhooks", tag = "webhooks",
+    security(("bearer" = [])),
+    responses((status = 200, description = "Every webhook of the account", body = List<WebhookView>),
+        KeyErrors)
+)]
+async fn list(
+    State(st): State<AppState>,
+    Auth(account): Auth,
+) -> Result<Json<List<WebhookView>>, ApiError> {
     let hooks = st.app.list_webhooks(account).await?;
-    Ok(Json(
-        json!({"data": hooks.iter().map(webhook_json).collect::<Vec<_>>()}),
-    ))
+    Ok(Json(List {
+        data: hooks.iter().map(WebhookView::from).collect(),
+    }))
 }
 
+/// One webhook.
+#[utoipa::path(
+    get, path = "/v1/webhooks/{id}", operation_id = "get_webhook", tag = "webhooks",
+    security(("bearer" = [])),
+    params(("id" = WebhookId, Path)),
+    responses((status = 200, description = "The webhook", body = WebhookView), NotFound, KeyErrors)
+)]
 async fn read(
     State(st): State<AppState>,
     Auth(account): Auth,
-    Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<WebhookView>, ApiError> {
     let w = st.app.get_webhook(account, parse_id(&id)?).await?;
-    Ok(Json(webhook_json(&w)))
+    Ok(Json(WebhookView::from(&w)))
 }
 
+/// Change a webhook: absent fields stay as they are, `null` clears an
+/// optional one. Any change resumes its paused event types.
+#[utoipa::path(
+    patch, path = "/v1/webhooks/{id}", operation_id = "update_webhook", tag = "webhooks",
+    security(("bearer" = [])),
+    params(("id" = WebhookId, Path)),
+    request_body = WebhookPatch,
+    responses((status = 200, description = "The webhook after the change", body = WebhookView),
+        NotFound, JsonBodyErrors, KeyErrors)
+)]
 async fn update(
     State(st): State<AppState>,
     Auth(account): Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(patch): ApiJson<WebhookPatch>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<WebhookView>, ApiError> {
     let w = st
         .app
         .update_webhook(account, parse_id(&id)?, patch)
         .await?;
-    Ok(Json(webhook_json(&w)))
+    Ok(Json(WebhookView::from(&w)))
 }
 
+/// Delete a webhook; nothing more is posted to it.
+#[utoipa::path(
+    delete, path = "/v1/webhooks/{id}", operation_id = "delete_webhook", tag = "webhooks",
+    security(("bearer" = [])),
+    params(("id" = WebhookId, Path)),
+    responses((status = 204, description = "Deleted"), NotFound, KeyErrors)
+)]
 async fn remove(
     State(st): State<AppState>,
     Auth(account): Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     st.app.delete_webhook(account, parse_id(&id)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-fn state_json(t: &TypeState) -> Value {
-    json!({
-        "event_type": t.event_type,
-        "state": if t.paused { "paused" } else { "active" },
-        "pause_reason": t.pause_reason,
-        "paused_at": t.paused_at.map(rfc3339),
-        "consecutive_failures": t.consecutive_failures,
-        "last_success_at": t.last_success_at.map(rfc3339),
-        "last_error": t.last_error,
-        "last_error_at": t.last_error_at.map(rfc3339),
-        "pending": t.pending,
-    })
-}
-
+/// The delivery state of each event type of a webhook.
+#[utoipa::path(
+    get, path = "/v1/webhooks/{id}/status", operation_id = "webhook_status", tag = "webhooks",
+    security(("bearer" = [])),
+    params(("id" = WebhookId, Path)),
+    responses((status = 200, description = "State per event type", body = WebhookStatus),
+        NotFound, KeyErrors)
+)]
 async fn status(
     State(st): State<AppState>,
     Auth(account): Auth,
-    Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<WebhookStatus>, ApiError> {
     let id = parse_id(&id)?;
     let states = st.app.webhook_status(account, id).await?;
-    Ok(Json(json!({
-        "webhook_id": id,
-        "event_types": states.iter().map(state_json).collect::<Vec<_>>(),
-    })))
+    Ok(Json(WebhookStatus {
+        webhook_id: id,
+        event_types: states.iter().map(Into::into).collect(),
+    }))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ResumeBody {
+    /// The event types to resume; none (or no body): all paused ones.
     #[serde(default)]
     event_types: Vec<EventType>,
 }
 
+/// Resume paused event types; their held events are delivered.
+#[utoipa::path(
+    post, path = "/v1/webhooks/{id}/resume", operation_id = "resume_webhook", tag = "webhooks",
+    security(("bearer" = [])),
+    params(("id" = WebhookId, Path)),
+    request_body(content = Option<ResumeBody>, description = "Optional"),
+    responses((status = 200, description = "The event types resumed", body = Resumed),
+        NotFound, JsonBodyErrors, KeyErrors)
+)]
 async fn resume(
     State(st): State<AppState>,
     Auth(account): Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJsonOrEmpty(body): ApiJsonOrEmpty<ResumeBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Resumed>, ApiError> {
     let resumed = st
         .app
         .resume_webhook(account, parse_id(&id)?, &body.event_types)
         .await?;
-    Ok(Json(json!({"resumed": resumed})))
+    Ok(Json(Resumed { resumed }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct TestBody {
+    /// The type of the example event (also accepted as `event_type`).
     #[serde(rename = "type", alias = "event_type")]
     event_type: EventType,
 }
 
-/// One real attempt, answered with the receiver's answer (a receiver that
-/// fails is still a 200: the test was made).
+/// Make one real attempt with an example event of a type, and answer with
+/// the receiver's answer (a receiver that fails is still a 200: the test was
+/// made). The attempt is in the call log; it never counts toward pausing.
+#[utoipa::path(
+    post, path = "/v1/webhooks/{id}/test", operation_id = "test_webhook", tag = "webhooks",
+    security(("bearer" = [])),
+    params(("id" = WebhookId, Path)),
+    request_body = TestBody,
+    responses((status = 200, description = "The example sent and the receiver's answer", body = WebhookTest),
+        NotFound, JsonBodyErrors, KeyErrors)
+)]
 async fn test(
     State(st): State<AppState>,
     Auth(account): Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<TestBody>,
 ) -> Result<Json<WebhookTest>, ApiError> {
     let answer = st
@@ -180,22 +221,35 @@ async fn test(
     Ok(Json(answer))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ReplayBody {
+    #[schema(value_type = String, format = DateTime)]
     from: Timestamp,
+    /// Default: now.
     #[serde(default)]
+    #[schema(value_type = Option<String>, format = DateTime)]
     to: Option<Timestamp>,
+    /// Default: every type the webhook takes.
     #[serde(default)]
     event_types: Vec<EventType>,
 }
 
+/// Post the account's events of a time range to the webhook again.
+#[utoipa::path(
+    post, path = "/v1/webhooks/{id}/replay", operation_id = "replay_webhook", tag = "webhooks",
+    security(("bearer" = [])),
+    params(("id" = WebhookId, Path)),
+    request_body = ReplayBody,
+    responses((status = 202, description = "How many events were queued", body = Enqueued),
+        NotFound, JsonBodyErrors, KeyErrors)
+)]
 async fn replay(
     State(st): State<AppState>,
     Auth(account): Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<ReplayBody>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Enqueued>), ApiError> {
     let n = st
         .app
         .replay(
@@ -206,38 +260,60 @@ async fn replay(
             &body.event_types,
         )
         .await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({"enqueued": n}))))
+    Ok((StatusCode::ACCEPTED, Json(Enqueued { enqueued: n })))
 }
 
+/// The signing secret, and until when the previous one still signs.
+#[utoipa::path(
+    get, path = "/v1/webhooks/{id}/secret", operation_id = "get_webhook_secret", tag = "webhooks",
+    security(("bearer" = [])),
+    params(("id" = WebhookId, Path)),
+    responses((status = 200, description = "The secret", body = SecretView), NotFound, KeyErrors)
+)]
 async fn secret(
     State(st): State<AppState>,
     Auth(account): Auth,
-    Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<SecretView>, ApiError> {
     let w = st.app.get_webhook(account, parse_id(&id)?).await?;
     let now = st.app.clock.now();
-    Ok(Json(json!({
-        "secret": w.secret.expose(),
-        "previous_secret_expires_at": w.previous_secret.as_ref()
-            .filter(|(_, until)| *until > now).map(|(_, until)| rfc3339(*until)),
-    })))
+    Ok(Json(SecretView {
+        secret: w.secret.expose().to_string(),
+        previous_secret_expires_at: w
+            .previous_secret
+            .as_ref()
+            .filter(|(_, until)| *until > now)
+            .map(|(_, until)| rfc3339(*until)),
+    }))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RotateBody {
+    /// How long the old secret keeps signing too (default 24 hours).
     #[serde(default)]
     overlap_seconds: Option<u64>,
+    /// Bring your own `whsec_…` secret; one is generated otherwise.
     #[serde(default)]
     secret: Option<String>,
 }
 
+/// Rotate the signing secret; the old one signs too during the overlap.
+#[utoipa::path(
+    post, path = "/v1/webhooks/{id}/rotate-secret", operation_id = "rotate_webhook_secret",
+    tag = "webhooks",
+    security(("bearer" = [])),
+    params(("id" = WebhookId, Path)),
+    request_body(content = Option<RotateBody>, description = "Optional"),
+    responses((status = 200, description = "The new secret", body = SecretView),
+        NotFound, JsonBodyErrors, KeyErrors)
+)]
 async fn rotate(
     State(st): State<AppState>,
     Auth(account): Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJsonOrEmpty(body): ApiJsonOrEmpty<RotateBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SecretView>, ApiError> {
     let w = st
         .app
         .rotate_secret(
@@ -247,15 +323,18 @@ async fn rotate(
             body.secret,
         )
         .await?;
-    Ok(Json(json!({
-        "secret": w.secret.expose(),
-        "previous_secret_expires_at": w.previous_secret.as_ref().map(|(_, u)| rfc3339(*u)),
-    })))
+    Ok(Json(SecretView {
+        secret: w.secret.expose().to_string(),
+        previous_secret_expires_at: w.previous_secret.as_ref().map(|(_, u)| rfc3339(*u)),
+    }))
 }
 
-#[derive(Deserialize, Default)]
+/// Filters of the call log, newest first; page with `before`.
+#[derive(Deserialize, Default, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct AttemptQuery {
+    /// Only this webhook's attempts (`/v1/attempts` only).
     #[serde(default)]
     webhook_id: Option<WebhookId>,
     #[serde(default)]
@@ -264,39 +343,28 @@ struct AttemptQuery {
     event_id: Option<EventId>,
     #[serde(default)]
     outcome: Option<AttemptOutcome>,
+    /// Attempts at or after this time.
     #[serde(default)]
+    #[param(value_type = Option<String>, format = DateTime)]
     from: Option<Timestamp>,
+    /// Attempts before this time.
     #[serde(default)]
+    #[param(value_type = Option<String>, format = DateTime)]
     to: Option<Timestamp>,
+    /// The cursor: `next_cursor` of the previous page.
     #[serde(default)]
     before: Option<AttemptId>,
+    /// Page size (default 50); clamped to 1 to 500.
     #[serde(default)]
+    #[param(format = Int64, minimum = 0, maximum = 4294967295_u64)]
     limit: Option<u32>,
-}
-
-fn attempt_json(a: &AttemptRecord) -> Value {
-    json!({
-        "id": a.id,
-        "webhook_id": a.webhook_id,
-        "event_id": a.event_id,
-        "event_type": a.event_type,
-        "at": rfc3339(a.at),
-        "url": a.url,
-        "outcome": a.outcome,
-        "status_code": a.status_code,
-        "error": a.error,
-        "duration_ms": a.duration_ms,
-        "response": a.response,
-        "attempt": a.attempt,
-        "next_attempt_at": a.next_attempt_at.map(rfc3339),
-    })
 }
 
 async fn attempts_page(
     st: &AppState,
     account: tidings_types::AccountId,
     q: AttemptQuery,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Page<AttemptView>>, ApiError> {
     let limit = q.limit.unwrap_or(50).clamp(1, 500);
     let filter = AttemptFilter {
         webhook_id: q.webhook_id,
@@ -310,28 +378,47 @@ async fn attempts_page(
     };
     let rows = st.app.attempts(account, filter).await?;
     let next = (rows.len() == limit as usize)
-        .then(|| rows.last().map(|a| a.id))
+        .then(|| rows.last().map(|a| a.id.to_string()))
         .flatten();
-    Ok(Json(json!({
-        "data": rows.iter().map(attempt_json).collect::<Vec<_>>(),
-        "next_cursor": next,
-    })))
+    Ok(Json(Page {
+        data: rows.iter().map(AttemptView::from).collect(),
+        next_cursor: next,
+    }))
 }
 
+/// The call log of one webhook.
+#[utoipa::path(
+    get, path = "/v1/webhooks/{id}/attempts", operation_id = "list_webhook_attempts",
+    tag = "webhooks",
+    security(("bearer" = [])),
+    params(("id" = WebhookId, Path), AttemptQuery),
+    responses((status = 200, description = "Attempts, newest first", body = Page<AttemptView>),
+        NotFound, QueryErrors, KeyErrors)
+)]
 async fn webhook_attempts(
     State(st): State<AppState>,
     Auth(account): Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiQuery(mut q): ApiQuery<AttemptQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Page<AttemptView>>, ApiError> {
     q.webhook_id = Some(parse_id(&id)?);
     attempts_page(&st, account, q).await
 }
 
+/// The call log of the whole account.
+#[utoipa::path(
+    get, path = "/v1/attempts", operation_id = "list_attempts", tag = "webhooks",
+    security(("bearer" = [])),
+    params(AttemptQuery),
+    responses((status = 200, description = "Attempts, newest first", body = Page<AttemptView>),
+        (status = 404, description = "`webhook_id` names no webhook of the account (`not_found`)",
+            body = crate::error::ErrorBody),
+        QueryErrors, KeyErrors)
+)]
 async fn account_attempts(
     State(st): State<AppState>,
     Auth(account): Auth,
     ApiQuery(q): ApiQuery<AttemptQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Page<AttemptView>>, ApiError> {
     attempts_page(&st, account, q).await
 }

@@ -314,39 +314,267 @@ async fn accounts_never_see_each_other() {
     t.stop().await;
 }
 
+/// The methods a route can be asked with; `HEAD` is answered wherever
+/// `GET` is, so it is only checked where it is documented.
+const METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];
+
+/// Every route the router serves is in the document, with each method it
+/// answers and no other: the route list is the router's own (the table
+/// `tidings_web::api()` builds both from), and each route is asked on the
+/// running server.
 #[tokio::test]
 async fn openapi_document_lists_every_route() {
     let t = InProcess::start(|_| {}).await;
-    let doc = reqwest::get(format!("{}/openapi.json", t.api.base))
+    let served = reqwest::get(format!("{}/openapi.json", t.api.base))
         .await
         .unwrap()
         .json::<serde_json::Value>()
         .await
         .unwrap();
-    assert_eq!(doc["openapi"], "3.1.0");
-    for p in [
-        "/v1/webhooks",
-        "/v1/webhooks/{id}",
-        "/v1/webhooks/{id}/status",
-        "/v1/webhooks/{id}/resume",
-        "/v1/webhooks/{id}/test",
-        "/v1/webhooks/{id}/replay",
-        "/v1/webhooks/{id}/secret",
-        "/v1/webhooks/{id}/rotate-secret",
-        "/v1/webhooks/{id}/attempts",
-        "/v1/attempts",
-        "/v1/events",
-        "/v1/events/{id}",
-        "/v1/tracking",
-        "/healthz",
-        "/metrics",
-    ] {
-        assert!(
-            doc["paths"].get(p).is_some(),
-            "{p} missing from /openapi.json"
-        );
+    assert_eq!(served["openapi"], "3.1.0");
+    let table = tidings_web::api().into_openapi();
+    assert_eq!(
+        served,
+        serde_json::to_value(&table).unwrap(),
+        "/openapi.json is the document of the route table"
+    );
+
+    let mut operations = 0;
+    for (path, item) in &table.paths.paths {
+        let item = serde_json::to_value(item).unwrap();
+        let url = format!("{}{}", t.api.base, path.replace('{', "x").replace('}', ""));
+        for method in METHODS.iter().chain(&["HEAD"]) {
+            let documented = item.get(method.to_ascii_lowercase()).is_some();
+            if *method == "HEAD" && !documented {
+                continue;
+            }
+            let r = t
+                .api
+                .http
+                .request(method.parse().unwrap(), &url)
+                .bearer_auth(&t.api.key)
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            let body = r.text().await.unwrap();
+            if documented {
+                operations += 1;
+                assert_ne!(status, 405, "{method} {path} is documented but not served");
+                assert!(
+                    !body.contains(tidings_web::error::NO_ROUTE),
+                    "{method} {path} is documented but falls through to no route"
+                );
+                assert!(status < 500, "{method} {path}: {status} {body}");
+            } else {
+                assert_eq!(status, 405, "{method} {path} is served but not documented");
+            }
+        }
     }
+    assert!(operations > 0);
+    for p in [
+        "/v1/messages",
+        "/v1/messages/{id}",
+        "/v1/inbound",
+        "/v1/suppressions",
+        "/v1/suppressions/{email}",
+        "/v1/domains",
+        "/v1/domains/{domain}",
+    ] {
+        assert!(served["paths"].get(p).is_some(), "{p} is served");
+    }
+
     let unknown = t.api.get("/v1/nothing-here").await;
     assert_eq!((unknown.status, unknown.code()), (404, "not_found"));
+    assert_eq!(
+        unknown.body["error"]["message"],
+        tidings_web::error::NO_ROUTE
+    );
+    t.stop().await;
+}
+
+/// What the document says about the parts a client needs: keys, bodies
+/// (JSON and raw MIME), cursors, path parameters and the error shape.
+#[tokio::test]
+async fn openapi_document_describes_bodies_params_and_errors() {
+    let doc = serde_json::to_value(tidings_web::openapi::document()).unwrap();
+    let schemas = &doc["components"]["schemas"];
+    let resolve = |v: &serde_json::Value| -> serde_json::Value {
+        match v["$ref"].as_str() {
+            Some(r) => schemas[r.trim_start_matches("#/components/schemas/")].clone(),
+            None => v.clone(),
+        }
+    };
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"],
+        json!({"type": "http", "scheme": "bearer", "description": "An API key of the account (`tk_…`)"})
+    );
+    let error = &schemas["Error"];
+    assert_eq!(error["required"], json!(["error"]));
+    let detail = resolve(&error["properties"]["error"]);
+    assert_eq!(detail["required"], json!(["code", "message"]));
+
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let responses = op["responses"].as_object().unwrap();
+            let keyed = path.starts_with("/v1/");
+            assert_eq!(
+                op.get("security").is_some(),
+                keyed,
+                "{method} {path}: a key exactly on /v1"
+            );
+            if keyed {
+                assert!(responses.contains_key("401"), "{method} {path}: 401");
+            }
+            if path.contains('{') {
+                let params = op["parameters"].as_array().unwrap();
+                assert!(
+                    params
+                        .iter()
+                        .any(|p| p["in"] == "path" && p["required"] == true),
+                    "{method} {path}: path parameter"
+                );
+            }
+            let json_body = op["requestBody"]["content"]
+                .get("application/json")
+                .is_some();
+            for code in ["400", "413", "415", "422"] {
+                if json_body {
+                    assert!(responses.contains_key(code), "{method} {path}: {code}");
+                }
+            }
+            for (code, r) in responses {
+                if code.starts_with('4') && path.starts_with("/v1/") {
+                    assert_eq!(
+                        r["content"]["application/json"]["schema"]["$ref"],
+                        "#/components/schemas/Error",
+                        "{method} {path} {code} is an Error"
+                    );
+                }
+            }
+        }
+    }
+
+    let send = &doc["paths"]["/v1/messages"]["post"]["requestBody"]["content"];
+    assert!(send.get("message/rfc822").is_some(), "raw MIME send");
+    let send_json = resolve(&send["application/json"]["schema"]);
+    let track = resolve(&send_json["properties"]["track"]);
+    let track = match track["oneOf"].as_array() {
+        Some(items) => resolve(items.iter().find(|i| i["type"] != "null").unwrap()),
+        None => track,
+    };
+    assert!(track["properties"].get("opens").is_some(), "{track}");
+    assert!(track["properties"].get("clicks").is_some(), "{track}");
+    let inbound = &doc["paths"]["/v1/inbound"]["post"]["requestBody"]["content"];
+    assert!(inbound.get("message/rfc822").is_some(), "raw MIME inbound");
+
+    let patch = resolve(
+        &doc["paths"]["/v1/webhooks/{id}"]["patch"]["requestBody"]["content"]["application/json"]
+            ["schema"],
+    );
+    for field in ["url", "event_types", "format", "fields", "headers", "batch"] {
+        assert!(
+            patch["properties"].get(field).is_some(),
+            "PATCH /v1/webhooks/{{id}} takes {field}: {patch}"
+        );
+    }
+
+    let params = |path: &str| -> Vec<String> {
+        doc["paths"][path]["get"]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert!(params("/v1/events").contains(&"after".to_string()));
+    assert!(params("/v1/suppressions").contains(&"after".to_string()));
+    assert!(params("/v1/attempts").contains(&"before".to_string()));
+    assert!(params("/v1/attempts").contains(&"limit".to_string()));
+}
+
+/// Bodies of the wrong kind get the API's errors, not a guess: a JSON
+/// array is not read as an object's fields in order, `null` where options
+/// are optional means none, a raw report must be a message, and a path
+/// that cannot be decoded names nothing.
+#[tokio::test]
+async fn bodies_and_paths_of_the_wrong_kind_are_refused() {
+    let t = InProcess::start(|_| {}).await;
+    let rx = Receiver::start().await;
+    let hook = t.api.create_webhook(json!({"url": rx.url("/h")})).await;
+    let id = hook["id"].as_str().unwrap();
+    let json_ct = "application/json";
+
+    let array = t
+        .api
+        .raw(
+            reqwest::Method::PATCH,
+            "/v1/tracking",
+            json_ct,
+            b"[false, false]".to_vec(),
+        )
+        .await;
+    assert_eq!(
+        (array.status, array.code()),
+        (422, "invalid_request"),
+        "{:?}",
+        array.body
+    );
+    assert_eq!(
+        t.api.get("/v1/tracking").await.body["opens"],
+        true,
+        "nothing changed"
+    );
+    let scalar = t
+        .api
+        .raw(
+            reqwest::Method::POST,
+            "/v1/suppressions",
+            json_ct,
+            b"\"a@example.com\"".to_vec(),
+        )
+        .await;
+    assert_eq!((scalar.status, scalar.code()), (422, "invalid_request"));
+    let broken = t
+        .api
+        .raw(
+            reqwest::Method::POST,
+            "/v1/suppressions",
+            json_ct,
+            b"[1,".to_vec(),
+        )
+        .await;
+    assert_eq!((broken.status, broken.code()), (400, "invalid_json"));
+
+    for action in ["resume", "rotate-secret"] {
+        let r = t
+            .api
+            .raw(
+                reqwest::Method::POST,
+                &format!("/v1/webhooks/{id}/{action}"),
+                json_ct,
+                b"null".to_vec(),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{action} with null: {:?}", r.body);
+    }
+
+    for junk in [&b"[null, null]"[..], b"{}", b"hello", b": no name\r\n\r\n"] {
+        let r = t
+            .api
+            .raw(
+                reqwest::Method::POST,
+                "/v1/inbound",
+                "message/rfc822",
+                junk.to_vec(),
+            )
+            .await;
+        assert_eq!((r.status, r.code()), (422, "invalid_message"), "{junk:?}");
+    }
+
+    let r = t.api.get("/v1/webhooks/%FF%FE").await;
+    assert_eq!((r.status, r.code()), (404, "not_found"), "{:?}", r.body);
+    let r = t.api.get("/v1/suppressions/%C3%28").await;
+    assert_eq!((r.status, r.code()), (404, "not_found"), "{:?}", r.body);
     t.stop().await;
 }
