@@ -5,11 +5,16 @@ it back. Arguments: the API's base URL and an API key."""
 import sys
 
 from tidings_client import AuthenticatedClient
+from tidings_client.api.domains import add_domain
 from tidings_client.api.messages import get_message, send_message
-from tidings_client.models import Accepted, MessageView, SendRequest, TrackInput
+from tidings_client.models import Accepted, DomainInput, MessageView, SendRequest, TrackInput
 
 base, key = sys.argv[1], sys.argv[2]
 client = AuthenticatedClient(base_url=base, token=key, raise_on_unexpected_status=True)
+
+# Mail goes out only from the account's own sending domains.
+added = add_domain.sync_detailed(client=client, body=DomainInput(domain="example.com"))
+assert added.status_code in (201, 409), (added.status_code, added.content)
 
 request = SendRequest(
     from_="App <app@example.com>",

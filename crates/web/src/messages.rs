@@ -45,6 +45,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         (RawMessage = "text/plain"),
     )),
     responses((status = 202, description = "Accepted for delivery", body = Accepted),
+        (status = 403, description = "The sender's domain is not one of the account's sending domains (`unknown_sender_domain`); add it with `POST /v1/domains`", body = ErrorBody),
         JsonBodyErrors, KeyErrors)
 )]
 async fn send(

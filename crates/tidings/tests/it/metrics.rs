@@ -191,6 +191,7 @@ async fn counters_equal_the_event_log_after_real_traffic() {
         c.inbound.feedback_addresses = vec!["fbl@tidings.test".into()];
     })
     .await;
+    t.api.add_domain("sender.test").await;
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
