@@ -144,9 +144,9 @@ fn sendable(inner: &Inner, queued: Vec<Queued>, done: &mpsc::UnboundedSender<Don
     let mut gates = inner.gates.lock();
     let mut keep = Vec::with_capacity(queued.len());
     for q in queued {
-        let open = q.epoch.map_or(true, |e| {
-            gates.open_since(q.job.webhook_id, q.job.event.event_type, e)
-        });
+        let open = q
+            .epoch
+            .is_none_or(|e| gates.open_since(q.job.webhook_id, q.job.event.event_type, e));
         if open {
             keep.push(q);
         } else {
