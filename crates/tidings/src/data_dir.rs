@@ -9,6 +9,8 @@
 
 use std::path::Path;
 
+use tidings_store::sqlite::files::{private_dir as create, tighten};
+
 /// The key files kept in the data directory.
 const KEYS: [&str; 2] = ["tracking.key", "verp.key"];
 
@@ -36,39 +38,3 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     f.sync_all()?;
     std::fs::rename(&tmp, path)
 }
-
-#[cfg(unix)]
-fn create(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-}
-
-#[cfg(not(unix))]
-fn create(dir: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)
-}
-
-/// Take away permissions beyond `mode`, with a warning when that is not
-/// possible (a file system without modes, a file of another user).
-#[cfg(unix)]
-fn tighten(path: &Path, mode: u32) {
-    use std::os::unix::fs::PermissionsExt;
-    let Ok(meta) = std::fs::metadata(path) else {
-        return;
-    };
-    if meta.permissions().mode() & 0o777 & !mode == 0 {
-        return;
-    }
-    match std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)) {
-        Ok(()) => {
-            tracing::info!(path = %path.display(), mode = format!("{mode:o}"), "made private")
-        }
-        Err(e) => tracing::warn!(path = %path.display(), error = %e, "cannot make private"),
-    }
-}
-
-#[cfg(not(unix))]
-fn tighten(_: &Path, _: u32) {}

@@ -21,8 +21,9 @@ pub(crate) fn prepare(path: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Create a directory and its parents, 0700.
 #[cfg(unix)]
-fn private_dir(dir: &Path) -> std::io::Result<()> {
+pub fn private_dir(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
         .recursive(true)
@@ -31,7 +32,7 @@ fn private_dir(dir: &Path) -> std::io::Result<()> {
 }
 
 #[cfg(not(unix))]
-fn private_dir(dir: &Path) -> std::io::Result<()> {
+pub fn private_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)
 }
 
@@ -53,10 +54,11 @@ fn private_file(_: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Take away permissions beyond `mode` from an existing file, with a
-/// warning when that is not possible (a file system without modes).
+/// Take away permissions beyond `mode` from an existing file or directory,
+/// with a warning when that is not possible (a file system without modes,
+/// a file of another user).
 #[cfg(unix)]
-fn tighten(path: &Path, mode: u32) {
+pub fn tighten(path: &Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt;
     let Ok(meta) = std::fs::metadata(path) else {
         return;
@@ -70,7 +72,7 @@ fn tighten(path: &Path, mode: u32) {
 }
 
 #[cfg(not(unix))]
-fn tighten(_: &Path, _: u32) {}
+pub fn tighten(_: &Path, _: u32) {}
 
 #[cfg(all(test, unix))]
 mod tests {

@@ -23,7 +23,7 @@
 
 mod accounts;
 mod events;
-mod files;
+pub mod files;
 mod jobs;
 mod messages;
 #[cfg(test)]
