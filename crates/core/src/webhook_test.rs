@@ -9,70 +9,24 @@
 //! toward pausing. It is recorded in the call log, as every attempt is, so
 //! the call log stays the full record of what tidings sent.
 
-use serde::Serialize;
 use tidings_delivery::client::OutgoingRequest;
 use tidings_delivery::payload;
 use tidings_delivery::retry::Verdict;
 use tidings_store::{AttemptOutcome, AttemptRecord};
-use tidings_types::time::rfc3339;
-use tidings_types::{AccountId, AttemptId, Event, EventId, EventType, NewEvent, WebhookId};
+use tidings_types::{AccountId, AttemptId, Event, EventType, NewEvent, WebhookId};
 
 use crate::{samples, CoreError, Tidings};
 
-/// The answer of `POST /v1/webhooks/{id}/test`.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+/// What a webhook test sent and what came back.
+#[derive(Debug, Clone, PartialEq)]
 pub struct WebhookTest {
     /// The example event that was sent, in its JSON form
     /// (`{"id","type","timestamp","data"}`), its data limited to the
     /// webhook's field selection. A `form` or `get` webhook received the
     /// same fields as parameters.
-    #[schema(value_type = Object)]
     pub event: serde_json::Value,
-    /// What the receiver answered.
-    pub attempt: TestAttempt,
-}
-
-/// One attempt, with the fields of a call-log entry
-/// (`GET /v1/webhooks/{id}/attempts`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-pub struct TestAttempt {
-    /// The attempt's id in the call log.
-    pub id: AttemptId,
-    pub webhook_id: WebhookId,
-    pub event_id: EventId,
-    pub event_type: EventType,
-    /// When the attempt started (RFC 3339).
-    pub at: String,
-    pub url: String,
-    /// `delivered` for a 2xx within the timeout, `failed` otherwise.
-    pub outcome: AttemptOutcome,
-    /// The response status, or `null` when no response came back.
-    pub status_code: Option<u16>,
-    /// Why no response came back: `timeout`, `connect`, `dns`, `tls`,
-    /// `blocked` or `other`.
-    pub error: Option<String>,
-    pub duration_ms: u32,
-    /// The first 1 KiB of the response body; when no response came back,
-    /// the error in words.
-    pub response: String,
-}
-
-impl TestAttempt {
-    fn of(a: &AttemptRecord) -> Self {
-        TestAttempt {
-            id: a.id,
-            webhook_id: a.webhook_id,
-            event_id: a.event_id,
-            event_type: a.event_type,
-            at: rfc3339(a.at),
-            url: a.url.clone(),
-            outcome: a.outcome,
-            status_code: a.status_code,
-            error: a.error.clone(),
-            duration_ms: a.duration_ms,
-            response: a.response.clone(),
-        }
-    }
+    /// The attempt, as the call log keeps it.
+    pub attempt: AttemptRecord,
 }
 
 impl Tidings {
@@ -141,11 +95,8 @@ impl Tidings {
             attempt: 1,
             next_attempt_at: None,
         };
-        let answer = WebhookTest {
-            event: event.to_json(settings.fields.as_deref()),
-            attempt: TestAttempt::of(&attempt),
-        };
-        self.store.record_test_attempt(new, attempt).await?;
-        Ok(answer)
+        let event = event.to_json(settings.fields.as_deref());
+        self.store.record_test_attempt(new, attempt.clone()).await?;
+        Ok(WebhookTest { event, attempt })
     }
 }

@@ -209,6 +209,27 @@ impl From<&AttemptRecord> for AttemptView {
     }
 }
 
+/// The answer of `POST /v1/webhooks/{id}/test`: the example sent and the
+/// receiver's answer, in the call log's shape.
+#[derive(Serialize, ToSchema)]
+pub struct WebhookTestView {
+    /// The example event that was sent (`{"id","type","timestamp","data"}`),
+    /// its data limited to the webhook's field selection; a `form` or `get`
+    /// webhook received the same fields as parameters.
+    #[schema(value_type = Object)]
+    pub event: Value,
+    pub attempt: AttemptView,
+}
+
+impl From<&tidings_core::webhook_test::WebhookTest> for WebhookTestView {
+    fn from(t: &tidings_core::webhook_test::WebhookTest) -> Self {
+        WebhookTestView {
+            event: t.event.clone(),
+            attempt: AttemptView::from(&t.attempt),
+        }
+    }
+}
+
 /// An event in its canonical form `{"id","type","timestamp","data"}`; the
 /// schema has one variant per event type, with the catalogue fields that
 /// type carries.

@@ -7,7 +7,6 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
-use tidings_core::webhook_test::WebhookTest;
 use tidings_core::webhooks::{WebhookInput, WebhookPatch};
 use tidings_store::{AttemptFilter, AttemptOutcome};
 use tidings_types::time::rfc3339;
@@ -21,7 +20,7 @@ use crate::json::{ApiJson, ApiJsonOrEmpty, ApiPath, ApiQuery};
 use crate::openapi::{JsonBodyErrors, KeyErrors, NotFound, QueryErrors};
 use crate::views::{
     AttemptView, CreatedWebhook, Enqueued, List, Page, Resumed, SecretView, WebhookStatus,
-    WebhookView,
+    WebhookTestView, WebhookView,
 };
 use crate::AppState;
 
@@ -205,7 +204,7 @@ struct TestBody {
     security(("bearer" = [])),
     params(("id" = WebhookId, Path)),
     request_body = TestBody,
-    responses((status = 200, description = "The example sent and the receiver's answer", body = WebhookTest),
+    responses((status = 200, description = "The example sent and the receiver's answer", body = WebhookTestView),
         NotFound, JsonBodyErrors, KeyErrors)
 )]
 async fn test(
@@ -213,12 +212,12 @@ async fn test(
     Auth(account): Auth,
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<TestBody>,
-) -> Result<Json<WebhookTest>, ApiError> {
+) -> Result<Json<WebhookTestView>, ApiError> {
     let answer = st
         .app
         .test_webhook(account, parse_id(&id)?, body.event_type)
         .await?;
-    Ok(Json(answer))
+    Ok(Json(WebhookTestView::from(&answer)))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
