@@ -11,7 +11,8 @@
 # domains can reach nothing outside this machine.
 #
 # Knobs: SCHEMATHESIS_MAX_EXAMPLES (examples per operation, default 25),
-# SCHEMATHESIS_SEED (default: random; the seed is printed).
+# SCHEMATHESIS_SEED (default 1, so that every run of CI tries the same
+# cases; set it to explore others; the seed is printed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -95,7 +96,7 @@ print(f"valid OpenAPI {doc['openapi']}: {len(doc['paths'])} paths, {ops} operati
 EOF
 
 echo "== schemathesis"
-seed=${SCHEMATHESIS_SEED:-$RANDOM}
+seed=${SCHEMATHESIS_SEED:-1}
 echo "seed $seed"
 # positive_data_acceptance is left out: the API's rules go beyond what a
 # schema can say (a webhook URL must be public, an address must parse, a

@@ -202,13 +202,24 @@ async fn unsubscribe_page(
     }
 }
 
+/// The unsubscribe form's fields, as the document describes them. The
+/// handler reads the body itself: any body is accepted, and only
+/// `List-Unsubscribe=One-Click` makes the unsubscribe a one-click one.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct UnsubscribeForm {
+    /// `One-Click` for the RFC 8058 one-click POST that mail clients send.
+    #[schema(rename = "List-Unsubscribe")]
+    list_unsubscribe: Option<String>,
+}
+
 /// Unsubscribe: the confirmation form, or the RFC 8058 one-click POST
 /// (`List-Unsubscribe=One-Click`). The address is suppressed.
 #[utoipa::path(
     post, path = "/u/{token}", operation_id = "unsubscribe", tag = "tracking",
     params(("token" = String, Path, description = "The signed unsubscribe token")),
-    request_body(content = String, content_type = "application/x-www-form-urlencoded",
-        description = "`List-Unsubscribe=One-Click` for a one-click unsubscribe"),
+    request_body(content = UnsubscribeForm, content_type = "application/x-www-form-urlencoded",
+        description = "`List-Unsubscribe=One-Click` for a one-click unsubscribe; empty for the confirmation form"),
     responses(
         (status = 200, description = "Unsubscribed", content_type = "text/html", body = String),
         (status = 404, description = "Not a valid token", content_type = "text/plain", body = String),
