@@ -221,10 +221,10 @@ pub struct WebhookTestView {
     pub attempt: AttemptView,
 }
 
-impl From<&tidings_core::webhook_test::WebhookTest> for WebhookTestView {
-    fn from(t: &tidings_core::webhook_test::WebhookTest) -> Self {
+impl From<tidings_core::webhook_test::WebhookTest> for WebhookTestView {
+    fn from(t: tidings_core::webhook_test::WebhookTest) -> Self {
         WebhookTestView {
-            event: t.event.clone(),
+            event: t.event,
             attempt: AttemptView::from(&t.attempt),
         }
     }

@@ -217,7 +217,7 @@ async fn test(
         .app
         .test_webhook(account, parse_id(&id)?, body.event_type)
         .await?;
-    Ok(Json(WebhookTestView::from(&answer)))
+    Ok(Json(WebhookTestView::from(answer)))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
