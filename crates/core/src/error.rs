@@ -12,6 +12,15 @@ pub enum ErrorCode {
     InvalidEventType,
     InvalidMessage,
     InvalidAddress,
+    /// A custom header's name or value is not valid.
+    InvalidHeader,
+    /// A custom header that tidings writes itself, or that says who a
+    /// message is from or to.
+    ReservedHeader,
+    /// An `Idempotency-Key` that is not 1 to 255 printable characters.
+    InvalidIdempotencyKey,
+    /// An `Idempotency-Key` used before with a different request.
+    IdempotencyKeyReused,
     TooManyRecipients,
     MessageTooLarge,
     /// The From domain is not one of the account's sending domains.
@@ -32,6 +41,10 @@ impl ErrorCode {
             ErrorCode::InvalidEventType => "invalid_event_type",
             ErrorCode::InvalidMessage => "invalid_message",
             ErrorCode::InvalidAddress => "invalid_address",
+            ErrorCode::InvalidHeader => "invalid_header",
+            ErrorCode::ReservedHeader => "reserved_header",
+            ErrorCode::InvalidIdempotencyKey => "invalid_idempotency_key",
+            ErrorCode::IdempotencyKeyReused => "idempotency_key_reused",
             ErrorCode::TooManyRecipients => "too_many_recipients",
             ErrorCode::MessageTooLarge => "message_too_large",
             ErrorCode::UnknownSenderDomain => "unknown_sender_domain",

@@ -9,6 +9,7 @@
 //! are always committed together.
 
 pub mod accounts;
+pub mod compose;
 pub mod domains;
 mod error;
 pub mod inbound;

@@ -5,118 +5,15 @@
 //! The From domain must be one of the account's sending domains (see
 //! [`crate::domains`]); only the server's own notifications skip that.
 
-use std::collections::BTreeMap;
-
-use base64::Engine;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::json;
-use tidings_mail::build::{Attachment, Parts};
-use tidings_mail::message::Track;
 use tidings_mail::{prepare, Address};
 use tidings_store::{MessageRecord, NewMessage, NewRecipient, Source};
 use tidings_types::{AccountId, Event, EventType, MessageId, NewEvent};
 
 use crate::{CoreError, ErrorCode, Tidings};
 
-/// An address given as `"a@example.com"`, `"Name <a@example.com>"` or
-/// `{"email": "...", "name": "..."}`.
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
-#[serde(untagged)]
-pub enum AddressInput {
-    Text(String),
-    Object {
-        email: String,
-        #[serde(default)]
-        name: Option<String>,
-    },
-}
-
-impl AddressInput {
-    fn parts(&self) -> (Option<String>, String) {
-        match self {
-            AddressInput::Object { email, name } => (name.clone(), email.clone()),
-            AddressInput::Text(t) => match (t.rfind('<'), t.rfind('>')) {
-                (Some(a), Some(b)) if a < b => {
-                    let name = t[..a].trim().trim_matches('"').trim();
-                    (
-                        (!name.is_empty()).then(|| name.to_string()),
-                        t[a + 1..b].trim().to_string(),
-                    )
-                }
-                _ => (None, t.trim().to_string()),
-            },
-        }
-    }
-}
-
-/// One or many addresses.
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
-#[serde(untagged)]
-pub enum AddressList {
-    One(AddressInput),
-    Many(Vec<AddressInput>),
-}
-
-impl AddressList {
-    fn items(&self) -> Vec<AddressInput> {
-        match self {
-            AddressList::One(a) => vec![a.clone()],
-            AddressList::Many(v) => v.clone(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct AttachmentInput {
-    pub filename: String,
-    #[serde(default)]
-    pub content_type: Option<String>,
-    /// Base64.
-    pub content: String,
-}
-
-/// Per-message tracking; absent options take the account's settings.
-#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct TrackInput {
-    #[serde(default)]
-    pub opens: Option<bool>,
-    #[serde(default)]
-    pub clicks: Option<bool>,
-}
-
-/// The JSON of `POST /v1/messages`.
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SendRequest {
-    pub from: AddressInput,
-    #[serde(default)]
-    pub to: Option<AddressList>,
-    #[serde(default)]
-    pub cc: Option<AddressList>,
-    #[serde(default)]
-    pub bcc: Option<AddressList>,
-    #[serde(default)]
-    pub reply_to: Option<AddressInput>,
-    pub subject: String,
-    #[serde(default)]
-    pub text: Option<String>,
-    #[serde(default)]
-    pub html: Option<String>,
-    #[serde(default)]
-    pub headers: BTreeMap<String, String>,
-    #[serde(default)]
-    pub attachments: Vec<AttachmentInput>,
-    #[serde(default)]
-    pub custom_id: Option<String>,
-    #[serde(default)]
-    pub group: Option<String>,
-    #[serde(default)]
-    pub tags: Vec<String>,
-    #[serde(default)]
-    pub track: Option<TrackInput>,
-}
+pub use crate::compose::{AddressInput, AddressList, AttachmentInput, SendRequest, TrackInput};
 
 /// What the accept path answers.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -166,91 +63,24 @@ impl Tidings {
         req: SendRequest,
         sender: Sender,
     ) -> Result<Accepted, CoreError> {
-        let (from_name, from_email) = req.from.parts();
-        let from = parse_address(&from_email)?;
-        let list = |l: &Option<AddressList>| -> Result<Vec<String>, CoreError> {
-            l.as_ref()
-                .map(|l| l.items())
-                .unwrap_or_default()
-                .iter()
-                .map(|a| parse_address(&a.parts().1).map(|a| a.to_string()))
-                .collect()
-        };
-        let to = list(&req.to)?;
-        let cc = list(&req.cc)?;
-        let bcc = list(&req.bcc)?;
-        if req.text.is_none() && req.html.is_none() {
-            return Err(bad(
-                ErrorCode::InvalidMessage,
-                "a message needs `text`, `html` or both",
-            ));
-        }
-        if req.subject.chars().any(|c| c == '\r' || c == '\n') {
-            return Err(bad(ErrorCode::InvalidMessage, "the subject is one line"));
-        }
-        let mut headers = Vec::new();
-        for (k, v) in &req.headers {
-            let ok_name = !k.is_empty() && k.bytes().all(|b| b.is_ascii_graphic() && b != b':');
-            if !ok_name || v.contains(['\r', '\n']) {
-                return Err(bad(
-                    ErrorCode::InvalidMessage,
-                    format!("header `{k}` is not valid"),
-                ));
-            }
-            headers.push((k.clone(), v.clone()));
-        }
-        let mut attachments = Vec::new();
-        for a in &req.attachments {
-            let content = base64::engine::general_purpose::STANDARD
-                .decode(a.content.as_bytes())
-                .map_err(|_| {
-                    bad(
-                        ErrorCode::InvalidMessage,
-                        format!("attachment `{}` is not base64", a.filename),
-                    )
-                })?;
-            attachments.push(Attachment {
-                filename: a.filename.clone(),
-                content_type: a
-                    .content_type
-                    .clone()
-                    .unwrap_or_else(|| "application/octet-stream".into()),
-                content,
-            });
-        }
-        let raw = tidings_mail::build::build(
-            &Parts {
-                from: (from_name, from.to_string()),
-                to: to.clone(),
-                cc: cc.clone(),
-                reply_to: req.reply_to.as_ref().map(|r| r.parts().1),
-                subject: req.subject.clone(),
-                text: req.text.clone(),
-                html: req.html.clone(),
-                headers,
-                attachments,
-            },
-            &self.config.hostname,
-        );
+        let c = crate::compose::compose(req)?;
+        let raw = tidings_mail::build::build(&c.parts, &self.config.hostname);
         let mut prepared = prepare(&raw, &self.config.hostname)
             .map_err(|e| bad(ErrorCode::InvalidMessage, e.to_string()))?;
-        if let Some(c) = req.custom_id {
-            prepared.custom_id = Some(c);
+        if let Some(id) = c.custom_id {
+            prepared.custom_id = Some(id);
         }
-        if let Some(g) = req.group {
+        if let Some(g) = c.group {
             prepared.group = Some(g);
         }
-        if !req.tags.is_empty() {
-            prepared.tags = tidings_mail::message::parse_tags(&req.tags.join(","))
-                .map_err(|e| bad(ErrorCode::InvalidMessage, e.to_string()))?;
+        if !c.tags.is_empty() {
+            prepared.tags = c.tags;
         }
-        if let Some(t) = req.track {
-            prepared.track = Track {
-                opens: t.opens,
-                clicks: t.clicks,
-            };
+        if let Some(t) = c.track {
+            prepared.track = t;
         }
-        let rcpts: Vec<String> = to.into_iter().chain(cc).chain(bcc).collect();
+        let from = c.parts.from.address;
+        let rcpts: Vec<String> = c.recipients.iter().map(|m| m.address.to_string()).collect();
         self.accept(
             account,
             prepared,

@@ -1,7 +1,19 @@
 //! A MIME message from the parts of a JSON send request.
+//!
+//! Every line written stays within RFC 5322's 998 octets: addresses and
+//! names go through mail-builder's encoders, the subject and any header
+//! value that is not plain folded ASCII are written as RFC 2047 encoded
+//! words, and bodies are quoted-printable or base64 whenever a line would
+//! be long. The parts arrive checked ([`crate::mailbox`], and the caller's
+//! header policy); this module only writes them.
 
 use mail_builder::headers::address::Address as MbAddress;
+use mail_builder::headers::raw::Raw;
+use mail_builder::headers::text::Text;
+use mail_builder::headers::HeaderType;
 use mail_builder::MessageBuilder;
+
+use crate::mailbox::Mailbox;
 
 /// One attachment, its content already decoded from base64.
 #[derive(Debug, Clone)]
@@ -12,17 +24,48 @@ pub struct Attachment {
 }
 
 /// The parts of a message as the HTTP API receives them.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Parts {
-    pub from: (Option<String>, String),
-    pub to: Vec<String>,
-    pub cc: Vec<String>,
-    pub reply_to: Option<String>,
+    pub from: Mailbox,
+    pub to: Vec<Mailbox>,
+    pub cc: Vec<Mailbox>,
+    pub reply_to: Option<Mailbox>,
     pub subject: String,
     pub text: Option<String>,
     pub html: Option<String>,
     pub headers: Vec<(String, String)>,
     pub attachments: Vec<Attachment>,
+}
+
+/// Longest run without white space that a header value may have and still
+/// be written as it is (folded at its spaces); a longer one is encoded.
+const LONGEST_RUN: usize = 900;
+
+fn mb(m: &Mailbox) -> MbAddress<'_> {
+    let email = m.address.to_string();
+    match &m.name {
+        Some(n) => MbAddress::new_address(Some(n.as_str()), email),
+        None => MbAddress::new_address(None::<&str>, email),
+    }
+}
+
+fn list(ms: &[Mailbox]) -> MbAddress<'_> {
+    MbAddress::new_list(ms.iter().map(mb).collect())
+}
+
+/// A header value as written: as it is when it is printable ASCII whose
+/// folds keep every line short, else as RFC 2047 encoded words (which
+/// mail-builder splits into short lines).
+fn header_value(v: &str) -> HeaderType<'_> {
+    let plain = v
+        .bytes()
+        .all(|b| b == b' ' || b == b'\t' || b.is_ascii_graphic())
+        && v.split([' ', '\t']).all(|run| run.len() <= LONGEST_RUN);
+    if plain {
+        HeaderType::Raw(Raw::new(v))
+    } else {
+        HeaderType::Text(Text::new(v))
+    }
 }
 
 /// Render the parts as RFC 5322 bytes (CRLF line endings), with a
@@ -35,22 +78,15 @@ pub fn build(p: &Parts, id_domain: &str) -> Vec<u8> {
     if !p.headers.iter().any(|(k, _)| is_id(k)) {
         b = b.message_id(crate::message::new_message_id(id_domain));
     }
-    b = match &p.from.0 {
-        Some(name) => b.from((name.as_str(), p.from.1.as_str())),
-        None => b.from(p.from.1.as_str()),
-    };
+    b = b.from(mb(&p.from));
     if !p.to.is_empty() {
-        b = b.to(MbAddress::new_list(
-            p.to.iter().map(|a| MbAddress::from(a.as_str())).collect(),
-        ));
+        b = b.to(list(&p.to));
     }
     if !p.cc.is_empty() {
-        b = b.cc(MbAddress::new_list(
-            p.cc.iter().map(|a| MbAddress::from(a.as_str())).collect(),
-        ));
+        b = b.cc(list(&p.cc));
     }
     if let Some(r) = &p.reply_to {
-        b = b.reply_to(r.as_str());
+        b = b.reply_to(mb(r));
     }
     b = b.subject(p.subject.as_str());
     for (k, v) in &p.headers {
@@ -60,7 +96,7 @@ pub fn build(p: &Parts, id_domain: &str) -> Vec<u8> {
         } else {
             k.clone()
         };
-        b = b.header(name, mail_builder::headers::raw::Raw::new(v.clone()));
+        b = b.header(name, header_value(v));
     }
     if let Some(t) = &p.text {
         b = b.text_body(t.as_str());
@@ -95,12 +131,15 @@ mod tests {
 
     fn parts(headers: Vec<(String, String)>) -> Parts {
         Parts {
-            from: (None, "app@example.com".into()),
-            to: vec!["a@example.org".into()],
+            from: Mailbox::parse("app@example.com").unwrap(),
+            to: vec![Mailbox::parse("a@example.org").unwrap()],
+            cc: vec![],
+            reply_to: None,
             subject: "hi".into(),
             text: Some("hello".into()),
+            html: None,
             headers,
-            ..Parts::default()
+            attachments: vec![],
         }
     }
 

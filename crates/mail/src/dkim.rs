@@ -155,6 +155,8 @@ impl DkimKey {
         selector: &str,
         algorithm: KeyAlgorithm,
     ) -> Result<Self, DkimError> {
+        // Checked before the (costly) key is made.
+        check_names(domain, selector)?;
         let pem = match algorithm {
             KeyAlgorithm::Rsa2048 => {
                 let key = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048)
@@ -183,12 +185,7 @@ impl DkimKey {
     /// `openssl genrsa` and opendkim-genkey write). The algorithm is read
     /// from the key.
     pub fn from_pem(domain: &str, selector: &str, pem: &str) -> Result<Self, DkimError> {
-        let domain = check_name(domain).ok_or_else(|| DkimError::InvalidDomain(domain.into()))?;
-        if !domain.contains('.') {
-            return Err(DkimError::InvalidDomain(domain));
-        }
-        let selector =
-            check_name(selector).ok_or_else(|| DkimError::InvalidSelector(selector.into()))?;
+        let (domain, selector) = check_names(domain, selector)?;
         let (parsed, algorithm) = parse_pem(pem)?;
         let public_key = match &parsed {
             AuthKey::Rsa(k) => rsa::RsaPublicKey::from_pkcs1_der(&k.public_key())
@@ -450,6 +447,17 @@ fn rsa_key(der: PrivateKeyDer<'_>) -> Result<(AuthKey, KeyAlgorithm), DkimError>
 
 /// A lowercased host-name-like string (letters, digits, hyphens; labels of
 /// 1 to 63 characters not starting or ending with a hyphen), or `None`.
+/// The domain (at least two labels) and the selector, lowercased, or why
+/// either is not a DNS name.
+fn check_names(domain: &str, selector: &str) -> Result<(String, String), DkimError> {
+    let d = check_name(domain).ok_or_else(|| DkimError::InvalidDomain(domain.into()))?;
+    if !d.contains('.') {
+        return Err(DkimError::InvalidDomain(d));
+    }
+    let s = check_name(selector).ok_or_else(|| DkimError::InvalidSelector(selector.into()))?;
+    Ok((d, s))
+}
+
 fn check_name(s: &str) -> Option<String> {
     let s = s.trim().trim_end_matches('.').to_ascii_lowercase();
     let ok = !s.is_empty()

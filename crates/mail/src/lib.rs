@@ -6,7 +6,9 @@
 //!   carry (From, Subject, Message-ID). It edits the header block as bytes,
 //!   so the body is stored exactly as it was submitted.
 //! - [`build`]: a MIME message from the JSON of `POST /v1/messages`.
-//! - [`address`]: an email address, parsed once.
+//! - [`address`]: an email address, parsed once; [`mailbox`]: an address
+//!   with its display name, read from any form a sender writes, refusing
+//!   line breaks, second addresses and groups.
 //! - [`reply`]: what an SMTP reply means for a recipient — sent, deferred,
 //!   bounced or blocked — with an RFC 3463 status and a reason.
 //! - [`dkim`]: DKIM keys per sending domain (generation, import, the DNS
@@ -18,10 +20,12 @@
 pub mod address;
 pub mod build;
 pub mod dkim;
+pub mod mailbox;
 pub mod message;
 pub mod reply;
 pub mod verp;
 
 pub use address::{Address, AddressError};
 pub use mail_parser as parser;
+pub use mailbox::{Mailbox, MailboxError};
 pub use message::{prepare, MessageError, Prepared};

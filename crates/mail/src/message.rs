@@ -39,14 +39,32 @@ pub enum MessageError {
     BadControl(&'static str, String),
     #[error("the message cannot be parsed as MIME")]
     Unparsable,
+    #[error("line {0} is longer than {MAX_LINE} octets (RFC 5322 2.1.1); fold long header fields and send long body lines quoted-printable or base64")]
+    LineTooLong(usize),
+}
+
+/// Longest line of a message, its CRLF not counted (RFC 5322 2.1.1). A
+/// longer one is refused at the door: relays refuse it anyway, often with
+/// a 5xx that would read as the recipient's fault.
+pub const MAX_LINE: usize = 998;
+
+/// The 1-based number of the first line longer than [`MAX_LINE`].
+fn first_long_line(raw: &[u8]) -> Option<usize> {
+    raw.split(|b| *b == b'\n')
+        .position(|l| l.strip_suffix(b"\r").unwrap_or(l).len() > MAX_LINE)
+        .map(|i| i + 1)
 }
 
 const MAX_TAGS: usize = 10;
 const MAX_CONTROL_LEN: usize = 255;
 
 /// Read and strip `X-Tidings-*` headers, add a Message-ID when missing
-/// (`<ulid@id_domain>`), and collect From/Subject/Message-ID.
+/// (`<ulid@id_domain>`), and collect From/Subject/Message-ID. A message
+/// with a line over [`MAX_LINE`] octets is refused.
 pub fn prepare(raw: &[u8], id_domain: &str) -> Result<Prepared, MessageError> {
+    if let Some(n) = first_long_line(raw) {
+        return Err(MessageError::LineTooLong(n));
+    }
     let (head_end, body_start) = split_head(raw).ok_or(MessageError::NoHeaders)?;
     let head = &raw[..head_end];
     let fields = split_fields(head)?;
@@ -63,8 +81,8 @@ pub fn prepare(raw: &[u8], id_domain: &str) -> Result<Prepared, MessageError> {
         if let Some(ctl) = lower.strip_prefix("x-tidings-") {
             let value = unfold(field_value(f));
             match ctl {
-                "custom-id" => custom_id = Some(control("X-Tidings-Custom-ID", value)?),
-                "group" => group = Some(control("X-Tidings-Group", value)?),
+                "custom-id" => custom_id = Some(check_control("X-Tidings-Custom-ID", value)?),
+                "group" => group = Some(check_control("X-Tidings-Group", value)?),
                 "tags" => tags = parse_tags(&value)?,
                 "track" => track = parse_track(&value)?,
                 _ => {}
@@ -225,7 +243,8 @@ fn unfold(v: &[u8]) -> String {
         .to_string()
 }
 
-fn control(name: &'static str, v: String) -> Result<String, MessageError> {
+/// A control value (custom id, group): 1 to 255 printable characters.
+pub fn check_control(name: &'static str, v: String) -> Result<String, MessageError> {
     if v.is_empty() || v.len() > MAX_CONTROL_LEN || v.chars().any(char::is_control) {
         return Err(MessageError::BadControl(
             name,
@@ -243,10 +262,14 @@ pub fn parse_tags(v: &str) -> Result<Vec<String>, MessageError> {
         .filter(|t| !t.is_empty())
         .map(str::to_string)
         .collect();
-    if tags.len() > MAX_TAGS || tags.iter().any(|t| t.len() > 100) {
+    if tags.len() > MAX_TAGS
+        || tags
+            .iter()
+            .any(|t| t.len() > 100 || t.chars().any(char::is_control))
+    {
         return Err(MessageError::BadControl(
             "X-Tidings-Tags",
-            format!("at most {MAX_TAGS} tags of at most 100 characters"),
+            format!("at most {MAX_TAGS} tags of at most 100 printable characters"),
         ));
     }
     Ok(tags)

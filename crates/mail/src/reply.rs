@@ -22,8 +22,9 @@ pub struct Outcome {
     /// RFC 3463 status, e.g. `5.1.1`.
     pub status: String,
     /// From the fixed vocabulary: user_unknown, mailbox_full, host_unknown,
-    /// mailbox_disabled, message_too_large, syntax_error, rejected (bounce);
-    /// reputation, policy, content, auth (block); temporary (deferred).
+    /// mailbox_disabled, syntax_error, rejected (bounce); reputation,
+    /// policy, content, auth, and the message's own faults
+    /// message_too_large and message_format (block); temporary (deferred).
     pub reason: &'static str,
 }
 
@@ -100,6 +101,30 @@ const FULL: &[&str] = &[
     "mailbox is full",
 ];
 
+/// Replies that fault the message, not the address: no other message
+/// would fail at this recipient for the same reason.
+const TOO_LARGE: &[&str] = &[
+    "message too large",
+    "message too big",
+    "message size exceeds",
+    "size exceeds",
+    "exceeds the size limit",
+    "exceeds size limit",
+    "too much mail data",
+];
+const MALFORMED: &[&str] = &[
+    "line too long",
+    "line length",
+    "lines too long",
+    "bare lf",
+    "bare cr",
+    "malformed message",
+    "message is not rfc",
+    "not rfc 5322",
+    "not rfc5322",
+    "header too long",
+];
+
 fn has(text: &str, words: &[&str]) -> bool {
     words.iter().any(|w| text.contains(w))
 }
@@ -131,10 +156,11 @@ pub fn classify(code: u16, text: &str) -> Outcome {
             let (kind, reason) = classify_permanent(esc, &lower);
             Outcome {
                 kind,
-                status: status(if kind == Kind::Block {
-                    "5.7.1"
-                } else {
-                    "5.0.0"
+                status: status(match (kind, reason) {
+                    (_, "message_too_large") => "5.3.4",
+                    (_, "message_format") => "5.6.0",
+                    (Kind::Block, _) => "5.7.1",
+                    _ => "5.0.0",
                 }),
                 reason,
             }
@@ -154,13 +180,22 @@ fn classify_permanent(esc: Option<(u8, u16, u16)>, lower: &str) -> (Kind, &'stat
             "policy"
         }
     };
+    // The message's own faults first: they say nothing of the address,
+    // so they must not read as its hard bounce (and suppress it).
+    match esc.map(|(_, s, d)| (s, d)) {
+        Some((2, 3)) | Some((3, 4)) => return (Kind::Block, "message_too_large"),
+        Some((6, _)) => return (Kind::Block, "message_format"),
+        Some((5, _)) if !has(lower, UNKNOWN_USER) => return (Kind::Block, "message_format"),
+        _ if has(lower, MALFORMED) => return (Kind::Block, "message_format"),
+        _ if has(lower, TOO_LARGE) => return (Kind::Block, "message_too_large"),
+        _ => {}
+    }
     match esc.map(|(_, s, d)| (s, d)) {
         Some((1, 1)) | Some((1, 6)) => (Kind::Bounce, "user_unknown"),
         Some((1, 2)) | Some((1, 10)) | Some((4, 4)) => (Kind::Bounce, "host_unknown"),
         Some((1, 3)) => (Kind::Bounce, "syntax_error"),
         Some((2, 1)) => (Kind::Bounce, "mailbox_disabled"),
         Some((2, 2)) => (Kind::Bounce, "mailbox_full"),
-        Some((2, 3)) | Some((3, 4)) => (Kind::Bounce, "message_too_large"),
         Some((7, 1)) if has(lower, UNKNOWN_USER) => (Kind::Bounce, "user_unknown"),
         Some((7, _)) => (Kind::Block, block_reason()),
         _ if has(lower, UNKNOWN_USER) => (Kind::Bounce, "user_unknown"),
@@ -194,7 +229,11 @@ mod tests {
             (554, "5.7.1 Message rejected as spam", Kind::Block, "5.7.1", "content"),
             (550, "5.7.1 Recipient address rejected: User unknown in virtual mailbox table", Kind::Bounce, "5.7.1", "user_unknown"),
             (552, "5.2.2 Mailbox full", Kind::Bounce, "5.2.2", "mailbox_full"),
-            (552, "5.3.4 Message size exceeds fixed limit", Kind::Bounce, "5.3.4", "message_too_large"),
+            (552, "5.3.4 Message size exceeds fixed limit", Kind::Block, "5.3.4", "message_too_large"),
+            (500, "Line too long.", Kind::Block, "5.6.0", "message_format"),
+            (554, "5.6.0 Message is not RFC 5322 compliant", Kind::Block, "5.6.0", "message_format"),
+            (552, "Message size exceeds maximum permitted", Kind::Block, "5.3.4", "message_too_large"),
+            (550, "5.5.0 Requested action not taken: mailbox unavailable, user unknown", Kind::Bounce, "5.5.0", "user_unknown"),
             (554, "Transaction failed", Kind::Bounce, "5.0.0", "rejected"),
             (553, "5.7.1 Sender policy violation", Kind::Block, "5.7.1", "policy"),
         ];

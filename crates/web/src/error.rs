@@ -58,6 +58,10 @@ fn status_of(code: ErrorCode) -> StatusCode {
         | ErrorCode::InvalidEventType
         | ErrorCode::InvalidMessage
         | ErrorCode::InvalidAddress
+        | ErrorCode::InvalidHeader
+        | ErrorCode::ReservedHeader
+        | ErrorCode::InvalidIdempotencyKey
+        | ErrorCode::IdempotencyKeyReused
         | ErrorCode::TooManyRecipients => StatusCode::UNPROCESSABLE_ENTITY,
         ErrorCode::MessageTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::UnknownSenderDomain => StatusCode::FORBIDDEN,

@@ -73,8 +73,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
 }
 
 /// Decode JSON already read into memory, with the same error mapping.
-/// Every body of the API is a JSON object: an array or a scalar is refused
-/// (422 `invalid_request`), rather than read as a struct's fields in order.
+/// Every body of the API is one JSON object: an array or a scalar is
+/// refused (422 `invalid_request`), rather than read as a struct's fields
+/// in order, and anything after the object is malformed JSON.
 pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     let first = body.iter().find(|b| !b.is_ascii_whitespace());
     if first != Some(&b'{') {
@@ -90,7 +91,7 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
         });
     }
     let de = &mut serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    let value = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
         let inner = e.inner();
         if inner.is_syntax() || inner.is_eof() {
             ApiError::bad_request(
@@ -100,7 +101,12 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
         } else {
             shape_error(e.to_string())
         }
-    })
+    })?;
+    // Nothing but white space may follow the object.
+    de.end().map_err(|e| {
+        ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}"))
+    })?;
+    Ok(value)
 }
 
 pub struct ApiQuery<T>(pub T);

@@ -127,7 +127,8 @@ pub enum JsonBodyErrors {
     MediaType(ErrorBody),
     /// JSON of the wrong shape or values that break a rule (`invalid_request`,
     /// `unknown_field`, `invalid_event_type`, `invalid_url`, `blocked_url`,
-    /// `invalid_address`, `invalid_message`, …).
+    /// `invalid_address`, `invalid_message`, `invalid_header`,
+    /// `reserved_header`, …).
     #[response(status = 422)]
     Invalid(ErrorBody),
 }

@@ -77,13 +77,7 @@ async fn send_one(t: &InProcess, to: &str) -> (String, String) {
 #[tokio::test]
 async fn a_dsn_to_the_verp_address_bounces_the_right_recipient() {
     let mx = Mx::start();
-    let port = mx.port;
-    let t = InProcess::start(move |c| {
-        c.outbound
-            .transports
-            .insert("example.test".into(), format!("127.0.0.1:{port}"));
-    })
-    .await;
+    let t = mx.app(|_| {}).await;
     let rx = Receiver::start().await;
     t.api
         .create_webhook(json!({"url": rx.url("/h"), "event_types": ["sent", "bounce"]}))
@@ -135,14 +129,11 @@ async fn a_dsn_to_the_verp_address_bounces_the_right_recipient() {
 #[tokio::test]
 async fn an_arf_complaint_is_matched_by_its_message_id() {
     let mx = Mx::start();
-    let port = mx.port;
-    let t = InProcess::start(move |c| {
-        c.outbound
-            .transports
-            .insert("example.test".into(), format!("127.0.0.1:{port}"));
-        c.inbound.feedback_addresses = vec!["fbl@tidings.test".into()];
-    })
-    .await;
+    let t = mx
+        .app(|c| {
+            c.inbound.feedback_addresses = vec!["fbl@tidings.test".into()];
+        })
+        .await;
     let rx = Receiver::start().await;
     t.api
         .create_webhook(json!({"url": rx.url("/h"), "event_types": ["complaint"]}))

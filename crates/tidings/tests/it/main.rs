@@ -6,6 +6,7 @@ mod api;
 mod cli;
 mod delivery;
 mod durability;
+mod hostile_input;
 mod inbound;
 mod metrics;
 mod ops;

@@ -183,14 +183,11 @@ s.quit()
 #[tokio::test]
 async fn counters_equal_the_event_log_after_real_traffic() {
     let mx = Mx::start();
-    let port = mx.port;
-    let t = InProcess::start(move |c| {
-        c.outbound
-            .transports
-            .insert("example.test".into(), format!("127.0.0.1:{port}"));
-        c.inbound.feedback_addresses = vec!["fbl@tidings.test".into()];
-    })
-    .await;
+    let t = mx
+        .app(|c| {
+            c.inbound.feedback_addresses = vec!["fbl@tidings.test".into()];
+        })
+        .await;
     t.api.add_domain("sender.test").await;
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())

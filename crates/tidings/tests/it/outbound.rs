@@ -42,6 +42,19 @@ impl Mx {
         Mx { child, port, dir }
     }
 
+    /// tidings in this process, routing mail for `example.test` here, with
+    /// the configuration tweaked further by `tweak`.
+    pub async fn app(&self, tweak: impl FnOnce(&mut tidings::Config)) -> InProcess {
+        let port = self.port;
+        InProcess::start(move |c| {
+            c.outbound
+                .transports
+                .insert("example.test".into(), format!("127.0.0.1:{port}"));
+            tweak(c);
+        })
+        .await
+    }
+
     /// The real `tidings serve` on `data_dir`, relaying all its mail here,
     /// with extra `TIDINGS_*` variables.
     pub fn binary(&self, data_dir: &std::path::Path, env: &[(&str, &str)]) -> Binary {
@@ -85,13 +98,7 @@ async fn each_smtp_outcome_without_pipelining() {
 }
 
 async fn each_outcome(mx: Mx) {
-    let port = mx.port;
-    let t = InProcess::start(move |c| {
-        c.outbound
-            .transports
-            .insert("example.test".into(), format!("127.0.0.1:{port}"));
-    })
-    .await;
+    let t = mx.app(|_| {}).await;
     t.api.add_domain("sender.test").await;
     let rx = Receiver::start().await;
     t.api
@@ -193,13 +200,7 @@ async fn each_outcome(mx: Mx) {
 #[tokio::test]
 async fn smtp_submission_with_starttls_and_auth_is_delivered() {
     let mx = Mx::start();
-    let port = mx.port;
-    let t = InProcess::start(move |c| {
-        c.outbound
-            .transports
-            .insert("example.test".into(), format!("127.0.0.1:{port}"));
-    })
-    .await;
+    let t = mx.app(|_| {}).await;
     t.api.add_domain("sender.test").await;
     let rx = Receiver::start().await;
     t.api
@@ -481,13 +482,7 @@ print("ok" if dkim.verify(msg, dnsfunc=dns) else "bad")
 #[tokio::test]
 async fn outbound_mail_is_dkim_signed_with_the_domains_key() {
     let mx = Mx::start();
-    let port = mx.port;
-    let t = InProcess::start(move |c| {
-        c.outbound
-            .transports
-            .insert("example.test".into(), format!("127.0.0.1:{port}"));
-    })
-    .await;
+    let t = mx.app(|_| {}).await;
     let mut records = Vec::new();
     for (domain, alg) in [("sender.test", "rsa2048"), ("ed.sender2.test", "ed25519")] {
         let r = t

@@ -4,6 +4,8 @@ are scripted by the recipient's local part.
   defer*    → 451 4.2.0 (temporary)
   unknown*  → 550 5.1.1 (no such user)
   blocked*  → 554 5.7.1 (listed on a blocklist)
+  toolong*  → accepted at RCPT, then DATA is answered as aiosmtpd answers
+              a line over its limit: 500 Line too long.
   anything else is accepted, and the message is written to OUT_DIR.
 
 It offers PIPELINING (RFC 2920), as most MXes do; aiosmtpd reads
@@ -42,6 +44,8 @@ class Handler:
         return "250 2.1.5 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        if any(r.split("@")[0].lower().startswith("toolong") for r in envelope.rcpt_tos):
+            return "500 Line too long."
         self.n += 1
         path = os.path.join(self.out_dir, "%06d.eml" % self.n)
         with open(path + ".tmp", "wb") as f:
