@@ -14,7 +14,7 @@ use serde::Serialize;
 use serde_json::json;
 use tidings_bounce::{BounceType, Report};
 use tidings_delivery::metrics::ReportKind;
-use tidings_store::{InboundEffects, MessageRecord, UnmatchedReport};
+use tidings_store::{InboundEffects, MessageRecord, RecipientStatus, UnmatchedReport};
 use tidings_types::{AccountId, EventType, NewEvent};
 
 use crate::{CoreError, Tidings};
@@ -143,6 +143,12 @@ impl Tidings {
                     if let Some(mta) = &r.remote_mta {
                         data.insert("remote_mta".into(), json!(mta));
                     }
+                    let status = if ty == EventType::Block {
+                        RecipientStatus::Blocked
+                    } else {
+                        RecipientStatus::Bounced
+                    };
+                    fx.statuses.push((m.id, email.clone(), status));
                     fx.events.push(NewEvent::new(m.account_id, ty, now, data)?);
                 }
             }

@@ -254,6 +254,10 @@ pub struct InboundEffects {
     pub suppress: Vec<(AccountId, String, String)>,
     /// (account, email) soft bounces that count toward suppression.
     pub soft: Vec<(AccountId, String)>,
+    /// (message, recipient address, status): what the report says became
+    /// of the recipient. A recipient still waiting to be sent is taken out
+    /// of the queue.
+    pub statuses: Vec<(MessageId, String, RecipientStatus)>,
 }
 
 /// A report nobody could be matched to, kept for the operator.

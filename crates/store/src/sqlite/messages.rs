@@ -385,6 +385,18 @@ fn record_inbound(c: &Connection, fx: InboundEffects, soft_limit: u32) -> Result
     for (account, email, reason) in &fx.suppress {
         add_suppression(c, *account, email, reason, now.unwrap_or_default())?;
     }
+    for (message, email, status) in &fx.statuses {
+        c.prepare_cached(
+            "UPDATE recipients SET status = ?3, due_at = NULL, leased = 0, updated_at = ?4
+             WHERE message_id = ?1 AND email = ?2 AND status != 'dropped'",
+        )?
+        .execute(params![
+            message.to_string(),
+            email,
+            status.as_str(),
+            ms(now.unwrap_or_default())
+        ])?;
+    }
     if !fx.events.is_empty() {
         super::events::record(c, fx.events)?;
     }

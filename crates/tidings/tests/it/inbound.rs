@@ -113,6 +113,9 @@ async fn a_dsn_to_the_verp_address_bounces_the_right_recipient() {
         (s.status, s.body["reason"].as_str()),
         (200, Some("hard_bounce"))
     );
+    // The recipient it was sent to now reads as bounced, not sent.
+    let m = t.api.get(&format!("/v1/messages/{id}")).await;
+    assert_eq!(m.body["recipients"][0]["status"], "bounced", "{:?}", m.body);
 
     // The MX is never a relay: a foreign or forged address is refused at RCPT.
     let out = tokio::process::Command::new(tidings_testkit::python::interpreter())
