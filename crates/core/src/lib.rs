@@ -12,6 +12,7 @@ pub mod accounts;
 pub mod compose;
 pub mod domains;
 mod error;
+pub mod idempotency;
 pub mod inbound;
 pub mod samples;
 pub mod sending;

@@ -8,9 +8,10 @@
 use serde::Serialize;
 use serde_json::json;
 use tidings_mail::{prepare, Address};
-use tidings_store::{MessageRecord, NewMessage, NewRecipient, Source};
+use tidings_store::{MessageRecord, NewMessage, NewRecipient, RecipientStatus, Source};
 use tidings_types::{AccountId, Event, EventType, MessageId, NewEvent};
 
+use crate::idempotency::Idempotency;
 use crate::{CoreError, ErrorCode, Tidings};
 
 pub use crate::compose::{AddressInput, AddressList, AttachmentInput, SendRequest, TrackInput};
@@ -47,6 +48,14 @@ pub(crate) enum Sender {
     Server,
 }
 
+/// How a message came in: by which door, as whose sender, under which
+/// `Idempotency-Key`.
+struct Intake<'a> {
+    source: Source,
+    sender: Sender,
+    idem: Option<&'a Idempotency>,
+}
+
 impl Tidings {
     /// Accept a message given as JSON parts.
     pub async fn send_json(
@@ -57,11 +66,107 @@ impl Tidings {
         self.send_json_as(account, req, Sender::Account).await
     }
 
+    /// Accept a message given as JSON, once per `Idempotency-Key` (see
+    /// [`crate::idempotency`]): the answer, and whether it is the answer
+    /// to an earlier request with the same key.
+    pub async fn send_json_once(
+        &self,
+        account: AccountId,
+        req: SendRequest,
+        idem: Option<&Idempotency>,
+    ) -> Result<(Accepted, bool), CoreError> {
+        if let Some(a) = self.replay_message(account, idem).await? {
+            return Ok((a, true));
+        }
+        let r = self
+            .send_json_with(account, req, Sender::Account, idem)
+            .await;
+        self.settle(account, idem, r).await
+    }
+
+    /// [`Tidings::send_raw`], once per `Idempotency-Key`.
+    pub async fn send_raw_once(
+        &self,
+        account: AccountId,
+        raw: &[u8],
+        source: Source,
+        idem: Option<&Idempotency>,
+    ) -> Result<(Accepted, bool), CoreError> {
+        if let Some(a) = self.replay_message(account, idem).await? {
+            return Ok((a, true));
+        }
+        let r = self.send_raw_with(account, raw, None, source, idem).await;
+        self.settle(account, idem, r).await
+    }
+
+    /// A send that found its key taken lost a race with a request that
+    /// committed first: answer as that one did.
+    async fn settle(
+        &self,
+        account: AccountId,
+        idem: Option<&Idempotency>,
+        r: Result<Accepted, CoreError>,
+    ) -> Result<(Accepted, bool), CoreError> {
+        match r {
+            Err(e) if crate::idempotency::is_taken(&e) => {
+                match self.replay_message(account, idem).await? {
+                    Some(a) => Ok((a, true)),
+                    None => Err(e),
+                }
+            }
+            r => r.map(|a| (a, false)),
+        }
+    }
+
+    /// The first answer of a request with `idem`'s key, rebuilt from the
+    /// message it made: its id, and each recipient queued or dropped.
+    async fn replay_message(
+        &self,
+        account: AccountId,
+        idem: Option<&Idempotency>,
+    ) -> Result<Option<Accepted>, CoreError> {
+        let Some(i) = idem else { return Ok(None) };
+        let Some(rec) = self.idempotent(account, i).await? else {
+            return Ok(None);
+        };
+        let id: MessageId = rec
+            .target
+            .parse()
+            .map_err(|_| CoreError::Internal(format!("idempotency key names {}", rec.target)))?;
+        let m = self.messages()?.get_message(account, id).await?;
+        Ok(Some(Accepted {
+            id,
+            smtp_message_id: m.smtp_message_id,
+            recipients: m
+                .recipients
+                .into_iter()
+                .map(|r| AcceptedRecipient {
+                    status: if r.status == RecipientStatus::Dropped {
+                        "dropped"
+                    } else {
+                        "queued"
+                    },
+                    email: r.email,
+                })
+                .collect(),
+        }))
+    }
+
     pub(crate) async fn send_json_as(
         &self,
         account: AccountId,
         req: SendRequest,
         sender: Sender,
+    ) -> Result<Accepted, CoreError> {
+        self.send_json_with(account, req, sender, None).await
+    }
+
+    async fn send_json_with(
+        &self,
+        account: AccountId,
+        req: SendRequest,
+        sender: Sender,
+        idem: Option<&Idempotency>,
     ) -> Result<Accepted, CoreError> {
         let c = crate::compose::compose(req)?;
         let raw = tidings_mail::build::build(&c.parts, &self.config.hostname);
@@ -81,15 +186,13 @@ impl Tidings {
         }
         let from = c.parts.from.address;
         let rcpts: Vec<String> = c.recipients.iter().map(|m| m.address.to_string()).collect();
-        self.accept(
-            account,
-            prepared,
-            from.to_string(),
-            rcpts,
-            Source::Http,
+        let how = Intake {
+            source: Source::Http,
             sender,
-        )
-        .await
+            idem,
+        };
+        self.accept(account, prepared, from.to_string(), rcpts, how)
+            .await
     }
 
     /// Accept a raw RFC 5322 message. Without an envelope, recipients come
@@ -100,6 +203,18 @@ impl Tidings {
         raw: &[u8],
         envelope: Option<(String, Vec<String>)>,
         source: Source,
+    ) -> Result<Accepted, CoreError> {
+        self.send_raw_with(account, raw, envelope, source, None)
+            .await
+    }
+
+    async fn send_raw_with(
+        &self,
+        account: AccountId,
+        raw: &[u8],
+        envelope: Option<(String, Vec<String>)>,
+        source: Source,
+        idem: Option<&Idempotency>,
     ) -> Result<Accepted, CoreError> {
         if raw.len() > self.config.max_message_bytes {
             return Err(bad(ErrorCode::MessageTooLarge, "the message is too large"));
@@ -114,8 +229,12 @@ impl Tidings {
                 (prepared.from.clone(), rcpts)
             }
         };
-        self.accept(account, prepared, mail_from, rcpts, source, Sender::Account)
-            .await
+        let how = Intake {
+            source,
+            sender: Sender::Account,
+            idem,
+        };
+        self.accept(account, prepared, mail_from, rcpts, how).await
     }
 
     async fn accept(
@@ -124,9 +243,13 @@ impl Tidings {
         p: tidings_mail::Prepared,
         mail_from: String,
         rcpts: Vec<String>,
-        source: Source,
-        sender: Sender,
+        how: Intake<'_>,
     ) -> Result<Accepted, CoreError> {
+        let Intake {
+            source,
+            sender,
+            idem,
+        } = how;
         if rcpts.is_empty() {
             return Err(bad(
                 ErrorCode::InvalidMessage,
@@ -177,6 +300,7 @@ impl Tidings {
             track_unsubscribe: defaults.unsubscribe,
             tracking_base: defaults.base_url,
             raw: p.raw,
+            idempotency: idem.map(|i| i.record(now)),
         };
         let record = record_of(&message);
         let mut recipients = Vec::new();

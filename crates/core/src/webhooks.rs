@@ -14,6 +14,7 @@ use tidings_types::{
     WebhookSecret, WebhookSettings,
 };
 
+use crate::idempotency::Idempotency;
 use crate::{CoreError, ErrorCode, Tidings};
 
 /// A webhook as an account describes it when creating one.
@@ -190,6 +191,23 @@ impl Tidings {
         account: AccountId,
         input: WebhookInput,
     ) -> Result<(Webhook, u64), CoreError> {
+        self.create_webhook_once(account, input, None)
+            .await
+            .map(|(w, n, _)| (w, n))
+    }
+
+    /// Create a webhook once per `Idempotency-Key` (see
+    /// [`crate::idempotency`]): the webhook, the events backfilled, and
+    /// whether this answers an earlier request with the same key.
+    pub async fn create_webhook_once(
+        &self,
+        account: AccountId,
+        input: WebhookInput,
+        idem: Option<&Idempotency>,
+    ) -> Result<(Webhook, u64, bool), CoreError> {
+        if let Some(r) = self.replay_webhook(account, idem).await? {
+            return Ok(r);
+        }
         let settings = WebhookSettings {
             url: Self::parse_url(&input.url)?,
             event_types: dedup(input.event_types.unwrap_or_else(|| EventType::ALL.to_vec())),
@@ -221,8 +239,47 @@ impl Tidings {
         };
         let since = (input.backfill != Some(false) && !self.config.backfill.is_zero())
             .then(|| now - chrono_dur(self.config.backfill));
-        let n = self.store.create_webhook(&webhook, since).await?;
-        Ok((webhook, n))
+        let key = idem.map(|i| i.record(now));
+        match self.store.create_webhook(&webhook, since, key).await {
+            Ok(n) => Ok((webhook, n, false)),
+            Err(e) => {
+                let e = CoreError::from(e);
+                if crate::idempotency::is_taken(&e) {
+                    if let Some(r) = self.replay_webhook(account, idem).await? {
+                        return Ok(r);
+                    }
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// The webhook a request with `idem`'s key created, and how many
+    /// events it backfilled then.
+    async fn replay_webhook(
+        &self,
+        account: AccountId,
+        idem: Option<&Idempotency>,
+    ) -> Result<Option<(Webhook, u64, bool)>, CoreError> {
+        let Some(i) = idem else { return Ok(None) };
+        let Some(rec) = self.idempotent(account, i).await? else {
+            return Ok(None);
+        };
+        let id: WebhookId = rec
+            .target
+            .parse()
+            .map_err(|_| CoreError::Internal(format!("idempotency key names {}", rec.target)))?;
+        match self.store.get_webhook(account, id).await {
+            Ok(w) => Ok(Some((w, rec.detail.max(0) as u64, true))),
+            Err(tidings_store::StoreError::NotFound) => Err(invalid(
+                ErrorCode::Conflict,
+                format!(
+                    "the webhook the Idempotency-Key `{}` created has been deleted",
+                    i.key()
+                ),
+            )),
+            Err(e) => Err(e.into()),
+        }
     }
 
     pub async fn update_webhook(

@@ -129,10 +129,14 @@ pub trait Store: Send + Sync + 'static {
     /// Insert a webhook, its per-type state, and backfill jobs for the
     /// account's matching events at or after `backfill_since`. Returns the
     /// number of backfilled events.
+    /// With an `Idempotency-Key`, the key is taken in the same transaction
+    /// (a live key already taken: [`StoreError::Conflict`] with
+    /// [`IDEMPOTENCY_KEY_TAKEN`], and nothing is created).
     async fn create_webhook(
         &self,
         webhook: &Webhook,
         backfill_since: Option<Timestamp>,
+        idempotency: Option<IdempotencyKey>,
     ) -> Result<u64>;
     /// Replace a webhook's settings and secrets. When `resume` is set, every
     /// paused event type resumes and its held jobs become due at `now`.
@@ -224,8 +228,18 @@ pub trait Store: Send + Sync + 'static {
         filter: &AttemptFilter,
     ) -> Result<Vec<AttemptRecord>>;
 
+    /// The live record of an `Idempotency-Key`: taken at or after
+    /// `expired_before`.
+    async fn idempotency_key(
+        &self,
+        account: AccountId,
+        key: String,
+        expired_before: Timestamp,
+    ) -> Result<Option<IdempotencyRecord>>;
+
     // ---- operations ----
-    /// Delete events and attempts older than `before`. Events that still
+    /// Delete events and attempts older than `before`, and idempotency keys
+    /// taken before it. Events that still
     /// have pending jobs, or that a live stream has not settled, are kept.
     async fn prune(&self, before: Timestamp) -> Result<PruneSummary>;
     /// Resolves after there may be something new to deliver: new events,

@@ -52,6 +52,8 @@ pub struct NewMessage {
     /// configured).
     pub tracking_base: Option<String>,
     pub raw: Bytes,
+    /// The request's `Idempotency-Key`, taken in the message's transaction.
+    pub idempotency: Option<crate::IdempotencyKey>,
 }
 
 /// A recipient of a new message, with the `dropped` event to record if

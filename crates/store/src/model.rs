@@ -367,3 +367,31 @@ impl AccountTrackingPatch {
         to
     }
 }
+
+/// An `Idempotency-Key` to record, in the same transaction, with what its
+/// request made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey {
+    pub key: String,
+    /// A digest of the request (its route and body): a later request with
+    /// the same key and another digest is a different request.
+    pub fingerprint: String,
+    /// Keys recorded before this are expired: they may be used again.
+    pub expired_before: Timestamp,
+}
+
+/// What a [`crate::StoreError::Conflict`] says when an `Idempotency-Key`
+/// is taken already: another request with it committed first.
+pub const IDEMPOTENCY_KEY_TAKEN: &str = "idempotency key taken";
+
+/// A recorded key and what its first request made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyRecord {
+    pub fingerprint: String,
+    /// The id of the message or webhook the request made.
+    pub target: String,
+    /// A number the first answer carried besides (a webhook's backfilled
+    /// events), `0` otherwise.
+    pub detail: i64,
+    pub created_at: Timestamp,
+}

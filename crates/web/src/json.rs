@@ -60,15 +60,8 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        if !is_json(req.headers()) {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "send the body as application/json",
-            ));
-        }
-        let body = read_body(req, state).await?;
-        parse_json(&body).map(ApiJson)
+        let ApiJsonBytes(v, _) = ApiJsonBytes::from_request(req, state).await?;
+        Ok(ApiJson(v))
     }
 }
 
@@ -107,6 +100,25 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
         ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}"))
     })?;
     Ok(value)
+}
+
+/// Like [`ApiJson`], with the body as it came too (for a digest of it).
+pub struct ApiJsonBytes<T>(pub T, pub Bytes);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJsonBytes<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        if !is_json(req.headers()) {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send the body as application/json",
+            ));
+        }
+        let body = read_body(req, state).await?;
+        parse_json(&body).map(|v| ApiJsonBytes(v, body))
+    }
 }
 
 pub struct ApiQuery<T>(pub T);

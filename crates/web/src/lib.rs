@@ -11,6 +11,7 @@ mod auth;
 mod domains;
 pub mod error;
 mod events;
+mod idempotent;
 mod json;
 mod messages;
 pub mod openapi;

@@ -15,8 +15,11 @@ use utoipa_axum::routes;
 
 use crate::auth::Auth;
 use crate::error::{ApiError, ErrorBody};
+use crate::idempotent;
 use crate::json::{ApiJson, ApiPath, ApiQuery};
-use crate::openapi::{JsonBodyErrors, KeyErrors, NotFound, QueryErrors, RawMessage};
+use crate::openapi::{
+    IdempotencyHeader, JsonBodyErrors, KeyErrors, NotFound, QueryErrors, RawMessage,
+};
 use crate::views::{MessageView, Page, SuppressionView};
 use crate::AppState;
 
@@ -39,12 +42,13 @@ pub fn routes() -> OpenApiRouter<AppState> {
 #[utoipa::path(
     post, path = "/v1/messages", operation_id = "send_message", tag = "messages",
     security(("bearer" = [])),
+    params(IdempotencyHeader),
     request_body(content(
         (SendRequest = "application/json"),
         (RawMessage = "message/rfc822"),
         (RawMessage = "text/plain"),
     )),
-    responses((status = 202, description = "Accepted for delivery", body = Accepted),
+    responses((status = 202, description = "Accepted for delivery (`Idempotent-Replayed: true` when it answers an earlier request with the same `Idempotency-Key`)", body = Accepted),
         (status = 403, description = "The sender's domain is not one of the account's sending domains (`unknown_sender_domain`); add it with `POST /v1/domains`", body = ErrorBody),
         JsonBodyErrors, KeyErrors)
 )]
@@ -53,17 +57,21 @@ async fn send(
     Auth(account): Auth,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<(StatusCode, Json<Accepted>), ApiError> {
+) -> Result<(StatusCode, HeaderMap, Json<Accepted>), ApiError> {
+    let idem = idempotent::from_request(&headers, "POST /v1/messages", &body)?;
+    let idem = idem.as_ref();
     let ct = headers
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_ascii_lowercase();
-    let accepted = if ct.starts_with("message/rfc822") || ct.starts_with("text/plain") {
-        st.app.send_raw(account, &body, None, Source::Http).await?
+    let (accepted, replayed) = if ct.starts_with("message/rfc822") || ct.starts_with("text/plain") {
+        st.app
+            .send_raw_once(account, &body, Source::Http, idem)
+            .await?
     } else if ct.starts_with("application/json") {
         let req: SendRequest = crate::json::parse_json(&body)?;
-        st.app.send_json(account, req).await?
+        st.app.send_json_once(account, req, idem).await?
     } else {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -71,7 +79,11 @@ async fn send(
             "send application/json, or a raw message as message/rfc822",
         ));
     };
-    Ok((StatusCode::ACCEPTED, Json(accepted)))
+    Ok((
+        StatusCode::ACCEPTED,
+        idempotent::answer_headers(replayed),
+        Json(accepted),
+    ))
 }
 
 /// A message, its recipients' delivery state and its events so far.

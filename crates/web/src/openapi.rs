@@ -167,3 +167,22 @@ impl PartialSchema for RawMessage {
 }
 
 impl ToSchema for RawMessage {}
+
+/// The `Idempotency-Key` header of the operations that make something.
+#[allow(dead_code)]
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+pub struct IdempotencyHeader {
+    /// A key of the client's choosing, 1 to 255 printable ASCII
+    /// characters. A retry with the same key and the same request within
+    /// 24 hours answers what the first request made, with
+    /// `Idempotent-Replayed: true`, instead of making it again; the same
+    /// key with another request is refused (`idempotency_key_reused`).
+    #[param(
+        rename = "Idempotency-Key",
+        min_length = 1,
+        max_length = 255,
+        pattern = "^[!-~]+$"
+    )]
+    idempotency_key: Option<String>,
+}

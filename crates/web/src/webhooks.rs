@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde::Deserialize;
 use tidings_core::webhooks::{WebhookInput, WebhookPatch};
@@ -15,9 +15,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth::Auth;
-use crate::error::ApiError;
-use crate::json::{ApiJson, ApiJsonOrEmpty, ApiPath, ApiQuery};
-use crate::openapi::{JsonBodyErrors, KeyErrors, NotFound, QueryErrors};
+use crate::error::{ApiError, ErrorBody};
+use crate::idempotent;
+use crate::json::{ApiJson, ApiJsonBytes, ApiJsonOrEmpty, ApiPath, ApiQuery};
+use crate::openapi::{IdempotencyHeader, JsonBodyErrors, KeyErrors, NotFound, QueryErrors};
 use crate::views::{
     AttemptView, CreatedWebhook, Enqueued, List, Page, Resumed, SecretView, WebhookStatus,
     WebhookTestView, WebhookView,
@@ -47,22 +48,33 @@ fn parse_id(s: &str) -> Result<WebhookId, ApiError> {
 #[utoipa::path(
     post, path = "/v1/webhooks", operation_id = "create_webhook", tag = "webhooks",
     security(("bearer" = [])),
+    params(IdempotencyHeader),
     request_body = WebhookInput,
-    responses((status = 201, description = "Created, with its secret", body = CreatedWebhook),
+    responses((status = 201, description = "Created, with its secret (`Idempotent-Replayed: true` when it answers an earlier request with the same `Idempotency-Key`)", body = CreatedWebhook),
+        (status = 409, description = "The webhook an `Idempotency-Key` created was deleted (`conflict`)", body = ErrorBody),
         JsonBodyErrors, KeyErrors)
 )]
 async fn create(
     State(st): State<AppState>,
     Auth(account): Auth,
-    ApiJson(input): ApiJson<WebhookInput>,
-) -> Result<(StatusCode, Json<CreatedWebhook>), ApiError> {
-    let (w, backfilled) = st.app.create_webhook(account, input).await?;
+    headers: HeaderMap,
+    ApiJsonBytes(input, body): ApiJsonBytes<WebhookInput>,
+) -> Result<(StatusCode, HeaderMap, Json<CreatedWebhook>), ApiError> {
+    let idem = idempotent::from_request(&headers, "POST /v1/webhooks", &body)?;
+    let (w, backfilled, replayed) = st
+        .app
+        .create_webhook_once(account, input, idem.as_ref())
+        .await?;
     let created = CreatedWebhook {
         webhook: WebhookView::from(&w),
         secret: w.secret.expose().to_string(),
         backfilled,
     };
-    Ok((StatusCode::CREATED, Json(created)))
+    Ok((
+        StatusCode::CREATED,
+        idempotent::answer_headers(replayed),
+        Json(created),
+    ))
 }
 
 /// The account's webhooks.

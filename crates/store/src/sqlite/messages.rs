@@ -156,6 +156,9 @@ fn is_suppressed(c: &Connection, account: AccountId, email: &str) -> Result<bool
 }
 
 fn accept(c: &Connection, m: NewMessage, recipients: Vec<NewRecipient>) -> Result<Vec<String>> {
+    if let Some(k) = &m.idempotency {
+        super::idempotency::take(c, m.account_id, k, &m.id.to_string(), 0, m.created_at)?;
+    }
     c.prepare_cached(&format!(
         "INSERT INTO messages ({MSG_COLS_INSERT}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
     ))?

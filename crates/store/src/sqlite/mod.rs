@@ -24,6 +24,9 @@
 mod accounts;
 mod events;
 pub mod files;
+mod idempotency;
+#[cfg(test)]
+mod idempotency_tests;
 mod jobs;
 mod messages;
 #[cfg(test)]
@@ -864,9 +867,30 @@ impl Store for SqliteStore {
         self.read(move |c| events::get(c, account, id, head)).await
     }
 
-    async fn create_webhook(&self, webhook: &Webhook, since: Option<Timestamp>) -> Result<u64> {
+    async fn create_webhook(
+        &self,
+        webhook: &Webhook,
+        since: Option<Timestamp>,
+        idempotency: Option<IdempotencyKey>,
+    ) -> Result<u64> {
         let w = webhook.clone();
-        self.write_change(move |c| webhooks::create(c, &w, since))
+        self.write_change(move |c| {
+            let n = webhooks::create(c, &w, since)?;
+            if let Some(k) = &idempotency {
+                let id = w.id.to_string();
+                idempotency::take(c, w.account_id, k, &id, n as i64, w.created_at)?;
+            }
+            Ok(n)
+        })
+        .await
+    }
+    async fn idempotency_key(
+        &self,
+        account: AccountId,
+        key: String,
+        expired_before: Timestamp,
+    ) -> Result<Option<IdempotencyRecord>> {
+        self.read(move |c| idempotency::get(c, account, &key, expired_before))
             .await
     }
     async fn update_webhook(&self, webhook: &Webhook, resume: bool, now: Timestamp) -> Result<()> {
@@ -1035,7 +1059,12 @@ impl Store for SqliteStore {
     }
 
     async fn prune(&self, before: Timestamp) -> Result<PruneSummary> {
-        self.write(false, move |c| jobs::prune(c, before)).await
+        self.write(false, move |c| {
+            let summary = jobs::prune(c, before)?;
+            idempotency::prune(c, before)?;
+            Ok(summary)
+        })
+        .await
     }
 
     fn jobs_notify(&self) -> Arc<Notify> {

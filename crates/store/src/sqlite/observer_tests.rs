@@ -62,6 +62,7 @@ fn message(account: AccountId) -> NewMessage {
         track_unsubscribe: None,
         tracking_base: None,
         raw: bytes::Bytes::from_static(b"Subject: x\r\n\r\nhi\r\n"),
+        idempotency: None,
     }
 }
 

@@ -164,4 +164,5 @@ ALTER TABLE webhook_types ADD COLUMN resumed_seq INTEGER NOT NULL DEFAULT 0;
     r#"
 ALTER TABLE webhook_types ADD COLUMN resumed_at INTEGER;
 "#,
+    super::idempotency::SCHEMA,
 ];

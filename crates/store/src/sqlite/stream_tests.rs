@@ -117,7 +117,7 @@ async fn pause(s: &SqliteStore, webhook: WebhookId) {
 async fn failed_then_paused(s: &SqliteStore, t0: Timestamp) -> (AccountId, Webhook, i64) {
     let account = AccountId::new();
     let w = webhook(account, &[EventType::Click], t0);
-    s.create_webhook(&w, None).await.unwrap();
+    s.create_webhook(&w, None, None).await.unwrap();
     record(s, account, &[EventType::Click], t0).await;
     let first = s.stream(w.id, 0, 10).await.unwrap();
     let job = first[0].job.clone().unwrap();
@@ -159,7 +159,7 @@ async fn a_stream_starts_at_the_end_of_the_log_and_steps_over_other_types() {
     // Before the webhook: backfill's business, not the stream's.
     record(&s, account, &[EventType::Open], now).await;
     let w = webhook(account, &[EventType::Open], now);
-    s.create_webhook(&w, None).await.unwrap();
+    s.create_webhook(&w, None, None).await.unwrap();
     let [head] = s.stream_heads().await.unwrap()[..] else {
         panic!("one stream")
     };
@@ -190,7 +190,7 @@ async fn settling_survives_a_restart_and_a_failure_becomes_a_job() {
     let w = webhook(account, &[EventType::Open], now);
     {
         let s = open(dir.path());
-        s.create_webhook(&w, None).await.unwrap();
+        s.create_webhook(&w, None, None).await.unwrap();
         record(&s, account, &[EventType::Open, EventType::Open], now).await;
         let items = s.stream(w.id, 0, 10).await.unwrap();
         let [first, second] = &items[..] else {
@@ -232,7 +232,7 @@ async fn events_of_a_paused_type_are_held_and_resumed() {
     let account = AccountId::new();
     let now = Utc::now();
     let w = webhook(account, &[EventType::Click], now);
-    s.create_webhook(&w, None).await.unwrap();
+    s.create_webhook(&w, None, None).await.unwrap();
     pause(&s, w.id).await;
     record(&s, account, &[EventType::Click], now).await;
     let items = s.stream(w.id, 0, 10).await.unwrap();
@@ -350,7 +350,7 @@ async fn a_job_given_back_unsent_is_held_and_keeps_its_place() {
     let t0 = Utc::now();
     let account = AccountId::new();
     let w = webhook(account, &[EventType::Click], t0);
-    s.create_webhook(&w, None).await.unwrap();
+    s.create_webhook(&w, None, None).await.unwrap();
     record(&s, account, &[EventType::Click, EventType::Click], t0).await;
     let items = s.stream(w.id, 0, 10).await.unwrap();
     let fail = |i: usize| outcome(items[i].job.as_ref().unwrap(), Next::RetryAt(t0), t0);
@@ -410,7 +410,7 @@ async fn pruning_keeps_what_a_stream_has_not_settled() {
     let account = AccountId::new();
     let old = Utc::now() - Duration::days(40);
     let w = webhook(account, &[EventType::Open], old);
-    s.create_webhook(&w, None).await.unwrap();
+    s.create_webhook(&w, None, None).await.unwrap();
     record(&s, account, &[EventType::Open, EventType::Open], old).await;
     let cutoff = Utc::now() - Duration::days(30);
     assert_eq!(s.prune(cutoff).await.unwrap().events, 0, "both unsettled");
@@ -449,7 +449,7 @@ async fn a_type_taken_later_is_delivered_from_then_on() {
     let account = AccountId::new();
     let now = Utc::now();
     let mut w = webhook(account, &[EventType::Open], now);
-    s.create_webhook(&w, None).await.unwrap();
+    s.create_webhook(&w, None, None).await.unwrap();
     record(&s, account, &[EventType::Sent], now).await;
     w.settings.event_types.push(EventType::Sent);
     s.update_webhook(&w, false, now).await.unwrap();

@@ -7,6 +7,7 @@ mod cli;
 mod delivery;
 mod durability;
 mod hostile_input;
+mod idempotency;
 mod inbound;
 mod metrics;
 mod ops;
