@@ -263,6 +263,11 @@ impl Tidings {
         let Some(url) = self.link(&t.message, link_index).await? else {
             return Ok(None);
         };
+        // A HEAD asks where the link goes without going there (a link
+        // checker, a preview): it is answered, and is no click at all.
+        if *visit.method == Method::HEAD {
+            return Ok(Some(url));
+        }
         let now = self.clock.now();
         let (method, ip) = (visit.method.clone(), visit.ip);
         let ua = visit.user_agent.map(str::to_owned);
@@ -340,6 +345,19 @@ impl Tidings {
         let Some(t) = self.recipient(&c, visit.host).await? else {
             return Ok(false);
         };
+        // One unsubscribe per recipient of a message: a mail client that
+        // posts the one-click request again, or a second visit to the
+        // link, changes nothing and records nothing.
+        let before = self
+            .messages()?
+            .message_events(t.message.account_id, t.message.id)
+            .await?;
+        if before.iter().any(|e| {
+            e.event_type == EventType::Unsubscribe
+                && e.data.get("email").and_then(|v| v.as_str()) == Some(t.email.as_str())
+        }) {
+            return Ok(true);
+        }
         let mut data = Self::request_data(&t.message, &t.email, visit.ip, visit.user_agent);
         data.insert(
             "method".into(),

@@ -222,6 +222,7 @@ impl Tidings {
             batch: input.batch,
         };
         self.validate(&settings)?;
+        self.check_host(&settings.url).await?;
         let secret = match input.secret {
             Some(s) => WebhookSecret::parse(&s)
                 .map_err(|e| invalid(ErrorCode::InvalidRequest, e.to_string()))?,
@@ -318,6 +319,7 @@ impl Tidings {
             s.batch = b;
         }
         self.validate(&w.settings)?;
+        self.check_host(&w.settings.url).await?;
         let now = self.clock.now();
         w.updated_at = now;
         // Any modification of the URL or parameters resumes paused types.
@@ -427,6 +429,31 @@ impl Tidings {
 /// A refused URL as the account sees it. A blocked destination names the
 /// operator setting that would allow it, since the account cannot tell
 /// "never" from "not on this server" otherwise.
+/// How long saving a webhook waits for its host name to resolve.
+const SAVE_LOOKUP: Duration = Duration::from_secs(2);
+
+impl Tidings {
+    /// A host name is resolved when the webhook is saved, as at each
+    /// delivery: one that resolves only to addresses the policy refuses is
+    /// refused now (`blocked_url`), not at its first delivery. A name that
+    /// does not resolve (yet) is accepted; delivery checks again.
+    async fn check_host(&self, url: &url::Url) -> Result<(), CoreError> {
+        let Some(url::Host::Domain(host)) = url.host() else {
+            return Ok(());
+        };
+        let resolver = tidings_delivery::guard::GuardedResolver::new(self.config.address_policy);
+        match tokio::time::timeout(SAVE_LOOKUP, resolver.lookup(host)).await {
+            Ok(Err(tidings_delivery::guard::ResolveError::Blocked { first, .. })) => {
+                Err(url_error(UrlError::BlockedHost {
+                    host: format!("{host} (resolves to {})", first.ip),
+                    class: first.class,
+                }))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 fn url_error(e: UrlError) -> CoreError {
     let class = match &e {
         UrlError::BlockedAddress(b) => b.class,

@@ -240,3 +240,51 @@ async fn a_refusal_of_the_message_itself_does_not_suppress_the_address() {
     assert_eq!(r.body["recipients"][0]["status"], "queued", "{:?}", r.body);
     t.stop().await;
 }
+
+#[tokio::test]
+async fn a_webhook_host_is_resolved_when_it_is_saved() {
+    // This machine's own name resolves to one of its own addresses
+    // (loopback or private on any ordinary set-up): a name an attacker
+    // could point anywhere, and that the default policy refuses.
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap()
+        .trim()
+        .to_string();
+    let resolved: Vec<std::net::SocketAddr> = tokio::net::lookup_host((name.as_str(), 80))
+        .await
+        .unwrap_or_else(|e| panic!("this machine's name {name} does not resolve: {e}"))
+        .collect();
+    assert!(
+        resolved.iter().all(|a| a.ip().is_loopback()
+            || match a.ip() {
+                std::net::IpAddr::V4(v4) => v4.is_private(),
+                std::net::IpAddr::V6(v6) => (v6.segments()[0] & 0xfe00) == 0xfc00,
+            }),
+        "{name} resolves to {resolved:?}"
+    );
+    let t = InProcess::start(|c| c.webhooks.allow_loopback = false).await;
+    let url = format!("http://{name}:9/hook");
+    let r = t.api.post("/v1/webhooks", &json!({"url": url})).await;
+    assert_eq!((r.status, r.code()), (422, "blocked_url"), "{:?}", r.body);
+    assert!(
+        r.body["error"]["message"].as_str().unwrap().contains(&name),
+        "{:?}",
+        r.body
+    );
+    // Nor can an existing webhook be moved there.
+    let ok = t
+        .api
+        .post(
+            "/v1/webhooks",
+            &json!({"url": "https://hooks.example.com/a"}),
+        )
+        .await;
+    assert_eq!(ok.status, 201, "{:?}", ok.body);
+    let id = ok.body["id"].as_str().unwrap();
+    let r = t
+        .api
+        .patch(&format!("/v1/webhooks/{id}"), &json!({"url": url}))
+        .await;
+    assert_eq!((r.status, r.code()), (422, "blocked_url"), "{:?}", r.body);
+    t.stop().await;
+}

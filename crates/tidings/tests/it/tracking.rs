@@ -195,6 +195,25 @@ async fn opens_clicks_and_unsubscribes_become_events() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+    // A HEAD on the link is answered (a link checker learns where it
+    // goes) but is no click; a second one-click POST unsubscribes no one
+    // twice.
+    let head = http
+        .head(&click)
+        .header("user-agent", ua)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), 303);
+    assert_eq!(head.headers()["location"].to_str().unwrap(), location);
+    let again = http
+        .post(&links.unsub)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("List-Unsubscribe=One-Click")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 200);
     let second = http
         .get(&click)
         .header("user-agent", ua)
@@ -202,6 +221,25 @@ async fn opens_clicks_and_unsubscribes_become_events() {
         .await
         .unwrap();
     assert_eq!(second.status(), 303);
+    // The message's timeline holds what was recorded, in order: once the
+    // second click is there, so is anything before it.
+    let kinds = wait_until("the second click in the timeline", DEADLINE, || async {
+        let m = t.api.get(&format!("/v1/messages/{id}")).await;
+        let kinds: Vec<String> = m.body["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["type"].as_str().unwrap().to_string())
+            .filter(|k| k == "click" || k == "unsubscribe")
+            .collect();
+        (kinds.iter().filter(|k| *k == "click").count() >= 2).then_some(kinds)
+    })
+    .await;
+    assert_eq!(
+        kinds,
+        ["click", "unsubscribe", "click"],
+        "one click per GET, one unsubscribe"
+    );
     let after: Vec<Value> = wait_until("the second click", DEADLINE, || async {
         let got: Vec<Value> = rx.requests()[before..].iter().map(|r| r.json()).collect();
         (!got.is_empty()).then_some(got)
