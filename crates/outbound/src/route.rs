@@ -3,6 +3,12 @@
 //! domain's MX records in preference order, falling back to its address
 //! records when it has no MX (RFC 5321 §5.1). A null MX (RFC 7505) or a
 //! domain that does not exist is permanent; a DNS failure is temporary.
+//!
+//! A recipient's domain is the sender's to choose, so its mail hosts pass
+//! the same address policy as webhook targets: an MX (or address record)
+//! on loopback, private, link-local or metadata addresses is skipped, and
+//! a domain with nothing else is refused for good. Configured transports
+//! and the smarthost are the operator's own choice and are not checked.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -11,6 +17,7 @@ use hickory_resolver::config::{NameServerConfig, Protocol, ResolverConfig, Resol
 use hickory_resolver::error::ResolveErrorKind;
 use hickory_resolver::proto::op::ResponseCode;
 use hickory_resolver::TokioAsyncResolver;
+use tidings_types::address::{AddressPolicy, BlockedAddress};
 
 /// A host to try, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,6 +40,7 @@ pub struct Router {
     transports: HashMap<String, String>,
     smarthost: Option<String>,
     mx_port: u16,
+    mx_policy: AddressPolicy,
     resolver: TokioAsyncResolver,
 }
 
@@ -43,6 +51,7 @@ impl Router {
         transports: HashMap<String, String>,
         nameservers: &[SocketAddr],
         mx_port: u16,
+        mx_policy: AddressPolicy,
     ) -> std::io::Result<Self> {
         let resolver = if nameservers.is_empty() {
             TokioAsyncResolver::tokio_from_system_conf().map_err(std::io::Error::other)?
@@ -62,6 +71,7 @@ impl Router {
                 .collect(),
             smarthost,
             mx_port,
+            mx_policy,
             resolver,
         })
     }
@@ -114,15 +124,26 @@ impl Router {
             )));
         }
         let mut out = Vec::new();
+        let mut blocked: Option<BlockedAddress> = None;
         for (_, host) in mx {
             if let Ok(ips) = self.resolver.lookup_ip(format!("{host}.")).await {
                 for ip in ips.iter() {
+                    if let Err(b) = self.mx_policy.check_ip(ip) {
+                        blocked.get_or_insert(b);
+                        continue;
+                    }
                     out.push(Destination {
                         host: host.clone(),
                         addr: SocketAddr::new(ip, self.mx_port),
                     });
                 }
             }
+        }
+        if let (true, Some(b)) = (out.is_empty(), blocked) {
+            return Err(RouteError::Permanent(format!(
+                "the mail hosts of {domain} are only at addresses this server does not deliver to ({b}); \
+                 an operator can allow them with outbound.allow_loopback or outbound.allow_private"
+            )));
         }
         if out.is_empty() {
             return Err(RouteError::Temporary(format!(

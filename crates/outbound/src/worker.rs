@@ -46,6 +46,8 @@ pub struct OutboundConfig {
     pub nameservers: Vec<std::net::SocketAddr>,
     /// Port of MX hosts (25 on the Internet).
     pub mx_port: u16,
+    /// Which addresses a domain's mail hosts may be at.
+    pub mx_policy: tidings_types::address::AddressPolicy,
     /// Use STARTTLS when offered.
     pub starttls: bool,
     /// Connections at once to one destination domain.
@@ -92,6 +94,7 @@ impl Default for OutboundConfig {
             transports: HashMap::new(),
             nameservers: Vec::new(),
             mx_port: 25,
+            mx_policy: Default::default(),
             starttls: true,
             per_destination: 4,
             max_parallel: 64,
@@ -138,6 +141,7 @@ impl Worker {
             config.transports.clone(),
             &config.nameservers,
             config.mx_port,
+            config.mx_policy,
         )?;
         Ok(Self {
             store,

@@ -109,6 +109,13 @@ pub struct OutboundSettings {
     pub nameservers: Vec<SocketAddr>,
     /// Port of MX hosts.
     pub mx_port: u16,
+    /// Deliver to a recipient domain whose mail hosts are on loopback
+    /// (tests, a relay on this machine). Transports and the smarthost are
+    /// never checked.
+    pub allow_loopback: bool,
+    /// Deliver to mail hosts on private, link-local and reserved
+    /// addresses (mail that stays inside the operator's network).
+    pub allow_private: bool,
     /// Use STARTTLS when the receiver offers it (verified at the
     /// smarthost, opportunistic elsewhere).
     pub starttls: bool,
@@ -131,6 +138,8 @@ impl Default for OutboundSettings {
             transports: Default::default(),
             nameservers: Vec::new(),
             mx_port: 25,
+            allow_loopback: false,
+            allow_private: false,
             starttls: true,
             per_destination: 4,
             max_age_hours: 72,

@@ -278,6 +278,10 @@ fn outbound_worker(
         transports: o.transports.clone(),
         nameservers: o.nameservers.clone(),
         mx_port: o.mx_port,
+        mx_policy: AddressPolicy {
+            allow_loopback: o.allow_loopback,
+            allow_private: o.allow_private,
+        },
         starttls: o.starttls,
         per_destination: o.per_destination.max(1),
         timeout: Duration::from_secs(o.timeout_secs.max(1)),

@@ -7,6 +7,7 @@
 //! strings) means an unknown event type or field is rejected at the edge, and
 //! the catalogue cannot drift between the JSON, form and query-string formats.
 
+pub mod address;
 pub mod clock;
 pub mod event;
 pub mod fields;

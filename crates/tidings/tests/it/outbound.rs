@@ -336,6 +336,8 @@ async fn mx_records_are_found_through_real_dns() {
     let t = InProcess::start(move |c| {
         c.outbound.nameservers = vec![dns_addr];
         c.outbound.mx_port = port;
+        // The test's mail hosts are all on this machine.
+        c.outbound.allow_loopback = true;
     })
     .await;
     t.api.add_domain("sender.test").await;
@@ -552,5 +554,77 @@ async fn outbound_mail_is_dkim_signed_with_the_domains_key() {
     }
     assert_eq!(t.api.delete("/v1/domains/sender.test").await.status, 204);
     assert_eq!(t.api.get("/v1/domains/sender.test").await.status, 404);
+    t.stop().await;
+}
+
+/// A recipient's domain is the sender's to choose: mail hosts on this
+/// machine or in the operator's network are not delivered to unless the
+/// operator allows it, and the mail bounces instead.
+#[tokio::test]
+async fn mail_hosts_on_internal_addresses_are_refused() {
+    use std::collections::HashMap;
+    use tidings_testkit::dns::{FakeDns, Zone};
+    let mx = Mx::start();
+    let zone = |mx: Vec<(u16, String)>, a: Vec<std::net::Ipv4Addr>| Zone { mx, a };
+    let zones = HashMap::from([
+        (
+            "loop.test".to_string(),
+            zone(vec![(10, "mail.loop.test".into())], vec![]),
+        ),
+        (
+            "mail.loop.test".to_string(),
+            zone(vec![], vec!["127.0.0.1".parse().unwrap()]),
+        ),
+        (
+            "lan.test".to_string(),
+            zone(vec![], vec!["10.1.2.3".parse().unwrap()]),
+        ),
+        (
+            "meta.test".to_string(),
+            zone(vec![], vec!["169.254.169.254".parse().unwrap()]),
+        ),
+    ]);
+    let dns = FakeDns::start(zones).await;
+    let (dns_addr, port) = (dns.addr, mx.port);
+    let t = InProcess::start(move |c| {
+        c.outbound.nameservers = vec![dns_addr];
+        c.outbound.mx_port = port;
+    })
+    .await;
+    t.api.add_domain("sender.test").await;
+    let rx = Receiver::start().await;
+    t.api
+        .create_webhook(json!({"url": rx.url("/h"), "event_types": ["sent", "bounce", "deferred"]}))
+        .await;
+    let r = t
+        .api
+        .post(
+            "/v1/messages",
+            &json!({"from": "app@sender.test", "subject": "internal", "text": "hi",
+                "to": ["a@loop.test", "b@lan.test", "c@meta.test"]}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{:?}", r.body);
+    let events: Vec<Value> = rx.wait_for_json(3, DEADLINE).await;
+    for (email, ip) in [
+        ("a@loop.test", "127.0.0.1"),
+        ("b@lan.test", "10.1.2.3"),
+        ("c@meta.test", "169.254.169.254"),
+    ] {
+        let e = events.iter().find(|e| e["data"]["email"] == email).unwrap();
+        assert_eq!(
+            (e["type"].as_str(), e["data"]["reason"].as_str()),
+            (Some("bounce"), Some("host_unknown")),
+            "{e}"
+        );
+        assert!(
+            e["data"]["diagnostic"].as_str().unwrap().contains(ip),
+            "{e}"
+        );
+    }
+    assert!(
+        mx.messages().is_empty(),
+        "nothing reached the MX on loopback"
+    );
     t.stop().await;
 }
