@@ -9,6 +9,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tidings_types::AccountId;
 
+use crate::limits::Refusal;
 use crate::reply::Reply;
 
 /// What a session asks of the application. The session never relays on
@@ -39,6 +40,10 @@ pub trait SubmissionHandler: Send + Sync + 'static {
     /// An AUTH attempt failed: wrong credentials, a refused exchange, or a
     /// client IP that is being throttled (for metrics; by default nothing).
     fn auth_failed(&self) {}
+
+    /// A connection was turned away at a connection limit (for metrics; by
+    /// default nothing).
+    fn connection_refused(&self, _why: Refusal) {}
 }
 
 /// One message as the client submitted it.
@@ -52,7 +57,8 @@ pub struct Submission {
     /// [`SubmissionHandler::check_recipient`], duplicates removed, in order.
     pub rcpt_to: Vec<String>,
     /// The message as received: dot-unstuffed, every line ended by CRLF, no
-    /// line longer than 998 octets, at most `max_message_bytes`.
+    /// line longer than 998 octets, no CR or LF but as CRLF, no NUL, at
+    /// most `max_message_bytes`.
     pub raw: Bytes,
     /// The client declared `SMTPUTF8`: addresses and headers may be UTF-8.
     pub smtputf8: bool,
@@ -87,6 +93,10 @@ pub trait InboundHandler: Send + Sync + 'static {
 
     /// A session began (for metrics; by default nothing).
     fn session_started(&self) {}
+
+    /// A connection was turned away at a connection limit (for metrics; by
+    /// default nothing).
+    fn connection_refused(&self, _why: Refusal) {}
 }
 
 /// One message received by the inbound MX: usually a delivery status
@@ -100,9 +110,8 @@ pub struct InboundMessage {
     /// [`InboundHandler::check_recipient`], duplicates removed, in order.
     pub rcpt_to: Vec<String>,
     /// The message as received: dot-unstuffed, every line ended by CRLF, no
-    /// line longer than 998 octets, at most `max_message_bytes`. A CR that
-    /// is not followed by LF is content, and passes through untouched.
-    /// 8-bit octets are passed through too, in the headers as well (with or
+    /// line longer than 998 octets, no CR or LF but as CRLF, no NUL, at
+    /// most `max_message_bytes`. 8-bit octets are passed through too, in the headers as well (with or
     /// without SMTPUTF8): nothing received here is relayed.
     pub raw: Bytes,
     pub client_ip: IpAddr,
@@ -126,6 +135,13 @@ impl Mode {
         match self {
             Mode::Submission(h) => h.session_started(),
             Mode::Inbound(h) => h.session_started(),
+        }
+    }
+
+    pub(crate) fn connection_refused(&self, why: Refusal) {
+        match self {
+            Mode::Submission(h) => h.connection_refused(why),
+            Mode::Inbound(h) => h.connection_refused(why),
         }
     }
 
