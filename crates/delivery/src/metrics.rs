@@ -25,9 +25,9 @@ use tidings_store::{CommittedEvent, EventObserver};
 use tidings_types::EventType;
 
 pub use vocabulary::{
-    Agent, Engagement, EngagementLabels, Interface, InterfaceLabels, Listener, ListenerLabels,
-    Name, Outcome, OutcomeLabels, RecipientLabels, RecipientOutcome, ReportKind, ReportLabels,
-    Type, TypeLabels,
+    Agent, Endpoint, Engagement, EngagementLabels, Interface, InterfaceLabels, Listener,
+    ListenerLabels, Name, Outcome, OutcomeLabels, RecipientLabels, RecipientOutcome, RefusalReason,
+    RefusedLabels, ReportKind, ReportLabels, Type, TypeLabels,
 };
 
 type SecondsGauge = Gauge<f64, std::sync::atomic::AtomicU64>;
@@ -41,6 +41,7 @@ pub struct Metrics {
     pub inbound_reports: Family<ReportLabels, Counter>,
     pub smtp_sessions: Family<ListenerLabels, Counter>,
     pub smtp_auth_failures: Counter,
+    pub connections_refused: Family<RefusedLabels, Counter>,
     pub outbound_queue_depth: Gauge,
     pub outbound_queue_oldest_age: SecondsGauge,
     pub attempts: Family<OutcomeLabels, Counter>,
@@ -109,6 +110,16 @@ impl Metrics {
             Name::SmtpAuthFailures,
             smtp_auth_failures.clone(),
         );
+        let connections_refused = family(Endpoint::ALL.iter().flat_map(|&listener| {
+            RefusalReason::ALL
+                .iter()
+                .map(move |&reason| RefusedLabels { listener, reason })
+        }));
+        register(
+            &mut registry,
+            Name::ConnectionsRefused,
+            connections_refused.clone(),
+        );
         let outbound_queue_depth = Gauge::default();
         register(
             &mut registry,
@@ -153,6 +164,7 @@ impl Metrics {
             inbound_reports,
             smtp_sessions,
             smtp_auth_failures,
+            connections_refused,
             outbound_queue_depth,
             outbound_queue_oldest_age,
             attempts,
@@ -193,6 +205,13 @@ impl Metrics {
     pub fn smtp_session(&self, listener: Listener) {
         self.smtp_sessions
             .get_or_create(&ListenerLabels { listener })
+            .inc();
+    }
+
+    /// A connection was turned away at a connection limit.
+    pub fn connection_refused(&self, listener: Endpoint, reason: RefusalReason) {
+        self.connections_refused
+            .get_or_create(&RefusedLabels { listener, reason })
             .inc();
     }
 

@@ -3,8 +3,8 @@
 //! report to the same use case as `POST /v1/inbound` and `tidings inbound`.
 
 use tidings_core::Tidings;
-use tidings_delivery::metrics::Listener;
-use tidings_smtp::{Common, InboundHandler, InboundMessage, Reply};
+use tidings_delivery::metrics::{Endpoint, Listener};
+use tidings_smtp::{Common, InboundHandler, InboundMessage, Refusal, Reply};
 
 pub struct Handler {
     pub app: Tidings,
@@ -37,6 +37,12 @@ impl InboundHandler for Handler {
     fn session_started(&self) {
         if let Some(m) = self.app.metrics() {
             m.smtp_session(Listener::Inbound);
+        }
+    }
+
+    fn connection_refused(&self, why: Refusal) {
+        if let Some(m) = self.app.metrics() {
+            m.connection_refused(Endpoint::Inbound, crate::http_server::reason(why));
         }
     }
 }

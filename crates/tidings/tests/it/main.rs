@@ -6,6 +6,7 @@ mod api;
 mod cli;
 mod delivery;
 mod durability;
+mod flood;
 mod inbound;
 mod metrics;
 mod ops;
