@@ -82,7 +82,10 @@ pub trait InboundHandler: Send + Sync + 'static {
     /// address, or a feedback-loop address)? Its syntax is already checked,
     /// and it is ASCII unless the transaction declared SMTPUTF8. Anything
     /// else, however well formed, must be refused: `Err` gives the reply,
-    /// normally [`crate::Common::NoSuchUser`] (`550 5.1.1`).
+    /// normally [`crate::Common::NoSuchUser`] (`550 5.1.1`). RFC 5321
+    /// (section 4.5.1) asks an MX to take mail for `postmaster`, any case,
+    /// at each of its domains and without a domain (`RCPT TO:<Postmaster>`,
+    /// which arrives here as `postmaster`).
     async fn check_recipient(&self, rcpt: &str) -> Result<(), Reply>;
 
     /// Durably take the message. Only after this returns `Ok` does the

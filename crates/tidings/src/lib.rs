@@ -211,6 +211,12 @@ impl App {
                         .iter()
                         .map(|a| a.to_ascii_lowercase())
                         .collect(),
+                    domains: config
+                        .bounce_domain()
+                        .into_iter()
+                        .chain([config.hostname.clone()])
+                        .map(|d| d.to_ascii_lowercase())
+                        .collect(),
                 }),
             )
             .context("setting up the inbound MX")?;

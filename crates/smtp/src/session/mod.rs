@@ -231,7 +231,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 initial_response,
             } => self.auth(mechanism, initial_response).await,
             Request::Mail { from } => self.mail(from),
-            Request::Rcpt { to } => self.rcpt(to).await,
+            Request::Rcpt { to } => self.rcpt(to, rcpt::is_bare_postmaster(&line)).await,
             Request::Data => self.data().await,
             Request::Rset => self.rset(),
             Request::Noop { .. } => self.noop(),

@@ -17,8 +17,8 @@ use tokio_util::sync::CancellationToken;
 use super::support::*;
 
 /// Claims recipients whose local part starts with `b-` (VERP-looking) or is
-/// `fbl`; records every check and every message; can be told to fail
-/// `accept`.
+/// `fbl`, and postmaster (bare or at bounces.test, any case); records every
+/// check and every message; can be told to fail `accept`.
 #[derive(Default)]
 pub struct MxHandler {
     pub checked: Mutex<Vec<String>>,
@@ -45,7 +45,10 @@ impl MxHandler {
 impl InboundHandler for MxHandler {
     async fn check_recipient(&self, rcpt: &str) -> Result<(), Reply> {
         self.checked.lock().unwrap().push(rcpt.to_string());
-        if rcpt.starts_with("b-") || rcpt.starts_with("fbl@") {
+        let postmaster = ["postmaster", "postmaster@bounces.test"]
+            .iter()
+            .any(|p| rcpt.eq_ignore_ascii_case(p));
+        if rcpt.starts_with("b-") || rcpt.starts_with("fbl@") || postmaster {
             Ok(())
         } else {
             Err(Common::NoSuchUser.into())
@@ -212,7 +215,7 @@ async fn foreign_recipient_is_refused_at_rcpt_and_never_reaches_accept() {
     // Well-formed, deliverable elsewhere: still refused, the MX is no relay.
     for foreign in [
         "someone@example.com",
-        "postmaster@bounces.test",
+        "postmaster@example.com",
         "user%example.com@bounces.test",
     ] {
         let r = c.cmd(&format!("RCPT TO:<{foreign}>"), 550).await;
@@ -403,4 +406,23 @@ async fn smtplib_bounce_with_null_sender_over_tcp() {
     assert!(!msgs[0].tls);
     assert_eq!(msgs[1].rcpt_to, ["b-msg2=other.example.org@bounces.test"]);
     assert!(msgs[1].tls);
+}
+
+#[tokio::test]
+async fn postmaster_without_a_domain_reaches_the_handler() {
+    let m = mx(config());
+    let (mut c, _task) = m.ready().await;
+    c.cmd("MAIL FROM:<someone@example.org>", 250).await;
+    c.cmd("RCPT TO:<Postmaster>", 250).await;
+    c.cmd("RCPT TO:<POSTMASTER@bounces.test>", 250).await;
+    // The null address is still no recipient.
+    c.cmd("RCPT TO:<>", 501).await;
+    c.cmd("DATA", 354).await;
+    c.send(format!("{SIMPLE}.\r\n")).await;
+    c.expect(250).await;
+    assert_eq!(
+        m.handler.messages()[0].rcpt_to,
+        ["postmaster", "POSTMASTER@bounces.test"]
+    );
+    assert_eq!(m.handler.checked()[0], "postmaster");
 }

@@ -13,6 +13,7 @@ mod ops;
 mod outbound;
 mod pausing;
 mod polling;
+mod postmaster;
 mod retries;
 mod senders;
 mod sending;
