@@ -7,6 +7,13 @@
 //! in order: stop accepting HTTP, stop leasing, let requests in flight
 //! finish, commit their outcomes. Tests and benchmarks start the same
 //! `App` in-process (optionally with a manual clock) or run the binary.
+//!
+//! No client can take a listener away from the others: the HTTP listener
+//! ([`http_server`]) and the SMTP listeners admit connections within a
+//! total and a per-address limit and bound how long each may take, and
+//! [`fds`] raises the file-descriptor limit at start and fits the
+//! listeners' totals under it with a reserve for the store and outbound
+//! delivery (docs/security.md).
 
 pub mod config;
 pub mod data_dir;

@@ -6,7 +6,8 @@
 //! the flood, and submits a message over SMTP. Then more addresses fill
 //! the HTTP listener to its total limit, and SMTP is still served. The
 //! refusals are counted in `/metrics`, exactly. And the slowloris forms:
-//! a partial request header, a stalled body.
+//! a partial request header, a stalled body; and the settings, from the
+//! environment and checked.
 //!
 //! The limits are stated in [`limited`]: HTTP 300 in all and 100 per
 //! address, each SMTP listener 40 and 10.
@@ -298,4 +299,59 @@ async fn a_partial_header_or_a_stalled_body_is_closed_after_its_timeout() {
     let (took, _) = closed_after(&mut stalled).await;
     assert!(took >= Duration::from_millis(1900), "closed after {took:?}");
     t.stop().await;
+}
+
+/// `tidings check-config` with these `TIDINGS_*` variables: its output,
+/// and whether it succeeded.
+fn check_config(env: &[(&str, &str)]) -> (String, bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tidings"))
+        .arg("check-config")
+        .env("TIDINGS_DATA_DIR", dir.path())
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (text, out.status.success())
+}
+
+#[test]
+fn the_limits_are_set_from_the_environment_and_checked() {
+    let (text, ok) = check_config(&[
+        ("TIDINGS_HTTP__MAX_CONNECTIONS_PER_IP", "12"),
+        ("TIDINGS_SMTP__AUTH_TIMEOUT_SECS", "7"),
+        ("TIDINGS_INBOUND__MAIL_TIMEOUT_SECS", "9"),
+    ]);
+    assert!(ok, "{text}");
+    let cfg: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(cfg["http"]["max_connections_per_ip"], 12);
+    assert_eq!(cfg["http"]["max_connections"], 4096);
+    assert_eq!(cfg["http"]["header_read_timeout_secs"], 20);
+    assert_eq!(cfg["smtp"]["auth_timeout_secs"], 7);
+    assert_eq!(cfg["smtp"]["max_connections_per_ip"], 16);
+    assert_eq!(cfg["inbound"]["mail_timeout_secs"], 9);
+    assert_eq!(cfg["inbound"]["idle_timeout_secs"], 300);
+
+    for (env, says) in [
+        (
+            ("TIDINGS_SMTP__MAX_CONNECTIONS_PER_IP", "300"),
+            "smtp.max_connections_per_ip (300) is more than smtp.max_connections (256)",
+        ),
+        (
+            ("TIDINGS_INBOUND__MAX_CONNECTIONS", "0"),
+            "inbound.max_connections and inbound.max_connections_per_ip must be at least 1",
+        ),
+        (
+            ("TIDINGS_HTTP__HEADER_READ_TIMEOUT_SECS", "0"),
+            "http.header_read_timeout_secs must be at least 1",
+        ),
+        (
+            ("TIDINGS_HTTP__IDLE_TIMEOUT_SECS", "10"),
+            "http.idle_timeout_secs (10) must be more than webhooks.timeout_secs (15)",
+        ),
+    ] {
+        let (text, ok) = check_config(&[env]);
+        assert!(!ok && text.contains(says), "{env:?}: {text}");
+    }
 }
