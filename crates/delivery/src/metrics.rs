@@ -25,9 +25,9 @@ use tidings_store::{CommittedEvent, EventObserver};
 use tidings_types::EventType;
 
 pub use vocabulary::{
-    Agent, Endpoint, Engagement, EngagementLabels, Interface, InterfaceLabels, Listener,
-    ListenerLabels, Name, Outcome, OutcomeLabels, RecipientLabels, RecipientOutcome, RefusalReason,
-    RefusedLabels, ReportKind, ReportLabels, Type, TypeLabels,
+    Agent, Endpoint, EndpointLabels, Engagement, EngagementLabels, Interface, InterfaceLabels,
+    Listener, ListenerLabels, Name, Outcome, OutcomeLabels, RecipientLabels, RecipientOutcome,
+    RefusalReason, RefusedLabels, ReportKind, ReportLabels, Type, TypeLabels,
 };
 
 type SecondsGauge = Gauge<f64, std::sync::atomic::AtomicU64>;
@@ -42,6 +42,7 @@ pub struct Metrics {
     pub smtp_sessions: Family<ListenerLabels, Counter>,
     pub smtp_auth_failures: Counter,
     pub connections_refused: Family<RefusedLabels, Counter>,
+    pub connections_open: Family<EndpointLabels, Gauge>,
     pub outbound_queue_depth: Gauge,
     pub outbound_queue_oldest_age: SecondsGauge,
     pub attempts: Family<OutcomeLabels, Counter>,
@@ -120,6 +121,15 @@ impl Metrics {
             Name::ConnectionsRefused,
             connections_refused.clone(),
         );
+        let connections_open = Family::<EndpointLabels, Gauge>::default();
+        for &listener in Endpoint::ALL {
+            drop(connections_open.get_or_create(&EndpointLabels { listener }));
+        }
+        register(
+            &mut registry,
+            Name::ConnectionsOpen,
+            connections_open.clone(),
+        );
         let outbound_queue_depth = Gauge::default();
         register(
             &mut registry,
@@ -165,6 +175,7 @@ impl Metrics {
             smtp_sessions,
             smtp_auth_failures,
             connections_refused,
+            connections_open,
             outbound_queue_depth,
             outbound_queue_oldest_age,
             attempts,
@@ -213,6 +224,20 @@ impl Metrics {
         self.connections_refused
             .get_or_create(&RefusedLabels { listener, reason })
             .inc();
+    }
+
+    /// A listener admitted a connection.
+    pub fn connection_opened(&self, listener: Endpoint) {
+        self.connections_open
+            .get_or_create(&EndpointLabels { listener })
+            .inc();
+    }
+
+    /// A connection a listener admitted has closed.
+    pub fn connection_closed(&self, listener: Endpoint) {
+        self.connections_open
+            .get_or_create(&EndpointLabels { listener })
+            .dec();
     }
 
     /// Set the outbound queue's gauges from what the store says.

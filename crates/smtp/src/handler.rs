@@ -44,6 +44,14 @@ pub trait SubmissionHandler: Send + Sync + 'static {
     /// A connection was turned away at a connection limit (for metrics; by
     /// default nothing).
     fn connection_refused(&self, _why: Refusal) {}
+
+    /// A connection was admitted (for metrics; by default nothing). Each
+    /// is followed by one [`Self::connection_closed`] when it ends, however
+    /// it ends.
+    fn connection_opened(&self) {}
+
+    /// An admitted connection ended (for metrics; by default nothing).
+    fn connection_closed(&self) {}
 }
 
 /// One message as the client submitted it.
@@ -100,6 +108,14 @@ pub trait InboundHandler: Send + Sync + 'static {
     /// A connection was turned away at a connection limit (for metrics; by
     /// default nothing).
     fn connection_refused(&self, _why: Refusal) {}
+
+    /// A connection was admitted (for metrics; by default nothing). Each
+    /// is followed by one [`Self::connection_closed`] when it ends, however
+    /// it ends.
+    fn connection_opened(&self) {}
+
+    /// An admitted connection ended (for metrics; by default nothing).
+    fn connection_closed(&self) {}
 }
 
 /// One message received by the inbound MX: usually a delivery status
@@ -145,6 +161,20 @@ impl Mode {
         match self {
             Mode::Submission(h) => h.connection_refused(why),
             Mode::Inbound(h) => h.connection_refused(why),
+        }
+    }
+
+    pub(crate) fn connection_opened(&self) {
+        match self {
+            Mode::Submission(h) => h.connection_opened(),
+            Mode::Inbound(h) => h.connection_opened(),
+        }
+    }
+
+    pub(crate) fn connection_closed(&self) {
+        match self {
+            Mode::Submission(h) => h.connection_closed(),
+            Mode::Inbound(h) => h.connection_closed(),
         }
     }
 

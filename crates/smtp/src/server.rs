@@ -18,7 +18,7 @@ use tracing::Instrument;
 use crate::config::SmtpConfig;
 use crate::error::SmtpError;
 use crate::handler::{InboundHandler, Mode, SubmissionHandler};
-use crate::limits::{ConnectionLimiter, Refusal};
+use crate::limits::{ConnectionLimiter, ConnectionPermit, Refusal};
 use crate::reply::{Common, Reply};
 use crate::session::io::Stream;
 use crate::session::{Session, SessionEnd};
@@ -214,7 +214,7 @@ impl SmtpServer {
                     );
                     sessions.spawn(
                         async move {
-                            let _permit = permit;
+                            let _open = Open::new(server.shared.clone(), permit);
                             if implicit_tls {
                                 server.session_implicit_tls(stream, peer.ip(), token).await;
                             } else {
@@ -232,6 +232,28 @@ impl SmtpServer {
                 tracing::error!(error = %e, "smtp session task failed");
             }
         }
+    }
+}
+
+/// An admitted connection, told to the handler when it opens and closes.
+struct Open {
+    shared: Arc<Shared>,
+    _permit: ConnectionPermit,
+}
+
+impl Open {
+    fn new(shared: Arc<Shared>, permit: ConnectionPermit) -> Self {
+        shared.mode.connection_opened();
+        Self {
+            shared,
+            _permit: permit,
+        }
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.shared.mode.connection_closed();
     }
 }
 

@@ -5,7 +5,8 @@
 //! - admitted within a total and a per-address limit
 //!   ([`tidings_smtp::ConnectionLimiter`], as the SMTP listeners are);
 //!   one over a limit is answered `503` with a JSON error and closed, and
-//!   counted in `tidings_connections_refused_total{listener="http"}`;
+//!   counted in `tidings_connections_refused_total{listener="http"}`
+//!   (those admitted in `tidings_connections_open`);
 //! - the request headers must arrive within the header-read timeout,
 //!   counted from when the server starts waiting for them, so a keep-alive
 //!   connection with no next request is closed after the same time
@@ -78,7 +79,7 @@ pub async fn serve(
                 let conn = Connection {
                     stream,
                     peer,
-                    permit,
+                    open: Open::new(metrics.clone(), permit),
                     router: router.clone(),
                     limits,
                     shutdown: shutdown.clone(),
@@ -130,7 +131,7 @@ fn refuse(stream: TcpStream, why: Refusal) {
 struct Connection {
     stream: TcpStream,
     peer: SocketAddr,
-    permit: ConnectionPermit,
+    open: Open,
     router: Router,
     limits: HttpLimits,
     shutdown: CancellationToken,
@@ -138,7 +139,7 @@ struct Connection {
 
 impl Connection {
     async fn run(self) {
-        let _permit = self.permit;
+        let _open = self.open;
         let _ = self.stream.set_nodelay(true);
         let activity = Activity::new();
         let io = TokioIo::new(Watched {
@@ -178,6 +179,29 @@ impl Connection {
                 }
             }
         }
+    }
+}
+
+/// An admitted connection's slot, counted in the open-connections gauge
+/// while it is held.
+struct Open {
+    metrics: Arc<Metrics>,
+    _permit: ConnectionPermit,
+}
+
+impl Open {
+    fn new(metrics: Arc<Metrics>, permit: ConnectionPermit) -> Self {
+        metrics.connection_opened(Endpoint::Http);
+        Self {
+            metrics,
+            _permit: permit,
+        }
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.metrics.connection_closed(Endpoint::Http);
     }
 }
 

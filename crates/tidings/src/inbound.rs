@@ -77,4 +77,16 @@ impl InboundHandler for Handler {
             m.connection_refused(Endpoint::Inbound, crate::http_server::reason(why));
         }
     }
+
+    fn connection_opened(&self) {
+        if let Some(m) = self.app.metrics() {
+            m.connection_opened(Endpoint::Inbound);
+        }
+    }
+
+    fn connection_closed(&self) {
+        if let Some(m) = self.app.metrics() {
+            m.connection_closed(Endpoint::Inbound);
+        }
+    }
 }

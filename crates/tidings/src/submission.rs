@@ -66,6 +66,18 @@ impl SubmissionHandler for Handler {
         }
     }
 
+    fn connection_opened(&self) {
+        if let Some(m) = self.app.metrics() {
+            m.connection_opened(Endpoint::Submission);
+        }
+    }
+
+    fn connection_closed(&self) {
+        if let Some(m) = self.app.metrics() {
+            m.connection_closed(Endpoint::Submission);
+        }
+    }
+
     fn auth_failed(&self) {
         if let Some(m) = self.app.metrics() {
             m.smtp_auth_failures.inc();

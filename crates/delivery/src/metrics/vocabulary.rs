@@ -87,6 +87,8 @@ metric_names! {
         "Failed or refused AUTH attempts on the submission listener";
     ConnectionsRefused = "connections_refused", Counter,
         "Connections turned away at a connection limit, by listener and limit";
+    ConnectionsOpen = "connections_open", Gauge,
+        "Connections admitted and not yet closed, by listener";
     OutboundQueueDepth = "outbound_queue_depth", Gauge,
         "Recipients waiting for a delivery attempt (queued, deferred or in flight)";
     OutboundQueueOldestAge = "outbound_queue_oldest_age_seconds", Gauge,
@@ -286,4 +288,9 @@ pub struct ListenerLabels {
 pub struct RefusedLabels {
     pub listener: Endpoint,
     pub reason: RefusalReason,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EndpointLabels {
+    pub listener: Endpoint,
 }

@@ -177,6 +177,21 @@ async fn a_flood_from_one_address_leaves_every_listener_to_the_others() {
         .await;
     }
     let flooded = started.elapsed();
+    // What is held: the flooding address's share, and on HTTP the other
+    // address's keep-alive connection.
+    for listener in ["submission", "inbound"] {
+        let series = format!("tidings_connections_open{{listener=\"{listener}\"}}");
+        assert_eq!(
+            metric(&http, &base, &series).await,
+            SMTP_PER_IP as f64,
+            "{series}"
+        );
+    }
+    let open = metric(&http, &base, "tidings_connections_open{listener=\"http\"}").await;
+    assert!(
+        (HTTP_PER_IP as f64 + 1.0..=HTTP_PER_IP as f64 + 2.0).contains(&open),
+        "{open}"
+    );
     let r = refusal("127.0.0.1", http_addr).await;
     assert!(r.starts_with("HTTP/1.1 503 "), "{r}");
     assert!(
