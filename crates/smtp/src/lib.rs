@@ -15,7 +15,7 @@
 //! | AUTH | offered over TLS, required before MAIL | not offered (`502`), not needed |
 //! | STARTTLS | offered, required for AUTH | offered, optional |
 //! | `MAIL FROM:<>` | accepted after AUTH | accepted (every DSN uses it) |
-//! | RCPT | [`SubmissionHandler::check_recipient`] | [`InboundHandler::check_recipient`]: not ours is `550 5.1.1` |
+//! | RCPT | [`SubmissionHandler::check_recipient`] | [`InboundHandler::check_recipient`]: not ours is `550 5.1.1`; `<Postmaster>` without a domain is passed as `postmaster` (RFC 5321 4.5.1) |
 //! | 8-bit headers without SMTPUTF8 | `550 5.6.7` | accepted (never relayed) |
 //!
 //! Everything else — limits, timeouts, errors, pipelining, DATA framing
