@@ -143,6 +143,8 @@ start_tidings() {
         TIDINGS_OUTBOUND__TIMEOUT_SECS=3600 \
         TIDINGS_STORAGE__DURABILITY=full \
         TIDINGS_SENDING__ALLOW_ANY_SENDER=true \
+        TIDINGS_SMTP__MAX_CONNECTIONS_PER_IP=256 \
+        TIDINGS_HTTP__MAX_CONNECTIONS_PER_IP=4096 \
         "$@" "$TIDINGS" serve >>"$data/serve.out" 2>>"$data/serve.err" &
     TPID=$!
     for _ in $(seq 200); do

@@ -145,6 +145,9 @@ impl Instance {
         // make, and none to sign with.
         config.sending.allow_any_sender = true;
         config.storage.durability = durability;
+        // The load comes from one address, loopback: it may hold every
+        // connection a listener takes.
+        config.http.max_connections_per_ip = config.http.max_connections;
         configure(&mut config);
         let running = App::start(&config).await?;
         let account = running.app.create_account("bench", None).await?.id;

@@ -25,9 +25,9 @@ use tidings_store::{CommittedEvent, EventObserver};
 use tidings_types::EventType;
 
 pub use vocabulary::{
-    Agent, Engagement, EngagementLabels, Interface, InterfaceLabels, Listener, ListenerLabels,
-    Name, Outcome, OutcomeLabels, RecipientLabels, RecipientOutcome, ReportKind, ReportLabels,
-    Type, TypeLabels,
+    Agent, Endpoint, EndpointLabels, Engagement, EngagementLabels, Interface, InterfaceLabels,
+    Listener, ListenerLabels, Name, Outcome, OutcomeLabels, RecipientLabels, RecipientOutcome,
+    RefusalReason, RefusedLabels, ReportKind, ReportLabels, Type, TypeLabels,
 };
 
 type SecondsGauge = Gauge<f64, std::sync::atomic::AtomicU64>;
@@ -41,6 +41,8 @@ pub struct Metrics {
     pub inbound_reports: Family<ReportLabels, Counter>,
     pub smtp_sessions: Family<ListenerLabels, Counter>,
     pub smtp_auth_failures: Counter,
+    pub connections_refused: Family<RefusedLabels, Counter>,
+    pub connections_open: Family<EndpointLabels, Gauge>,
     pub outbound_queue_depth: Gauge,
     pub outbound_queue_oldest_age: SecondsGauge,
     pub attempts: Family<OutcomeLabels, Counter>,
@@ -109,6 +111,25 @@ impl Metrics {
             Name::SmtpAuthFailures,
             smtp_auth_failures.clone(),
         );
+        let connections_refused = family(Endpoint::ALL.iter().flat_map(|&listener| {
+            RefusalReason::ALL
+                .iter()
+                .map(move |&reason| RefusedLabels { listener, reason })
+        }));
+        register(
+            &mut registry,
+            Name::ConnectionsRefused,
+            connections_refused.clone(),
+        );
+        let connections_open = Family::<EndpointLabels, Gauge>::default();
+        for &listener in Endpoint::ALL {
+            drop(connections_open.get_or_create(&EndpointLabels { listener }));
+        }
+        register(
+            &mut registry,
+            Name::ConnectionsOpen,
+            connections_open.clone(),
+        );
         let outbound_queue_depth = Gauge::default();
         register(
             &mut registry,
@@ -153,6 +174,8 @@ impl Metrics {
             inbound_reports,
             smtp_sessions,
             smtp_auth_failures,
+            connections_refused,
+            connections_open,
             outbound_queue_depth,
             outbound_queue_oldest_age,
             attempts,
@@ -194,6 +217,27 @@ impl Metrics {
         self.smtp_sessions
             .get_or_create(&ListenerLabels { listener })
             .inc();
+    }
+
+    /// A connection was turned away at a connection limit.
+    pub fn connection_refused(&self, listener: Endpoint, reason: RefusalReason) {
+        self.connections_refused
+            .get_or_create(&RefusedLabels { listener, reason })
+            .inc();
+    }
+
+    /// A listener admitted a connection.
+    pub fn connection_opened(&self, listener: Endpoint) {
+        self.connections_open
+            .get_or_create(&EndpointLabels { listener })
+            .inc();
+    }
+
+    /// A connection a listener admitted has closed.
+    pub fn connection_closed(&self, listener: Endpoint) {
+        self.connections_open
+            .get_or_create(&EndpointLabels { listener })
+            .dec();
     }
 
     /// Set the outbound queue's gauges from what the store says.

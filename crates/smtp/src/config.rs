@@ -27,6 +27,12 @@ pub struct SmtpConfig {
     /// for the client to take a reply) before `421 4.4.2` and closing.
     /// Default 5 minutes (RFC 5321 section 4.5.3.2).
     pub idle_timeout: Duration,
+    /// How long a client has, from connecting, to get a session going: on
+    /// submission until AUTH succeeds, on the inbound MX until its first
+    /// MAIL is accepted. Past it, `421 4.4.2` and closing; until then the
+    /// client cannot hold its connection open with a NOOP now and then.
+    /// Default 30 seconds.
+    pub setup_timeout: Duration,
     /// The longest a session may last, whatever it does. Default 30 minutes.
     pub session_timeout: Duration,
     /// Errors (unknown commands, bad syntax, bad sequence, overlong lines)
@@ -37,6 +43,11 @@ pub struct SmtpConfig {
     /// listeners together; a connection past it gets `421 4.3.2` and is
     /// closed. Default 256.
     pub max_connections: usize,
+    /// Sessions served at once for one client address (IPv6 by /64), all
+    /// listeners of the server together; a connection past it gets
+    /// `421 4.7.0 Too many connections from your address` and is closed.
+    /// Default 16.
+    pub max_connections_per_ip: usize,
     /// Failed-AUTH throttling.
     pub auth: AuthLimits,
     /// Where the certificate comes from.
@@ -54,9 +65,11 @@ impl Default for SmtpConfig {
             max_recipients: 100,
             max_command_line: 4096,
             idle_timeout: Duration::from_secs(5 * 60),
+            setup_timeout: Duration::from_secs(30),
             session_timeout: Duration::from_secs(30 * 60),
             max_errors: 20,
             max_connections: 256,
+            max_connections_per_ip: 16,
             auth: AuthLimits::default(),
             tls: TlsSource::SelfSigned,
             tls_handshake_timeout: Duration::from_secs(30),

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tidings_types::AccountId;
 
+use crate::limits::Refusal;
 use crate::reply::Reply;
 
 /// What a session asks of the application. The session never relays on
@@ -39,6 +40,18 @@ pub trait SubmissionHandler: Send + Sync + 'static {
     /// An AUTH attempt failed: wrong credentials, a refused exchange, or a
     /// client IP that is being throttled (for metrics; by default nothing).
     fn auth_failed(&self) {}
+
+    /// A connection was turned away at a connection limit (for metrics; by
+    /// default nothing).
+    fn connection_refused(&self, _why: Refusal) {}
+
+    /// A connection was admitted (for metrics; by default nothing). Each
+    /// is followed by one [`Self::connection_closed`] when it ends, however
+    /// it ends.
+    fn connection_opened(&self) {}
+
+    /// An admitted connection ended (for metrics; by default nothing).
+    fn connection_closed(&self) {}
 }
 
 /// One message as the client submitted it.
@@ -52,7 +65,8 @@ pub struct Submission {
     /// [`SubmissionHandler::check_recipient`], duplicates removed, in order.
     pub rcpt_to: Vec<String>,
     /// The message as received: dot-unstuffed, every line ended by CRLF, no
-    /// line longer than 998 octets, at most `max_message_bytes`.
+    /// line longer than 998 octets, no CR or LF but as CRLF, no NUL, at
+    /// most `max_message_bytes`.
     pub raw: Bytes,
     /// The client declared `SMTPUTF8`: addresses and headers may be UTF-8.
     pub smtputf8: bool,
@@ -76,7 +90,10 @@ pub trait InboundHandler: Send + Sync + 'static {
     /// address, or a feedback-loop address)? Its syntax is already checked,
     /// and it is ASCII unless the transaction declared SMTPUTF8. Anything
     /// else, however well formed, must be refused: `Err` gives the reply,
-    /// normally [`crate::Common::NoSuchUser`] (`550 5.1.1`).
+    /// normally [`crate::Common::NoSuchUser`] (`550 5.1.1`). RFC 5321
+    /// (section 4.5.1) asks an MX to take mail for `postmaster`, any case,
+    /// at each of its domains and without a domain (`RCPT TO:<Postmaster>`,
+    /// which arrives here as `postmaster`).
     async fn check_recipient(&self, rcpt: &str) -> Result<(), Reply>;
 
     /// Durably take the message. Only after this returns `Ok` does the
@@ -87,6 +104,18 @@ pub trait InboundHandler: Send + Sync + 'static {
 
     /// A session began (for metrics; by default nothing).
     fn session_started(&self) {}
+
+    /// A connection was turned away at a connection limit (for metrics; by
+    /// default nothing).
+    fn connection_refused(&self, _why: Refusal) {}
+
+    /// A connection was admitted (for metrics; by default nothing). Each
+    /// is followed by one [`Self::connection_closed`] when it ends, however
+    /// it ends.
+    fn connection_opened(&self) {}
+
+    /// An admitted connection ended (for metrics; by default nothing).
+    fn connection_closed(&self) {}
 }
 
 /// One message received by the inbound MX: usually a delivery status
@@ -100,9 +129,8 @@ pub struct InboundMessage {
     /// [`InboundHandler::check_recipient`], duplicates removed, in order.
     pub rcpt_to: Vec<String>,
     /// The message as received: dot-unstuffed, every line ended by CRLF, no
-    /// line longer than 998 octets, at most `max_message_bytes`. A CR that
-    /// is not followed by LF is content, and passes through untouched.
-    /// 8-bit octets are passed through too, in the headers as well (with or
+    /// line longer than 998 octets, no CR or LF but as CRLF, no NUL, at
+    /// most `max_message_bytes`. 8-bit octets are passed through too, in the headers as well (with or
     /// without SMTPUTF8): nothing received here is relayed.
     pub raw: Bytes,
     pub client_ip: IpAddr,
@@ -126,6 +154,27 @@ impl Mode {
         match self {
             Mode::Submission(h) => h.session_started(),
             Mode::Inbound(h) => h.session_started(),
+        }
+    }
+
+    pub(crate) fn connection_refused(&self, why: Refusal) {
+        match self {
+            Mode::Submission(h) => h.connection_refused(why),
+            Mode::Inbound(h) => h.connection_refused(why),
+        }
+    }
+
+    pub(crate) fn connection_opened(&self) {
+        match self {
+            Mode::Submission(h) => h.connection_opened(),
+            Mode::Inbound(h) => h.connection_opened(),
+        }
+    }
+
+    pub(crate) fn connection_closed(&self) {
+        match self {
+            Mode::Submission(h) => h.connection_closed(),
+            Mode::Inbound(h) => h.connection_closed(),
         }
     }
 

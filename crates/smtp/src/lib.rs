@@ -15,7 +15,7 @@
 //! | AUTH | offered over TLS, required before MAIL | not offered (`502`), not needed |
 //! | STARTTLS | offered, required for AUTH | offered, optional |
 //! | `MAIL FROM:<>` | accepted after AUTH | accepted (every DSN uses it) |
-//! | RCPT | [`SubmissionHandler::check_recipient`] | [`InboundHandler::check_recipient`]: not ours is `550 5.1.1` |
+//! | RCPT | [`SubmissionHandler::check_recipient`] | [`InboundHandler::check_recipient`]: not ours is `550 5.1.1`; `<Postmaster>` without a domain is passed as `postmaster` (RFC 5321 4.5.1) |
 //! | 8-bit headers without SMTPUTF8 | `550 5.6.7` | accepted (never relayed) |
 //!
 //! Everything else — limits, timeouts, errors, pipelining, DATA framing
@@ -42,21 +42,23 @@
 //!   like any other, and no message is ever forwarded.
 //! - **Everything is bounded**: line lengths, message size (read to the
 //!   end, then refused, never stored), recipients, errors, idle time,
-//!   session time, connections, and AUTH failures per session and per IP
-//!   with a growing delay. Every reply the session gives is named once in
+//!   session time, the time to get going (`setup_timeout`: until AUTH on
+//!   submission, until the first MAIL on the MX), connections in all and
+//!   per client address ([`ConnectionLimiter`], which the binary's HTTP
+//!   listener uses too), and AUTH failures per session and per IP with a
+//!   growing delay. Every reply the session gives is named once in
 //!   [`Common`], with its code.
 //! - **Replies in order, flushed lazily.** Replies are queued and written
 //!   only when the client has nothing more buffered, which is all
 //!   PIPELINING needs.
 //!
-//! Choices where the RFCs leave room: a line longer than 998 octets or a
-//! line not ended by CRLF in DATA makes the message `554 5.6.0` (read to its
-//! end first; only CRLF.CRLF ends DATA, so no SMTP smuggling), in both
-//! modes — an MTA speaking SMTP sends CRLF, and accepting bare LF would
-//! make the MX the one place where `LF.LF` framing is ambiguous. A CR not
-//! followed by LF is content, not framing: it passes through untouched, so
-//! a message whose content has odd line endings inside CRLF-terminated
-//! lines is not refused for that. Non-ASCII addresses without `SMTPUTF8`
+//! Choices where the RFCs leave room: a line longer than 998 octets, a
+//! line not ended by CRLF, a CR not followed by LF, or a NUL octet in DATA
+//! makes the message `554 5.6.0` (read to its end first; only CRLF.CRLF
+//! ends DATA, so no SMTP smuggling), in both modes — an MTA speaking SMTP
+//! sends CR and LF only as CRLF (RFC 5321 section 2.3.8), and passing a
+//! bare LF or CR on would let a server further along read `LF.LF` or
+//! `CR.CR` as the end of the data. Non-ASCII addresses without `SMTPUTF8`
 //! get `553 5.6.7`; 8-bit header octets without it `550 5.6.7` on
 //! submission, accepted on the inbound MX; an 8-bit body without
 //! `BODY=8BITMIME` is accepted and flagged in [`Submission::body_8bit`];
@@ -67,6 +69,7 @@
 mod config;
 mod error;
 mod handler;
+mod limits;
 mod reply;
 mod server;
 mod session;
@@ -81,6 +84,7 @@ use tokio_util::sync::CancellationToken;
 pub use config::{AuthLimits, SmtpConfig, TlsSource};
 pub use error::SmtpError;
 pub use handler::{InboundHandler, InboundMessage, Submission, SubmissionHandler};
+pub use limits::{client_key, ConnectionLimiter, ConnectionPermit, Refusal};
 pub use reply::{Common, Reply};
 pub use server::SmtpServer;
 pub use session::SessionEnd;

@@ -127,6 +127,10 @@ pub enum Common {
     DataLineTooLong,
     /// `554 5.6.0` to a message with a line not ended by CRLF.
     BareLf,
+    /// `554 5.6.0` to a message with a CR not followed by LF.
+    BareCr,
+    /// `554 5.6.0` to a message with a NUL octet.
+    NulOctet,
     /// `554 5.6.0` for a message that cannot be parsed (for handlers).
     Unparseable,
     /// `451 4.3.0` when the message could not be stored (for handlers).
@@ -146,6 +150,14 @@ pub enum Common {
     ShuttingDown,
     /// `421 4.3.2` to a connection over the limit.
     TooManyConnections,
+    /// `421 4.7.0` to a connection over the limit of its client address.
+    TooManyConnectionsFromIp,
+    /// `421 4.4.2` on submission, to a client that has not authenticated
+    /// within the setup timeout; the session is closed.
+    AuthTimeout,
+    /// `421 4.4.2` on the inbound MX, to a client that has not started a
+    /// transaction within the setup timeout; the session is closed.
+    MailTimeout,
 }
 
 impl From<Common> for Reply {
@@ -237,6 +249,12 @@ impl From<Common> for Reply {
                 Some((5, 6, 0)),
                 "Message has a line not ended by CRLF".into(),
             ),
+            BareCr => (
+                554,
+                Some((5, 6, 0)),
+                "Message has a CR not followed by LF".into(),
+            ),
+            NulOctet => (554, Some((5, 6, 0)), "Message has a NUL octet".into()),
             Unparseable => (554, Some((5, 6, 0)), "Message cannot be parsed".into()),
             StorageFailure => (
                 451,
@@ -269,6 +287,21 @@ impl From<Common> for Reply {
                 421,
                 Some((4, 3, 2)),
                 "Too many connections, try again later".into(),
+            ),
+            TooManyConnectionsFromIp => (
+                421,
+                Some((4, 7, 0)),
+                "Too many connections from your address".into(),
+            ),
+            AuthTimeout => (
+                421,
+                Some((4, 4, 2)),
+                "Authentication not completed in time, closing connection".into(),
+            ),
+            MailTimeout => (
+                421,
+                Some((4, 4, 2)),
+                "No mail transaction started in time, closing connection".into(),
             ),
         };
         Reply::new(code, enh, text)

@@ -1,6 +1,7 @@
-//! Listeners: accept connections, bound how many are served at once, start
-//! a session for each, and on shutdown stop accepting and wait for the
-//! sessions (which answer `421` at their next wait) to end.
+//! Listeners: accept connections, bound how many are served at once (in
+//! all and per client address), start a session for each, and on shutdown
+//! stop accepting and wait for the sessions (which answer `421` at their
+//! next wait) to end.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -9,7 +10,6 @@ use std::time::Duration;
 use rustls::pki_types::CertificateDer;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -18,6 +18,7 @@ use tracing::Instrument;
 use crate::config::SmtpConfig;
 use crate::error::SmtpError;
 use crate::handler::{InboundHandler, Mode, SubmissionHandler};
+use crate::limits::{ConnectionLimiter, ConnectionPermit, Refusal};
 use crate::reply::{Common, Reply};
 use crate::session::io::Stream;
 use crate::session::{Session, SessionEnd};
@@ -34,14 +35,14 @@ pub(crate) struct Shared {
 
 /// An SMTP server, either submission ([`SmtpServer::new`]) or inbound MX
 /// ([`SmtpServer::inbound`]): one mode, one TLS certificate, one AUTH
-/// throttle and one connection limit, for any number of listeners
+/// throttle and one set of connection limits, for any number of listeners
 /// (typically, for submission, a STARTTLS one on 587 and an implicit-TLS
 /// one on 465; for inbound, a STARTTLS one on 25). Both modes run the same
 /// session code. Cheap to clone.
 #[derive(Clone)]
 pub struct SmtpServer {
     shared: Arc<Shared>,
-    connections: Arc<Semaphore>,
+    connections: ConnectionLimiter,
 }
 
 impl SmtpServer {
@@ -69,7 +70,8 @@ impl SmtpServer {
 
     fn with_mode(config: Arc<SmtpConfig>, mode: Mode) -> Result<Self, SmtpError> {
         let tls = ServerTls::load(&config.tls, &config.hostname)?;
-        let connections = Arc::new(Semaphore::new(config.max_connections));
+        let connections =
+            ConnectionLimiter::new(config.max_connections, config.max_connections_per_ip);
         let throttle = AuthThrottle::new(config.auth.clone());
         Ok(Self {
             shared: Arc::new(Shared {
@@ -193,10 +195,14 @@ impl SmtpServer {
                         }
                     };
                     let _ = stream.set_nodelay(true);
-                    let Ok(permit) = self.connections.clone().try_acquire_owned() else {
-                        tracing::warn!(client = %peer.ip(), "smtp connection refused: too many connections");
-                        sessions.spawn(refuse(stream));
-                        continue;
+                    let permit = match self.connections.admit(peer.ip()) {
+                        Ok(permit) => permit,
+                        Err(why) => {
+                            tracing::debug!(client = %peer.ip(), ?why, mode = self.shared.mode.name(), "smtp connection refused");
+                            self.shared.mode.connection_refused(why);
+                            sessions.spawn(refuse(stream, why));
+                            continue;
+                        }
                     };
                     let server = self.clone();
                     let token = shutdown.clone();
@@ -208,7 +214,7 @@ impl SmtpServer {
                     );
                     sessions.spawn(
                         async move {
-                            let _permit = permit;
+                            let _open = Open::new(server.shared.clone(), permit);
                             if implicit_tls {
                                 server.session_implicit_tls(stream, peer.ip(), token).await;
                             } else {
@@ -229,10 +235,36 @@ impl SmtpServer {
     }
 }
 
-/// Tell a connection over the limit to come back later.
-async fn refuse(mut stream: TcpStream) {
+/// An admitted connection, told to the handler when it opens and closes.
+struct Open {
+    shared: Arc<Shared>,
+    _permit: ConnectionPermit,
+}
+
+impl Open {
+    fn new(shared: Arc<Shared>, permit: ConnectionPermit) -> Self {
+        shared.mode.connection_opened();
+        Self {
+            shared,
+            _permit: permit,
+        }
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.shared.mode.connection_closed();
+    }
+}
+
+/// Tell a connection over a limit to come back later.
+async fn refuse(mut stream: TcpStream, why: Refusal) {
     let mut out = Vec::new();
-    Reply::from(Common::TooManyConnections).write_to(&mut out);
+    let reply = match why {
+        Refusal::TotalLimit => Common::TooManyConnections,
+        Refusal::PerIpLimit => Common::TooManyConnectionsFromIp,
+    };
+    Reply::from(reply).write_to(&mut out);
     let _ = tokio::time::timeout(Duration::from_secs(5), async {
         stream.write_all(&out).await?;
         stream.shutdown().await

@@ -1,15 +1,17 @@
 //! Failed-AUTH throttling per client IP, shared by every session of a
-//! server (so reconnecting does not reset it). IPv6 clients are counted by
-//! their /64, since one host usually holds a whole /64.
+//! server (so reconnecting does not reset it). Clients are counted as the
+//! connection limits count them ([`crate::limits::client_key`]): IPv6 by
+//! its /64, since one host usually holds a whole /64.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
 use crate::config::AuthLimits;
+use crate::limits::client_key as key;
 
 /// Above this many remembered IPs, expired ones are dropped on insert.
 const PRUNE_ABOVE: usize = 10_000;
@@ -66,19 +68,6 @@ impl AuthThrottle {
             .delay
             .saturating_mul(1 << doublings)
             .min(self.limits.max_delay)
-    }
-}
-
-fn key(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V4(_) => ip,
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => {
-                let bits = u128::from(v6) & !((1u128 << 64) - 1);
-                IpAddr::V6(Ipv6Addr::from(bits))
-            }
-        },
     }
 }
 

@@ -170,7 +170,6 @@ DSN = (
     b"--B\r\n"
     b"\r\n"
     b".a line that starts with a dot\r\n"
-    b"an odd\rline ending inside a line\r\n"
     b"--B\r\n"
     b"Content-Type: message/delivery-status\r\n"
     b"\r\n"

@@ -54,6 +54,15 @@ pub struct InboundSettings {
     pub feedback_addresses: Vec<String>,
     /// A complaint also records an `unsubscribe` with method `complaint`.
     pub complaint_unsubscribes: bool,
+    /// Sessions at once on the MX; past it, `421 4.3.2`.
+    pub max_connections: usize,
+    /// Sessions at once from one address (IPv6 by /64); past it,
+    /// `421 4.7.0`.
+    pub max_connections_per_ip: usize,
+    /// Seconds from connecting until the first MAIL; past them, `421 4.4.2`.
+    pub mail_timeout_secs: u64,
+    /// Seconds without a byte from the client before `421 4.4.2`.
+    pub idle_timeout_secs: u64,
 }
 
 impl Default for InboundSettings {
@@ -63,6 +72,10 @@ impl Default for InboundSettings {
             bounce_domain: None,
             feedback_addresses: Vec::new(),
             complaint_unsubscribes: false,
+            max_connections: 256,
+            max_connections_per_ip: 16,
+            mail_timeout_secs: 30,
+            idle_timeout_secs: 300,
         }
     }
 }
@@ -77,6 +90,16 @@ pub struct SmtpSettings {
     /// PEM certificate chain and key; a self-signed pair is generated when unset.
     pub cert: Option<PathBuf>,
     pub key: Option<PathBuf>,
+    /// Sessions at once, both submission listeners together; past it,
+    /// `421 4.3.2`.
+    pub max_connections: usize,
+    /// Sessions at once from one address (IPv6 by /64); past it,
+    /// `421 4.7.0`.
+    pub max_connections_per_ip: usize,
+    /// Seconds from connecting until AUTH succeeds; past them, `421 4.4.2`.
+    pub auth_timeout_secs: u64,
+    /// Seconds without a byte from the client before `421 4.4.2`.
+    pub idle_timeout_secs: u64,
 }
 
 impl Default for SmtpSettings {
@@ -86,6 +109,10 @@ impl Default for SmtpSettings {
             tls_listen: None,
             cert: None,
             key: None,
+            max_connections: 256,
+            max_connections_per_ip: 16,
+            auth_timeout_secs: 30,
+            idle_timeout_secs: 300,
         }
     }
 }
@@ -153,6 +180,17 @@ impl Default for OutboundSettings {
 pub struct HttpConfig {
     /// Address of the HTTP API, health and metrics.
     pub listen: SocketAddr,
+    /// Connections at once; past it, new ones get `503` and are closed.
+    pub max_connections: usize,
+    /// Connections at once from one address (IPv6 by /64); past it, `503`.
+    pub max_connections_per_ip: usize,
+    /// Seconds a client has to send a request's headers, counted from
+    /// when the server starts waiting for them: so also how long an idle
+    /// keep-alive connection stays open.
+    pub header_read_timeout_secs: u64,
+    /// Seconds a connection may move no byte either way (a stalled body,
+    /// a client that stops reading the response) before it is closed.
+    pub idle_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -246,6 +284,10 @@ impl Default for HttpConfig {
     fn default() -> Self {
         Self {
             listen: "127.0.0.1:8080".parse().expect("valid address"),
+            max_connections: 4096,
+            max_connections_per_ip: 256,
+            header_read_timeout_secs: 20,
+            idle_timeout_secs: 60,
         }
     }
 }
@@ -319,6 +361,62 @@ impl Config {
         }
         if self.retention.days == 0 {
             bail!("retention.days must be at least 1");
+        }
+        self.validate_limits()
+    }
+
+    fn validate_limits(&self) -> anyhow::Result<()> {
+        let listeners = [
+            (
+                "http",
+                self.http.max_connections,
+                self.http.max_connections_per_ip,
+            ),
+            (
+                "smtp",
+                self.smtp.max_connections,
+                self.smtp.max_connections_per_ip,
+            ),
+            (
+                "inbound",
+                self.inbound.max_connections,
+                self.inbound.max_connections_per_ip,
+            ),
+        ];
+        for (name, total, per_ip) in listeners {
+            if total == 0 || per_ip == 0 {
+                bail!(
+                    "{name}.max_connections and {name}.max_connections_per_ip must be at least 1"
+                );
+            }
+            if per_ip > total {
+                bail!("{name}.max_connections_per_ip ({per_ip}) is more than {name}.max_connections ({total})");
+            }
+        }
+        let timeouts = [
+            (
+                "http.header_read_timeout_secs",
+                self.http.header_read_timeout_secs,
+            ),
+            ("http.idle_timeout_secs", self.http.idle_timeout_secs),
+            ("smtp.auth_timeout_secs", self.smtp.auth_timeout_secs),
+            ("smtp.idle_timeout_secs", self.smtp.idle_timeout_secs),
+            ("inbound.mail_timeout_secs", self.inbound.mail_timeout_secs),
+            ("inbound.idle_timeout_secs", self.inbound.idle_timeout_secs),
+        ];
+        for (name, secs) in timeouts {
+            if secs == 0 {
+                bail!("{name} must be at least 1");
+            }
+        }
+        // Testing a webhook answers only once the receiver has: the
+        // connection must outlive the wait.
+        if self.http.idle_timeout_secs <= self.webhooks.timeout_secs {
+            bail!(
+                "http.idle_timeout_secs ({}) must be more than webhooks.timeout_secs ({})",
+                self.http.idle_timeout_secs,
+                self.webhooks.timeout_secs
+            );
         }
         Ok(())
     }

@@ -7,9 +7,18 @@
 //! in order: stop accepting HTTP, stop leasing, let requests in flight
 //! finish, commit their outcomes. Tests and benchmarks start the same
 //! `App` in-process (optionally with a manual clock) or run the binary.
+//!
+//! No client can take a listener away from the others: the HTTP listener
+//! ([`http_server`]) and the SMTP listeners admit connections within a
+//! total and a per-address limit and bound how long each may take, and
+//! [`fds`] raises the file-descriptor limit at start and fits the
+//! listeners' totals under it with a reserve for the store and outbound
+//! delivery (docs/security.md).
 
 pub mod config;
 pub mod data_dir;
+pub mod fds;
+pub mod http_server;
 mod inbound;
 mod submission;
 
@@ -141,18 +150,20 @@ impl App {
             metrics: metrics.clone(),
         });
 
+        let budget = connection_budget(config);
         let mut tasks = Vec::new();
-        let token = shutdown.clone();
-        tasks.push(tokio::spawn(async move {
-            let serve = axum::serve(
-                listener,
-                router.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(async move { token.cancelled().await });
-            if let Err(e) = serve.await {
-                tracing::error!(error = %e, "HTTP server failed");
-            }
-        }));
+        tasks.push(tokio::spawn(http_server::serve(
+            listener,
+            router,
+            http_server::HttpLimits {
+                max_connections: budget.http,
+                max_connections_per_ip: config.http.max_connections_per_ip.min(budget.http),
+                header_read_timeout: Duration::from_secs(config.http.header_read_timeout_secs),
+                idle_timeout: Duration::from_secs(config.http.idle_timeout_secs),
+            },
+            metrics.clone(),
+            shutdown.clone(),
+        )));
         tasks.push(tokio::spawn(dispatcher.run(shutdown.clone())));
         let outbound = outbound_worker(config, store.clone(), clock.clone(), verp.clone(), &app)?;
         tasks.push(tokio::spawn(outbound.run(shutdown.clone())));
@@ -167,6 +178,10 @@ impl App {
                     },
                     _ => tidings_smtp::TlsSource::SelfSigned,
                 },
+                max_connections: budget.submission,
+                max_connections_per_ip: config.smtp.max_connections_per_ip.min(budget.submission),
+                setup_timeout: Duration::from_secs(config.smtp.auth_timeout_secs),
+                idle_timeout: Duration::from_secs(config.smtp.idle_timeout_secs),
                 ..tidings_smtp::SmtpConfig::default()
             }),
             Arc::new(submission::Handler { app: app.clone() }),
@@ -186,6 +201,13 @@ impl App {
             let mx = tidings_smtp::SmtpServer::inbound(
                 Arc::new(tidings_smtp::SmtpConfig {
                     hostname: config.hostname.clone(),
+                    max_connections: budget.inbound,
+                    max_connections_per_ip: config
+                        .inbound
+                        .max_connections_per_ip
+                        .min(budget.inbound),
+                    setup_timeout: Duration::from_secs(config.inbound.mail_timeout_secs),
+                    idle_timeout: Duration::from_secs(config.inbound.idle_timeout_secs),
                     ..tidings_smtp::SmtpConfig::default()
                 }),
                 Arc::new(inbound::Handler {
@@ -195,6 +217,12 @@ impl App {
                         .feedback_addresses
                         .iter()
                         .map(|a| a.to_ascii_lowercase())
+                        .collect(),
+                    domains: config
+                        .bounce_domain()
+                        .into_iter()
+                        .chain([config.hostname.clone()])
+                        .map(|d| d.to_ascii_lowercase())
                         .collect(),
                 }),
             )
@@ -234,6 +262,25 @@ impl App {
             tasks,
         })
     }
+}
+
+/// The listeners' connection limits, fitted under the file descriptor
+/// limit with its reserve (see [`fds`]); a listener that is off takes none.
+fn connection_budget(config: &Config) -> fds::Budget {
+    let smtp_on = config.smtp.listen.is_some() || config.smtp.tls_listen.is_some();
+    fds::budget(
+        config.http.max_connections,
+        if smtp_on {
+            config.smtp.max_connections
+        } else {
+            0
+        },
+        if config.inbound.listen.is_some() {
+            config.inbound.max_connections
+        } else {
+            0
+        },
+    )
 }
 
 /// The operator's rules for the use cases, from the configuration: the

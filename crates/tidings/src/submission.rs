@@ -4,8 +4,8 @@
 //! `POST /v1/messages`.
 
 use tidings_core::{CoreError, ErrorCode, Tidings};
-use tidings_delivery::metrics::Listener;
-use tidings_smtp::{Reply, Submission, SubmissionHandler};
+use tidings_delivery::metrics::{Endpoint, Listener};
+use tidings_smtp::{Refusal, Reply, Submission, SubmissionHandler};
 use tidings_store::Source;
 use tidings_types::AccountId;
 
@@ -57,6 +57,24 @@ impl SubmissionHandler for Handler {
     fn session_started(&self) {
         if let Some(m) = self.app.metrics() {
             m.smtp_session(Listener::Submission);
+        }
+    }
+
+    fn connection_refused(&self, why: Refusal) {
+        if let Some(m) = self.app.metrics() {
+            m.connection_refused(Endpoint::Submission, crate::http_server::reason(why));
+        }
+    }
+
+    fn connection_opened(&self) {
+        if let Some(m) = self.app.metrics() {
+            m.connection_opened(Endpoint::Submission);
+        }
+    }
+
+    fn connection_closed(&self) {
+        if let Some(m) = self.app.metrics() {
+            m.connection_closed(Endpoint::Submission);
         }
     }
 

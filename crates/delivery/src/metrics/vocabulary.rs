@@ -85,6 +85,10 @@ metric_names! {
         "SMTP sessions started, by listener";
     SmtpAuthFailures = "smtp_auth_failures", Counter,
         "Failed or refused AUTH attempts on the submission listener";
+    ConnectionsRefused = "connections_refused", Counter,
+        "Connections turned away at a connection limit, by listener and limit";
+    ConnectionsOpen = "connections_open", Gauge,
+        "Connections admitted and not yet closed, by listener";
     OutboundQueueDepth = "outbound_queue_depth", Gauge,
         "Recipients waiting for a delivery attempt (queued, deferred or in flight)";
     OutboundQueueOldestAge = "outbound_queue_oldest_age_seconds", Gauge,
@@ -215,6 +219,25 @@ label_values! {
     }
 }
 
+label_values! {
+    /// A listener that admits connections within limits.
+    Endpoint {
+        Http = "http",
+        Submission = "submission",
+        Inbound = "inbound",
+    }
+}
+
+label_values! {
+    /// The connection limit that turned a connection away.
+    RefusalReason {
+        /// Every slot of the listener was taken.
+        TotalLimit = "total_limit",
+        /// The client's address held its share of the slots.
+        PerIpLimit = "per_ip_limit",
+    }
+}
+
 /// An event type as a label value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Type(pub EventType);
@@ -259,4 +282,15 @@ pub struct ReportLabels {
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ListenerLabels {
     pub listener: Listener,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RefusedLabels {
+    pub listener: Endpoint,
+    pub reason: RefusalReason,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EndpointLabels {
+    pub listener: Endpoint,
 }

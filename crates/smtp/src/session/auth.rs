@@ -64,6 +64,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 Some(account) => {
                     tracing::info!(client = %self.client_ip, user = ?user, %account, "smtp auth succeeded");
                     self.account = Some(account);
+                    self.setup_done();
                     self.reply(Common::AuthSucceeded);
                     return Ok(());
                 }

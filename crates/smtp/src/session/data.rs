@@ -3,11 +3,13 @@
 //! stored it; a client that disconnects mid-DATA leaves nothing behind.
 //!
 //! Framing is the same in both modes: only `CRLF.CRLF` ends the data, and
-//! a line ended by a bare LF, or longer than 998 octets, makes the message
-//! `554 5.6.0`. A CR not followed by LF is content, never framing, and is
-//! kept as it came. The one difference: an inbound MX accepts 8-bit
-//! headers without SMTPUTF8, since what it receives is parsed, never
-//! relayed.
+//! a line ended by a bare LF, a CR not followed by LF, a NUL octet, or a
+//! line longer than 998 octets makes the message `554 5.6.0` (RFC 5321
+//! section 2.3.8: CR and LF only as CRLF). So none of the end-of-data
+//! forms other servers have been fooled by (`LF.LF`, `CR.CR`, `CRLF.CR`,
+//! …) is ever relayed to a server that might read it as framing. The one
+//! difference: an inbound MX accepts 8-bit headers without SMTPUTF8, since
+//! what it receives is parsed, never relayed.
 
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -106,7 +108,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     /// Read up to `CRLF.CRLF`, unstuffing dots. Past the first broken rule
     /// nothing more is kept, but reading goes on to the end so the session
     /// stays in step with the client. Only `CRLF.CRLF` ends the data: a
-    /// `.` after a bare LF does not (no SMTP smuggling).
+    /// `.` after a bare LF or a bare CR does not (no SMTP smuggling).
     async fn receive(&mut self) -> Result<Result<Received, Common>, super::SessionEnd> {
         let max = self.shared.config.max_message_bytes;
         let mut msg = Received {
@@ -137,6 +139,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 break;
             }
             after_crlf = true;
+            if memchr::memchr(b'\r', content).is_some() {
+                refusal.get_or_insert(Common::BareCr);
+            }
+            if memchr::memchr(0, content).is_some() {
+                refusal.get_or_insert(Common::NulOctet);
+            }
             let content = content.strip_prefix(b".").unwrap_or(content);
             size = size.saturating_add(content.len() + 2);
             if size > max {

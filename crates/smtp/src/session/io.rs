@@ -2,8 +2,8 @@
 //! place, a bounded read buffer split into lines, and a write buffer that
 //! is flushed only when the client has nothing more buffered (so pipelined
 //! commands are answered in order, in as few packets as possible).
-//! Every wait here is bounded by the idle timeout, the session deadline
-//! and the shutdown token.
+//! Every wait here is bounded by the idle timeout, the deadline (the end
+//! of the setup phase, then of the session) and the shutdown token.
 
 use std::io;
 use std::pin::Pin;
@@ -93,6 +93,8 @@ pub(crate) struct Conn<S> {
     wbuf: Vec<u8>,
     idle: Duration,
     deadline: Instant,
+    /// How the session ends when `deadline` passes.
+    deadline_end: SessionEnd,
     shutdown: CancellationToken,
 }
 
@@ -101,6 +103,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         stream: Stream<S>,
         idle: Duration,
         deadline: Instant,
+        deadline_end: SessionEnd,
         shutdown: CancellationToken,
     ) -> Self {
         Self {
@@ -109,8 +112,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             wbuf: Vec::with_capacity(512),
             idle,
             deadline,
+            deadline_end,
             shutdown,
         }
+    }
+
+    /// From now on, every wait ends at `at`, and the session with `end`.
+    pub(crate) fn set_deadline(&mut self, at: Instant, end: SessionEnd) {
+        self.deadline = at;
+        self.deadline_end = end;
     }
 
     pub(crate) fn is_tls(&self) -> bool {
@@ -154,7 +164,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     pub(crate) async fn pause(&mut self, d: Duration) -> Result<(), SessionEnd> {
         tokio::select! {
             _ = tokio::time::sleep(d) => Ok(()),
-            _ = tokio::time::sleep_until(self.deadline) => Err(SessionEnd::SessionTimeout),
+            _ = tokio::time::sleep_until(self.deadline) => Err(self.deadline_end),
             _ = self.shutdown.cancelled() => Err(SessionEnd::Shutdown),
         }
     }
@@ -173,7 +183,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         self.rbuf.reserve(READ_CHUNK);
         let read = tokio::select! {
             r = tokio::time::timeout(self.idle, self.stream.read_buf(&mut self.rbuf)) => r,
-            _ = tokio::time::sleep_until(self.deadline) => return Err(SessionEnd::SessionTimeout),
+            _ = tokio::time::sleep_until(self.deadline) => return Err(self.deadline_end),
             _ = self.shutdown.cancelled() => return Err(SessionEnd::Shutdown),
         };
         match read {
@@ -192,11 +202,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         if self.wbuf.is_empty() {
             return Ok(());
         }
+        let (deadline, deadline_end) = (self.deadline, self.deadline_end);
         let write = async {
             self.stream.write_all(&self.wbuf).await?;
             self.stream.flush().await
         };
-        match tokio::time::timeout(self.idle, write).await {
+        let written = tokio::select! {
+            w = tokio::time::timeout(self.idle, write) => w,
+            _ = tokio::time::sleep_until(deadline) => return Err(deadline_end),
+        };
+        match written {
             Err(_) => Err(SessionEnd::IdleTimeout),
             Ok(Err(e)) => Err(SessionEnd::Io(e.kind())),
             Ok(Ok(())) => {
@@ -215,7 +230,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         let Stream::Plain(plain) = std::mem::replace(&mut self.stream, Stream::Gone) else {
             return Err(SessionEnd::TlsFailed);
         };
-        match tokio::time::timeout(timeout, acceptor.accept(plain)).await {
+        let handshake = tokio::select! {
+            h = tokio::time::timeout(timeout, acceptor.accept(plain)) => h,
+            _ = tokio::time::sleep_until(self.deadline) => return Err(self.deadline_end),
+        };
+        match handshake {
             Ok(Ok(tls)) => {
                 self.stream = Stream::Tls(Box::new(tls));
                 Ok(())
@@ -229,12 +248,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     }
 
     /// Best effort: send what is queued and close, without waiting long for
-    /// a client that has stopped reading.
+    /// a client that has stopped reading (the deadline may have passed:
+    /// the last words get their few seconds all the same).
     pub(crate) async fn close(&mut self) {
-        let idle = self.idle;
-        self.idle = idle.min(Duration::from_secs(5));
+        self.idle = self.idle.min(Duration::from_secs(5));
+        self.deadline = Instant::now() + self.idle;
         let _ = self.flush().await;
         let _ = tokio::time::timeout(self.idle, self.stream.shutdown()).await;
-        self.idle = idle;
     }
 }

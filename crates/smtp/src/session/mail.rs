@@ -48,6 +48,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             body_8bitmime: from.flags & MAIL_BODY_8BITMIME != 0,
             rcpt_to: Vec::new(),
         });
+        // On submission AUTH already ended the setup; on the MX this does.
+        self.setup_done();
         self.reply(Common::SenderOk);
         Ok(())
     }

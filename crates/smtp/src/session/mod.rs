@@ -49,6 +49,9 @@ pub enum SessionEnd {
     IdleTimeout,
     /// The session lasted `session_timeout`.
     SessionTimeout,
+    /// The client had not authenticated (submission) or started a mail
+    /// transaction (inbound MX) within `setup_timeout` of connecting.
+    SetupTimeout,
     /// The server is shutting down.
     Shutdown,
     /// The client made `max_errors` errors.
@@ -61,8 +64,12 @@ pub enum SessionEnd {
 
 impl SessionEnd {
     /// The last words to a client that is still listening.
-    fn farewell(self) -> Option<Common> {
+    fn farewell(self, mode: &Mode) -> Option<Common> {
         match self {
+            SessionEnd::SetupTimeout => Some(match mode {
+                Mode::Submission(_) => Common::AuthTimeout,
+                Mode::Inbound(_) => Common::MailTimeout,
+            }),
             SessionEnd::IdleTimeout => Some(Common::IdleTimeout),
             SessionEnd::SessionTimeout => Some(Common::SessionTimeout),
             SessionEnd::Shutdown => Some(Common::ShuttingDown),
@@ -99,6 +106,10 @@ pub(crate) struct Session<S> {
     tx: Option<Transaction>,
     errors: u32,
     auth_failures: u32,
+    /// When the session must end, whatever it does; until the setup is
+    /// done, the connection's deadline is the earlier end of the setup.
+    session_deadline: Instant,
+    setup_done: bool,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
@@ -110,11 +121,31 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         shutdown: CancellationToken,
     ) -> Self {
         let cfg = &shared.config;
-        // A session_timeout too large for the clock means "no limit".
-        let deadline = started
-            .checked_add(cfg.session_timeout)
-            .unwrap_or_else(|| started + Duration::from_secs(100 * 365 * 24 * 3600));
-        let conn = Conn::new(stream, cfg.idle_timeout, deadline, shutdown);
+        // A timeout too large for the clock means "no limit".
+        let far = |d: Duration| {
+            started
+                .checked_add(d)
+                .unwrap_or_else(|| started + Duration::from_secs(100 * 365 * 24 * 3600))
+        };
+        let session_deadline = far(cfg.session_timeout);
+        let setup_deadline = far(cfg.setup_timeout);
+        let conn = if setup_deadline < session_deadline {
+            Conn::new(
+                stream,
+                cfg.idle_timeout,
+                setup_deadline,
+                SessionEnd::SetupTimeout,
+                shutdown,
+            )
+        } else {
+            Conn::new(
+                stream,
+                cfg.idle_timeout,
+                session_deadline,
+                SessionEnd::SessionTimeout,
+                shutdown,
+            )
+        };
         Self {
             conn,
             shared,
@@ -124,6 +155,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             tx: None,
             errors: 0,
             auth_failures: 0,
+            session_deadline,
+            setup_done: false,
+        }
+    }
+
+    /// The client authenticated (submission) or started its first mail
+    /// transaction (inbound MX): only the session timeout bounds it now.
+    fn setup_done(&mut self) {
+        if !self.setup_done {
+            self.setup_done = true;
+            self.conn
+                .set_deadline(self.session_deadline, SessionEnd::SessionTimeout);
         }
     }
 
@@ -138,7 +181,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 break end;
             }
         };
-        if let Some(last) = end.farewell() {
+        if let Some(last) = end.farewell(&self.shared.mode) {
             self.conn.queue(&last.into());
         }
         self.conn.close().await;
@@ -188,7 +231,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 initial_response,
             } => self.auth(mechanism, initial_response).await,
             Request::Mail { from } => self.mail(from),
-            Request::Rcpt { to } => self.rcpt(to).await,
+            Request::Rcpt { to } => self.rcpt(to, rcpt::is_bare_postmaster(&line)).await,
             Request::Data => self.data().await,
             Request::Rset => self.rset(),
             Request::Noop { .. } => self.noop(),

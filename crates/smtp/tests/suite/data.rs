@@ -215,3 +215,66 @@ async fn framing_does_not_depend_on_how_the_bytes_arrive() {
         assert_eq!(std::str::from_utf8(&s.raw).unwrap(), expected);
     }
 }
+
+/// Send one message's DATA exactly as given (it must end the data itself)
+/// and return the final reply.
+async fn data_as_is<S>(c: &mut Client<S>, wire: &[u8]) -> Resp
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    c.cmd("MAIL FROM:<app@example.com>", 250).await;
+    c.cmd("RCPT TO:<a@example.org>", 250).await;
+    c.cmd("DATA", 354).await;
+    c.send(wire).await;
+    c.reply().await.expect("final reply")
+}
+
+#[tokio::test]
+async fn bare_cr_rejects_the_message_and_never_ends_data() {
+    let h = harness(config());
+    let (mut c, _task) = h.connect_authed().await;
+    // The end-of-data forms of SMTP smuggling that use a bare CR: none of
+    // them ends the data here, and each makes the message refused, so it
+    // is never relayed to a server that might read it as framing.
+    let smuggled = "MAIL FROM:<evil@example.com>\r\nRCPT TO:<v@example.org>\r\nDATA\r\n";
+    for form in ["\r.\r", "\r\n.\r", "\r.\r\n", "\n.\r\n"] {
+        let wire = format!("Subject: x\r\n\r\nhi{form}{smuggled}Subject: y\r\n\r\nz\r\n.\r\n");
+        let r = data_as_is(&mut c, wire.as_bytes()).await;
+        assert_eq!(r.code, 554, "{form:?}: {r:?}");
+        assert!(
+            r.text().starts_with("5.6.0 Message has a"),
+            "{form:?}: {r:?}"
+        );
+        // In step: the smuggled commands were data, not commands.
+        c.cmd("NOOP", 250).await;
+    }
+    // A bare CR inside a line, and one just before the CRLF.
+    for wire in [
+        "Subject: x\r\n\r\nan odd\rline\r\n.\r\n",
+        "Subject: x\r\n\r\nend\r\r\n.\r\n",
+    ] {
+        let r = data_as_is(&mut c, wire.as_bytes()).await;
+        assert_eq!(r.text(), "5.6.0 Message has a CR not followed by LF");
+    }
+    assert_eq!(h.handler.accepted(), 0);
+    assert_eq!(
+        c.send_message(USER, &["a@example.org"], SIMPLE).await.code,
+        250
+    );
+}
+
+#[tokio::test]
+async fn nul_rejects_the_message() {
+    let h = harness(config());
+    let (mut c, _task) = h.connect_authed().await;
+    for wire in [
+        &b"Subject: x\r\n\r\nnul \0 inside\r\n.\r\n"[..],
+        b"Subject: \0\r\n\r\nbody\r\n.\r\n",
+    ] {
+        let r = data_as_is(&mut c, wire).await;
+        assert_eq!(r.code, 554);
+        assert_eq!(r.text(), "5.6.0 Message has a NUL octet");
+    }
+    c.cmd("NOOP", 250).await;
+    assert_eq!(h.handler.accepted(), 0);
+}

@@ -17,8 +17,8 @@ use tokio_util::sync::CancellationToken;
 use super::support::*;
 
 /// Claims recipients whose local part starts with `b-` (VERP-looking) or is
-/// `fbl`; records every check and every message; can be told to fail
-/// `accept`.
+/// `fbl`, and postmaster (bare or at bounces.test, any case); records every
+/// check and every message; can be told to fail `accept`.
 #[derive(Default)]
 pub struct MxHandler {
     pub checked: Mutex<Vec<String>>,
@@ -45,7 +45,10 @@ impl MxHandler {
 impl InboundHandler for MxHandler {
     async fn check_recipient(&self, rcpt: &str) -> Result<(), Reply> {
         self.checked.lock().unwrap().push(rcpt.to_string());
-        if rcpt.starts_with("b-") || rcpt.starts_with("fbl@") {
+        let postmaster = ["postmaster", "postmaster@bounces.test"]
+            .iter()
+            .any(|p| rcpt.eq_ignore_ascii_case(p));
+        if rcpt.starts_with("b-") || rcpt.starts_with("fbl@") || postmaster {
             Ok(())
         } else {
             Err(Common::NoSuchUser.into())
@@ -101,8 +104,8 @@ impl Mx {
 const VERP: &str = "b-msg_01=rcpt.example.org@bounces.test";
 
 /// A DSN as it goes on the wire (dot-stuffed), with what is easy to get
-/// wrong: leading dots, a lone dot line, a CR inside a line, and 8-bit
-/// octets in a top-level header without SMTPUTF8.
+/// wrong: leading dots, a lone dot line, and 8-bit octets in a top-level
+/// header without SMTPUTF8.
 const DSN_WIRE: &str = concat!(
     "From: MAILER-DAEMON@mx.example.org\r\n",
     "To: b-msg_01=rcpt.example.org@bounces.test\r\n",
@@ -114,7 +117,6 @@ const DSN_WIRE: &str = concat!(
     "..leading dot\r\n",
     "..\r\n",
     "...\r\n",
-    "an odd\rline ending\r\n",
     "--B\r\n",
     "Content-Type: message/delivery-status\r\n",
     "\r\n",
@@ -138,7 +140,6 @@ const DSN_RAW: &str = concat!(
     ".leading dot\r\n",
     ".\r\n",
     "..\r\n",
-    "an odd\rline ending\r\n",
     "--B\r\n",
     "Content-Type: message/delivery-status\r\n",
     "\r\n",
@@ -214,7 +215,7 @@ async fn foreign_recipient_is_refused_at_rcpt_and_never_reaches_accept() {
     // Well-formed, deliverable elsewhere: still refused, the MX is no relay.
     for foreign in [
         "someone@example.com",
-        "postmaster@bounces.test",
+        "postmaster@example.com",
         "user%example.com@bounces.test",
     ] {
         let r = c.cmd(&format!("RCPT TO:<{foreign}>"), 550).await;
@@ -290,6 +291,15 @@ async fn framing_and_limits_are_those_of_submission() {
     assert_eq!(
         c.expect(554).await.text(),
         "5.6.0 Message has a line not ended by CRLF"
+    );
+    // A bare CR: refused, and "\r.\r" does not end the data.
+    c.cmd("MAIL FROM:<>", 250).await;
+    c.cmd("RCPT TO:<b-1@bounces.test>", 250).await;
+    c.cmd("DATA", 354).await;
+    c.send("Subject: x\r\n\r\nhi\r.\rstill data\r\n.\r\n").await;
+    assert_eq!(
+        c.expect(554).await.text(),
+        "5.6.0 Message has a CR not followed by LF"
     );
     // A line over 998 octets.
     let long = format!("Subject: x\r\n\r\n{}\r\n", "y".repeat(999));
@@ -390,14 +400,29 @@ async fn smtplib_bounce_with_null_sender_over_tcp() {
             raw.contains("\r\n.a line that starts with a dot\r\n"),
             "{raw}"
         );
-        assert!(
-            raw.contains("\r\nan odd\rline ending inside a line\r\n"),
-            "{raw}"
-        );
         assert!(raw.ends_with("Status: 5.1.1\r\n--B--\r\n"), "{raw}");
     }
     assert_eq!(msgs[0].rcpt_to, ["b-msg1=rcpt.example.org@bounces.test"]);
     assert!(!msgs[0].tls);
     assert_eq!(msgs[1].rcpt_to, ["b-msg2=other.example.org@bounces.test"]);
     assert!(msgs[1].tls);
+}
+
+#[tokio::test]
+async fn postmaster_without_a_domain_reaches_the_handler() {
+    let m = mx(config());
+    let (mut c, _task) = m.ready().await;
+    c.cmd("MAIL FROM:<someone@example.org>", 250).await;
+    c.cmd("RCPT TO:<Postmaster>", 250).await;
+    c.cmd("RCPT TO:<POSTMASTER@bounces.test>", 250).await;
+    // The null address is still no recipient.
+    c.cmd("RCPT TO:<>", 501).await;
+    c.cmd("DATA", 354).await;
+    c.send(format!("{SIMPLE}.\r\n")).await;
+    c.expect(250).await;
+    assert_eq!(
+        m.handler.messages()[0].rcpt_to,
+        ["postmaster", "POSTMASTER@bounces.test"]
+    );
+    assert_eq!(m.handler.checked()[0], "postmaster");
 }

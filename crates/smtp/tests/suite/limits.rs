@@ -72,6 +72,8 @@ async fn busy_session_still_ends_at_the_session_timeout() {
     let mut cfg = config();
     cfg.idle_timeout = Duration::from_secs(5);
     cfg.session_timeout = Duration::from_secs(60);
+    // Not authenticated: the setup timeout must not come first.
+    cfg.setup_timeout = Duration::from_secs(600);
     let h = harness(cfg);
     let start = tokio::time::Instant::now();
     let (mut c, task) = h.connect().await;

@@ -1,5 +1,6 @@
 mod auth;
 mod basics;
+mod connections;
 mod data;
 mod e2e;
 mod inbound;

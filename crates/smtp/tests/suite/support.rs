@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use rustls::pki_types::{CertificateDer, ServerName};
 use tidings_smtp::{
-    Common, Reply, SessionEnd, SmtpConfig, SmtpServer, Submission, SubmissionHandler,
+    Common, Refusal, Reply, SessionEnd, SmtpConfig, SmtpServer, Submission, SubmissionHandler,
 };
 use tidings_types::AccountId;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream};
@@ -30,6 +30,8 @@ pub struct TestHandler {
     pub auth_calls: AtomicUsize,
     pub accept_calls: AtomicUsize,
     pub fail_accept: Mutex<Option<Reply>>,
+    /// Connections turned away at a limit, in order.
+    pub refused: Mutex<Vec<Refusal>>,
     accepted: tokio::sync::Notify,
 }
 
@@ -88,6 +90,10 @@ impl SubmissionHandler for TestHandler {
         drop(subs);
         self.accepted.notify_waiters();
         Ok(id)
+    }
+
+    fn connection_refused(&self, why: Refusal) {
+        self.refused.lock().unwrap().push(why);
     }
 }
 
