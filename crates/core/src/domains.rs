@@ -138,7 +138,33 @@ impl Tidings {
             .selector
             .unwrap_or_else(|| format!("tidings{}", self.clock.now().format("%Y%m")));
         let algorithm = input.algorithm.unwrap_or(KeyAlgorithm::Rsa2048);
-        let domain = input.domain.trim().to_ascii_lowercase();
+        let domain = input
+            .domain
+            .trim()
+            .trim_end_matches('.')
+            .to_ascii_lowercase();
+        if crate::tracking_settings::is_numeric_name(&domain)
+            || domain.parse::<std::net::IpAddr>().is_ok()
+        {
+            return Err(CoreError::invalid(
+                ErrorCode::InvalidRequest,
+                format!("`{domain}` is an IP address; a sending domain is a domain name"),
+            ));
+        }
+        // A sending domain is one account's: another account's From
+        // addresses in it, and its DKIM key, are not this one's to use.
+        let taken = self
+            .messages()?
+            .domain_keys(None)
+            .await?
+            .iter()
+            .any(|k| k.domain == domain && k.account_id != account);
+        if taken {
+            return Err(CoreError::invalid(
+                ErrorCode::Conflict,
+                format!("the sending domain {domain} is another account's"),
+            ));
+        }
         let key = DkimKey::generate(&domain, &selector, algorithm)
             .map_err(|e| CoreError::invalid(ErrorCode::InvalidRequest, e.to_string()))?;
         let signer = Signer::new(&key).map_err(|e| CoreError::Internal(e.to_string()))?;

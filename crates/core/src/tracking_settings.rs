@@ -69,6 +69,15 @@ fn invalid_domain(msg: impl std::fmt::Display) -> CoreError {
 /// lower-case scheme and host, no default port, no trailing slash. It must
 /// be `http` or `https`, name a host, and carry no credentials, query or
 /// fragment (tracking paths are appended to it).
+/// A name whose last label is all digits reads as an address, not a
+/// domain (`127.0.0.1`, `10.1`): no top-level domain is numeric.
+pub(crate) fn is_numeric_name(name: &str) -> bool {
+    name.trim_end_matches('.')
+        .rsplit('.')
+        .next()
+        .is_some_and(|tld| !tld.is_empty() && tld.bytes().all(|b| b.is_ascii_digit()))
+}
+
 pub fn normalize_domain(input: &str) -> Result<String, CoreError> {
     let s = input.trim();
     if s.is_empty() {
@@ -88,8 +97,14 @@ pub fn normalize_domain(input: &str) -> Result<String, CoreError> {
             url.scheme()
         )));
     }
-    match url.host_str() {
-        Some(h) if !h.is_empty() => {}
+    match url.host() {
+        Some(url::Host::Domain(h)) if !h.is_empty() && !is_numeric_name(h) => {}
+        Some(url::Host::Ipv4(_) | url::Host::Ipv6(_)) => {
+            return Err(invalid_domain("must be a domain name, not an IP address"))
+        }
+        Some(url::Host::Domain(h)) if !h.is_empty() => {
+            return Err(invalid_domain("must be a domain name, not an IP address"))
+        }
         _ => return Err(invalid_domain("names no host")),
     }
     if !url.username().is_empty() || url.password().is_some() {
@@ -138,7 +153,11 @@ impl Tidings {
         patch: TrackingPatch,
     ) -> Result<TrackingView, CoreError> {
         let domain = match patch.domain {
-            Some(Some(d)) => Some(Some(normalize_domain(&d)?)),
+            Some(Some(d)) => {
+                let d = normalize_domain(&d)?;
+                self.check_tracking_domain_free(account, &d).await?;
+                Some(Some(d))
+            }
             other => other,
         };
         let domain_changes = domain.is_some();
@@ -159,6 +178,36 @@ impl Tidings {
             self.load_tracking_hosts().await?;
         }
         Ok(self.tracking_view(s))
+    }
+
+    /// A tracking domain belongs to one account: another's claim is a
+    /// conflict, so no account can serve its links (and have them
+    /// honoured) under another's host.
+    async fn check_tracking_domain_free(
+        &self,
+        account: AccountId,
+        domain: &str,
+    ) -> Result<(), CoreError> {
+        let host = |base: &str| {
+            url::Url::parse(base).ok().and_then(|u| {
+                u.host_str()
+                    .map(|h| h.trim_end_matches('.').to_ascii_lowercase())
+            })
+        };
+        let wanted = host(domain);
+        let taken = self
+            .store
+            .tracking_domains()
+            .await?
+            .into_iter()
+            .any(|(owner, base)| owner != account && host(&base) == wanted);
+        if taken {
+            return Err(CoreError::invalid(
+                crate::ErrorCode::Conflict,
+                format!("the tracking domain {domain} is another account's"),
+            ));
+        }
+        Ok(())
     }
 
     /// What a new message of `account` gets unless it says otherwise.

@@ -27,7 +27,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
     security(("bearer" = [])),
     request_body = DomainInput,
     responses((status = 201, description = "Added, with the DNS record to publish", body = DomainView),
-        (status = 409, description = "The domain is already added (`conflict`)", body = ErrorBody),
+        (status = 409, description = "The domain is already added, to this account or another (`conflict`)", body = ErrorBody),
         JsonBodyErrors, KeyErrors)
 )]
 async fn create(

@@ -38,6 +38,7 @@ async fn read(
     security(("bearer" = [])),
     request_body = TrackingPatch,
     responses((status = 200, description = "Settings after the change", body = TrackingView),
+        (status = 409, description = "The tracking domain is another account's (`conflict`)", body = crate::error::ErrorBody),
         JsonBodyErrors, KeyErrors)
 )]
 async fn update(

@@ -288,3 +288,78 @@ async fn a_webhook_host_is_resolved_when_it_is_saved() {
     assert_eq!((r.status, r.code()), (422, "blocked_url"), "{:?}", r.body);
     t.stop().await;
 }
+
+#[tokio::test]
+async fn a_domain_belongs_to_one_account() {
+    let t = InProcess::start(|_| {}).await;
+    let acc = t.app().create_account("other", None).await.unwrap();
+    let key = t.app().create_api_key(acc.id, "k").await.unwrap();
+    let b = t.api.with_key(key.key.expose());
+
+    // A's tracking domain cannot be claimed by B.
+    let r = t
+        .api
+        .patch("/v1/tracking", &json!({"domain": "http://a-track.example"}))
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let r = b
+        .patch(
+            "/v1/tracking",
+            &json!({"domain": "https://A-Track.example/"}),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (409, "conflict"), "{:?}", r.body);
+    let r = b.get("/v1/tracking").await;
+    assert!(
+        r.body["domain"].is_null(),
+        "B's settings are unchanged: {:?}",
+        r.body
+    );
+    // A may set its own again; once A lets it go, B may take it.
+    let r = t
+        .api
+        .patch(
+            "/v1/tracking",
+            &json!({"domain": "https://a-track.example"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    t.api.patch("/v1/tracking", &json!({"domain": null})).await;
+    let r = b
+        .patch(
+            "/v1/tracking",
+            &json!({"domain": "https://a-track.example"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+
+    // A sending domain too.
+    t.api.add_domain("shop.example").await;
+    let r = b
+        .post("/v1/domains", &json!({"domain": "Shop.Example"}))
+        .await;
+    assert_eq!((r.status, r.code()), (409, "conflict"), "{:?}", r.body);
+    let r = b
+        .post(
+            "/v1/messages",
+            &json!({"from": "ceo@shop.example", "to": "x@example.test", "subject": "s", "text": "t"}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (403, "unknown_sender_domain"),
+        "{:?}",
+        r.body
+    );
+
+    // And an address is no domain.
+    for d in ["127.0.0.1", "10.1.2.3", "[::1]"] {
+        let r = t.api.post("/v1/domains", &json!({"domain": d})).await;
+        assert_eq!(r.status, 422, "{d}: {:?}", r.body);
+    }
+    for d in ["http://127.0.0.1", "http://[::1]:8080", "http://10.1"] {
+        let r = t.api.patch("/v1/tracking", &json!({"domain": d})).await;
+        assert_eq!(r.status, 422, "{d}: {:?}", r.body);
+    }
+    t.stop().await;
+}
