@@ -268,7 +268,18 @@ mod tests {
             ok("https://bücher.example"),
             "https://xn--bcher-kva.example"
         );
-        assert_eq!(ok("http://127.0.0.1:9000"), "http://127.0.0.1:9000");
+    }
+
+    #[test]
+    fn an_address_is_no_tracking_domain() {
+        for s in [
+            "http://127.0.0.1:9000",
+            "http://[::1]",
+            "https://10.1",
+            "http://192.168.0.1.:80",
+        ] {
+            assert!(err(s).contains("not an IP address"), "{s}");
+        }
     }
 
     #[test]

@@ -240,10 +240,12 @@ async fn a_flood_from_one_address_leaves_every_listener_to_the_others() {
         (r.status() == 200).then_some(())
     })
     .await;
-    // The probe from 127.0.0.5, and perhaps the last of the fill (the
-    // other address may have held a keep-alive connection then).
+    // The probe from 127.0.0.5, and the last few of the fill: the other
+    // address's clients keep their connections alive in pools (one or two
+    // each, as the requests above happened to need), and those took room
+    // the fill then lacked.
     let total = metric(&http, &base, &refused("http", "total_limit")).await;
-    assert!((1.0..=2.0).contains(&total), "{total}");
+    assert!((1.0..=5.0).contains(&total), "{total}");
     let per_ip = (HTTP_FLOOD - HTTP_PER_IP + 1) as f64;
     assert_eq!(
         metric(&http, &base, &refused("http", "per_ip_limit")).await,

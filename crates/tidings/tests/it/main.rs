@@ -11,6 +11,7 @@ mod hostile_input;
 mod idempotency;
 mod inbound;
 mod metrics;
+mod mx_routing;
 mod ops;
 mod outbound;
 mod pausing;

@@ -44,15 +44,20 @@ async fn a_sender_domain_the_account_has_not_added_is_refused() {
         r.body
     );
 
-    // Another account's domain is no help.
+    // Another account's domain is no help, and is not this one's to add
+    // until the other lets it go.
     let other = t.app().create_account("other", None).await.unwrap();
     let key = t.app().create_api_key(other.id, "k").await.unwrap();
-    t.api
-        .with_key(key.key.expose())
-        .add_domain("shop.test")
-        .await;
+    let other = t.api.with_key(key.key.expose());
+    other.add_domain("shop.test").await;
     let r = t.api.post("/v1/messages", &message("app@shop.test")).await;
     assert_eq!(r.code(), "unknown_sender_domain");
+    let r = t
+        .api
+        .post("/v1/domains", &json!({"domain": "shop.test"}))
+        .await;
+    assert_eq!(r.code(), "conflict", "{:?}", r.body);
+    assert_eq!(other.delete("/v1/domains/shop.test").await.status, 204);
 
     // Once added, the domain and its subdomains send; a look-alike does not.
     t.api.add_domain("Shop.Test").await;

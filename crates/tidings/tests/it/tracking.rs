@@ -676,16 +676,16 @@ async fn another_accounts_domain_honours_none_of_its_tokens() {
     let b = t.app().create_account("b", None).await.unwrap();
     let b_key = t.app().create_api_key(b.id, "k").await.unwrap();
     let b_api = t.api.with_key(b_key.key.expose());
-    b_api.add_domain("sender.test").await;
+    b_api.add_domain("b-sender.test").await;
     let rx = Receiver::start().await;
     b_api
         .create_webhook(
             json!({"url": rx.url("/h"), "event_types": ["open", "click", "unsubscribe"]}),
         )
         .await;
-    let r = b_api
-        .post("/v1/messages", &html_message("d@example.test", "b's"))
-        .await;
+    let mut b_message = html_message("d@example.test", "b's");
+    b_message["from"] = json!("app@b-sender.test");
+    let r = b_api.post("/v1/messages", &b_message).await;
     assert_eq!(r.status, 202, "{:?}", r.body);
     let msg = wait_until("the message at the MX", DEADLINE, || async {
         mx.messages().pop()
