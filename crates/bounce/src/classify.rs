@@ -15,13 +15,15 @@
 use crate::finding::Finding;
 use crate::headers::find_addresses;
 use crate::model::{Action, BouncedRecipient};
-use crate::phrases;
+use crate::phrases::{self, Hits, Narrow};
 use crate::providers;
 use crate::reason::Reason;
+use crate::rules::Rules;
 use crate::status::Status;
 
-/// Classifies one finding.
-pub fn classify(f: Finding) -> BouncedRecipient {
+/// Classifies one finding, with the phrase and provider rules `rules` allows.
+pub fn classify(f: Finding, rules: &mut Rules) -> BouncedRecipient {
+    rules.begin_recipient();
     let text = clean(&f.diagnostic);
     let wide = f.fallback_text.as_deref().map(clean).unwrap_or_default();
     // The code the remote server gave ("550 5.7.1", "550-'5.7.1"), else the
@@ -45,8 +47,8 @@ pub fn classify(f: Finding) -> BouncedRecipient {
     let command = command.or_else(|| f.context.as_deref().map(clean).and_then(|c| command_in(&c)));
     let mut reason = f
         .hint
-        .or_else(|| decide(&text, status, command))
-        .or_else(|| decide(&wide, None, command.or_else(|| command_in(&wide))))
+        .or_else(|| decide(&text, status, command, rules))
+        .or_else(|| decide(&wide, None, command.or_else(|| command_in(&wide)), rules))
         .or_else(|| (f.action == Some(Action::Delayed)).then_some(Reason::Expired))
         .unwrap_or(if text.is_empty() && wide.is_empty() {
             Reason::Undefined
@@ -153,12 +155,18 @@ fn command_in(text: &str) -> Option<Command> {
 
 /// Decides the reason from the cleaned diagnostic, the status and the
 /// SMTP command, in the stages described in the module doc.
-fn decide(text: &str, status: Option<Status>, command: Option<Command>) -> Option<Reason> {
-    if let Some(r) = providers::reason(text) {
+fn decide(
+    text: &str,
+    status: Option<Status>,
+    command: Option<Command>,
+    rules: &mut Rules,
+) -> Option<Reason> {
+    if let Some(r) = providers::reason(text, rules) {
         return Some(r);
     }
     let code = status.and_then(status_reason);
-    let has = |r: Reason| phrases::matches(r, text);
+    let hits = Hits::find(text, rules);
+    let has = |r: Reason| hits.has(r);
     for &r in phrases::FIRST {
         let hit = match r {
             // Only trusted with the code, or at RCPT: an "unknown user"
@@ -167,9 +175,7 @@ fn decide(text: &str, status: Option<Status>, command: Option<Command>) -> Optio
                 (code == Some(Reason::UserUnknown)
                     && !phrases::CONTRADICT_USER.iter().any(|&c| has(c)))
                     || command == Some(Command::RcptTo) && has(Reason::UserUnknown)
-                    || phrases::USER_UNKNOWN_STRONG
-                        .iter()
-                        .any(|p| text.contains(p))
+                    || hits.has_narrow(Narrow::UserUnknownStrong)
             }
             Reason::Filtered => {
                 let before_data = matches!(
@@ -194,10 +200,11 @@ fn decide(text: &str, status: Option<Status>, command: Option<Command>) -> Optio
                         && !(command == Some(Command::RcptTo) && has(Reason::UserUnknown))
             }
             // "spam" inside a blocklist's name is a block, not a verdict.
-            Reason::SpamDetected => {
-                phrases::matches(r, &text.replace("spamhaus", "").replace("spamcop", ""))
+            Reason::SpamDetected if text.contains("spamhaus") || text.contains("spamcop") => {
+                let rest = text.replace("spamhaus", "").replace("spamcop", "");
+                Hits::find(&rest, rules).has(r)
             }
-            Reason::PolicyViolation => phrases::POLICY_FIRST.iter().any(|p| text.contains(p)),
+            Reason::PolicyViolation => hits.has_narrow(Narrow::PolicyFirst),
             _ => has(r) || code == Some(r) && specific(r),
         };
         if hit {
