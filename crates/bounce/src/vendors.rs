@@ -84,7 +84,7 @@ pub fn json(text: &str, original: &OriginalMessage) -> Option<JsonReport> {
                 f.hint = match sub {
                     "Suppressed" | "OnAccountSuppressionList" => Some(Reason::Suppressed),
                     "MailboxFull" => Some(Reason::MailboxFull),
-                    "MessageTooLarge" => Some(Reason::MessageTooLarge),
+                    "MessageTooLarge" => Some(Reason::EmailTooLarge),
                     "ContentRejected" | "AttachmentRejected" => Some(Reason::ContentError),
                     "NoEmail" if f.diagnostic.is_empty() => Some(Reason::UserUnknown),
                     _ => None,

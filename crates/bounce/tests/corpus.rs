@@ -4,6 +4,8 @@
 
 #[path = "../src/bin/common/mod.rs"]
 mod common;
+#[path = "corpus/evidence.rs"]
+mod evidence;
 #[path = "corpus/examples.rs"]
 mod examples;
 #[path = "corpus/properties.rs"]

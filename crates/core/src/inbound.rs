@@ -43,7 +43,7 @@ fn report_kind(report: &Report) -> ReportKind {
 /// those reports become `block` events.
 fn block_reason(reason: &str) -> Option<&'static str> {
     Some(match reason {
-        "blocked" | "bad_reputation" | "rate_limited" | "too_many_connections" => "reputation",
+        "blocked" | "bad_reputation" | "rate_limited" => "reputation",
         "spam_detected" | "virus_detected" | "content_error" => "content",
         "auth_failure" | "require_ptr" | "security_error" | "failed_starttls" => "auth",
         "policy_violation" | "no_relaying" | "not_compliant_rfc" => "policy",

@@ -28,9 +28,9 @@ const TABLES: &[(&str, Reason, &str)] = &[
         include_str!("tables/mailbox_full.tsv"),
     ),
     (
-        "message_too_large",
-        Reason::MessageTooLarge,
-        include_str!("tables/message_too_large.tsv"),
+        "email_too_large",
+        Reason::EmailTooLarge,
+        include_str!("tables/email_too_large.tsv"),
     ),
     (
         "exceed_limit",
@@ -91,11 +91,6 @@ const TABLES: &[(&str, Reason, &str)] = &[
         "content_error",
         Reason::ContentError,
         include_str!("tables/content_error.tsv"),
-    ),
-    (
-        "too_many_connections",
-        Reason::TooManyConnections,
-        include_str!("tables/too_many_connections.tsv"),
     ),
     (
         "rejected",
@@ -193,7 +188,7 @@ const TABLES: &[(&str, Reason, &str)] = &[
 /// RFC 3463 code when that is specific); the more specific first.
 pub const FIRST: &[Reason] = &[
     Reason::MailboxFull,
-    Reason::MessageTooLarge,
+    Reason::EmailTooLarge,
     Reason::ExceedLimit,
     Reason::Suspended,
     Reason::HasMoved,
@@ -205,13 +200,12 @@ pub const FIRST: &[Reason] = &[
     Reason::NotCompliantRfc,
     Reason::BadReputation,
     Reason::ContentError,
-    Reason::TooManyConnections,
+    Reason::RateLimited,
     Reason::Rejected,
     Reason::NotAccept,
     Reason::HostUnknown,
     Reason::VirusDetected,
     Reason::SpamDetected,
-    Reason::RateLimited,
     Reason::PolicyViolation,
     Reason::Blocked,
 ];
