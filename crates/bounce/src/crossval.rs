@@ -16,7 +16,11 @@
 //!    are parsed and scored again.
 //!
 //! A rule that no family supports stays on (it helps nobody here, so it is
-//! not fitted to anybody). Pure: `bounce-score` does the parsing.
+//! not fitted to anybody). Two variants: *strict* switches off every such
+//! rule; the default only those whose source is [`CORPUS_TUNED`] (a rule
+//! taken from an MTA's or provider's documentation was not fitted to the
+//! corpus, whichever family happens to show it). Pure: `bounce-score` does
+//! the parsing.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -79,14 +83,22 @@ pub fn support(
 }
 
 /// The rules to switch off while `family` is scored: those only it
-/// supports.
-pub fn fitted_to(support: &BTreeMap<RuleId, BTreeSet<String>>, family: &str) -> Vec<RuleId> {
+/// supports, among the rules `eligible` admits.
+pub fn fitted_to(
+    support: &BTreeMap<RuleId, BTreeSet<String>>,
+    family: &str,
+    eligible: impl Fn(RuleId) -> bool,
+) -> Vec<RuleId> {
     support
         .iter()
-        .filter(|(_, fams)| fams.len() == 1 && fams.contains(family))
+        .filter(|(id, fams)| fams.len() == 1 && fams.contains(family) && eligible(**id))
         .map(|(id, _)| *id)
         .collect()
 }
+
+/// The source of the rules that were tuned on the development corpus
+/// rather than taken from documentation.
+pub const CORPUS_TUNED: &str = "tidings-0.1";
 
 /// Per predicted row of a sisimai-dev message: the reason agrees with the
 /// label of the same index.
@@ -173,9 +185,10 @@ mod tests {
             obs("c", &[3], false),
         ];
         let s = support(&observed, |_| Reason::UserUnknown);
-        assert_eq!(fitted_to(&s, "a"), vec![RuleId(1)]);
-        assert!(fitted_to(&s, "b").is_empty());
-        assert!(fitted_to(&s, "c").is_empty());
+        assert_eq!(fitted_to(&s, "a", |_| true), vec![RuleId(1)]);
+        assert!(fitted_to(&s, "a", |id| id != RuleId(1)).is_empty());
+        assert!(fitted_to(&s, "b", |_| true).is_empty());
+        assert!(fitted_to(&s, "c", |_| true).is_empty());
         // A rule naming another reason than the one given supports nothing.
         let s = support(&observed, |_| Reason::Blocked);
         assert!(s.is_empty());

@@ -62,3 +62,86 @@ fn microsoft_5_1_10_is_an_unknown_recipient_not_a_null_mx() {
     assert_eq!(r.reason, Reason::UserUnknown);
     assert_eq!(r.action, Action::Failed);
 }
+
+/// Sentences from the MTAs' and providers' own documentation or source
+/// (the same sources the phrase tables cite), each read as its reason.
+#[test]
+fn documented_sentences_are_read_as_documented() {
+    let cases = [
+        // qmail-smtpd.c
+        (
+            "5.7.1",
+            "553 sorry, that domain isn't in my list of allowed rcpthosts (#5.7.1)",
+            Reason::NoRelaying,
+        ),
+        (
+            "5.3.4",
+            "552 sorry, that message size exceeds my databytes limit (#5.3.4)",
+            Reason::EmailTooLarge,
+        ),
+        // qmail-remote.c
+        (
+            "5.6.2",
+            "SMTP cannot transfer messages with partial final lines. (#5.6.2)",
+            Reason::ContentError,
+        ),
+        // Postfix smtp_addr.c: a temporary DNS failure is not a bad domain.
+        (
+            "4.4.3",
+            "Host or domain name not found. Name service error for name=example.org type=MX: Host not found, try again",
+            Reason::NetworkError,
+        ),
+        // Gmail
+        (
+            "5.7.1",
+            "550-5.7.1 [192.0.2.1] The IP you're using to send mail is not authorized to send email directly to our servers. Please use the SMTP relay at your service provider instead.",
+            Reason::Blocked,
+        ),
+        (
+            "5.7.1",
+            "550-5.7.1 Messages missing a valid messageId header are not accepted.",
+            Reason::NotCompliantRfc,
+        ),
+        // Yahoo
+        (
+            "5.7.9",
+            "554 5.7.9 Message not accepted for policy reasons.",
+            Reason::PolicyViolation,
+        ),
+        (
+            "4.7.0",
+            "421 4.7.0 [TSS09] All messages from 192.0.2.1 will be permanently deferred; Retrying will NOT succeed.",
+            Reason::Blocked,
+        ),
+        // Outlook.com
+        (
+            "5.7.1",
+            "550 5.7.1 Unfortunately, messages from [192.0.2.1] weren't sent. Please contact your Internet service provider since part of their network is on our block list (S3140).",
+            Reason::Blocked,
+        ),
+        (
+            "4.7.0",
+            "421 RP-001 Unfortunately, some messages from 192.0.2.1 weren't sent. Please try again. We have limits for how many messages can be sent per hour and per day.",
+            Reason::RateLimited,
+        ),
+        // RFC 7372
+        (
+            "5.7.10",
+            "530 5.7.10 Encryption needed",
+            Reason::FailedStarttls,
+        ),
+    ];
+    let mut wrong = Vec::new();
+    for (status, text, want) in cases {
+        let action = if status.starts_with('4') {
+            "delayed"
+        } else {
+            "failed"
+        };
+        let got = only(&dsn(action, status, text)).reason;
+        if got != want {
+            wrong.push(format!("{text:?}: {got:?}, want {want:?}"));
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use tidings_bounce::crossval::{self, Observed};
-use tidings_bounce::rules::{catalogue, Rules};
+use tidings_bounce::rules::{catalogue, RuleId, Rules};
 use tidings_bounce::scoring::{FileScore, Prediction, Totals};
 
 use crate::common::{Corpus, Sample};
@@ -41,8 +41,34 @@ fn run_one(corpus: &Corpus, s: &Sample, rules: &mut Rules) -> Option<(FileScore,
     Some((score, observed))
 }
 
-/// Prints the folds (unless `quiet`) and the summary next to `in_sample`.
+/// Prints the folds (unless `quiet`) and the summary next to `in_sample`:
+/// first with the corpus-tuned rules left out, then strict (every rule).
 pub fn run(corpus: &Corpus, in_sample: &Totals, quiet: bool) {
+    let rules = catalogue();
+    let tuned = |id: RuleId| rules[id.0 as usize].source == crossval::CORPUS_TUNED;
+    folds(
+        corpus,
+        in_sample,
+        quiet,
+        "corpus-tuned rules left out",
+        &tuned,
+    );
+    folds(
+        corpus,
+        in_sample,
+        true,
+        "strict: every rule left out",
+        &|_| true,
+    );
+}
+
+fn folds(
+    corpus: &Corpus,
+    in_sample: &Totals,
+    quiet: bool,
+    title: &str,
+    eligible: &dyn Fn(RuleId) -> bool,
+) {
     let mut observed = Vec::new();
     for s in &corpus.samples {
         if let Some((_, o)) = run_one(corpus, s, &mut Rules::recording()) {
@@ -58,11 +84,14 @@ pub fn run(corpus: &Corpus, in_sample: &Totals, quiet: bool) {
             .or_default()
             .push(s);
     }
-    println!("== leave one family out ({} families)", families.len());
+    println!(
+        "== leave one family out ({} families; {title})",
+        families.len()
+    );
     let mut pooled = Totals::default();
     let mut folds: Vec<(String, Totals)> = Vec::new();
     for (family, samples) in &families {
-        let off = crossval::fitted_to(&support, family);
+        let off = crossval::fitted_to(&support, family, eligible);
         let mut rules = Rules::without(off.iter().copied());
         let mut t = Totals::default();
         for s in samples {
