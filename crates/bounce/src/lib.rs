@@ -9,7 +9,9 @@
 //! 1. **Normalise** ([`normalise`]): LF, CRLF and CR-only line endings
 //!    become LF, an mbox `From ` line is dropped, and the input is capped.
 //!    Every later stage sees one canonical form and a bounded size.
-//! 2. **MIME walk** (`mime`): `mail-parser` decodes the structure; the walk
+//! 2. **MIME walk** (`mime`): `mail-parser` decodes the structure and
+//!    every charset it knows (its `full_encoding`: ISO-2022-JP, Shift_JIS,
+//!    EUC-KR, GB2312, KOI8-R, ...); the walk
 //!    flattens it into the report's headers, its human-readable text, its
 //!    machine-readable parts (`message/delivery-status`,
 //!    `message/feedback-report`) and the enclosed original's headers, with

@@ -306,10 +306,18 @@ fn strip_address(line: &str, addr: &str) -> String {
     l.replace(addr, " ")
 }
 
+/// At least two words. Chinese and Japanese put no spaces between words,
+/// so there every ideograph or kana counts as one.
 fn has_words(s: &str) -> bool {
     s.split(|c: char| !c.is_alphabetic())
-        .filter(|w| w.len() >= 2)
-        .count()
+        .map(|w| {
+            if w.chars().any(|c| c >= '\u{3000}') {
+                w.chars().count()
+            } else {
+                usize::from(w.len() >= 2)
+            }
+        })
+        .sum::<usize>()
         >= 2
 }
 

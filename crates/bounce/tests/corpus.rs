@@ -2,6 +2,8 @@
 //! down): the labelled corpus with its score thresholds, focused examples,
 //! and property tests.
 
+#[path = "corpus/charsets.rs"]
+mod charsets;
 #[path = "../src/bin/common/mod.rs"]
 mod common;
 #[path = "corpus/evidence.rs"]
