@@ -128,7 +128,8 @@ fn parse_at(raw: &[u8], depth: usize, rules: &mut Rules) -> Report {
             }),
         };
     }
-    if let Some(findings) = vendors::list_rejection(&w.top, error_text, &exclusions(&w)) {
+    if let Some(findings) = vendors::list_rejection(&w.top, error_text, &exclusions(&w), &original)
+    {
         return bounce(findings, None, Format::Text, original, rules);
     }
     let evidence = autoreply::evidence(&w.top);

@@ -420,7 +420,13 @@ const BOUNCE_BODY: &[&str] = &[
     "did not reach",
     "mail delivery",
     "no such user",
+    "wasn't able to deliver your message",
+    "sorry it didn't work out",
 ];
+
+/// Sentences only a bounce writes (qmail-send.c's bounce and double
+/// bounce): enough even in a message whose subject looks like a reply.
+const BOUNCE_ONLY: &[&str] = &["this is the qmail-send program", "but the bounce bounced"];
 
 /// Does this message present itself as a delivery report? A daemon sender
 /// is enough; otherwise the body must use a bounce's words (and, for a
@@ -433,6 +439,9 @@ pub fn looks_like_bounce(top: &Headers, error_text: &str) -> bool {
         return true;
     }
     let body = error_text.to_lowercase();
+    if BOUNCE_ONLY.iter().any(|w| body.contains(w)) {
+        return true;
+    }
     let body_says = BOUNCE_BODY.iter().any(|w| body.contains(w));
     let subject_says = BOUNCE_SUBJECT.iter().any(|w| subject.contains(w));
     let s = subject.trim_start();

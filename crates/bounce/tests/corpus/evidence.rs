@@ -145,3 +145,123 @@ fn documented_sentences_are_read_as_documented() {
     }
     assert!(wrong.is_empty(), "{wrong:#?}");
 }
+
+/// A list manager refusing a post (ezmlm through qmail, Mailman 2 and 3):
+/// a bounce of the list's address, rejected, never a hard bounce.
+#[test]
+fn list_managers_refusing_a_post_are_bounces_of_the_list() {
+    let ezmlm = "From: MAILER-DAEMON@lists.example.org
+To: bounces+msg_1=a.example@tidings.example
+Subject: failure notice
+
+Hi. This is the qmail-send program at lists.example.org.
+I'm afraid I wasn't able to deliver your message to the following addresses.
+This is a permanent error; I've given up. Sorry it didn't work out.
+
+<announce@lists.example.org>:
+Sorry, only subscribers may post. If you are a subscriber, please forward this message to announce-owner@lists.example.org to get your new address included (#5.7.2)
+
+--- Below this line is a copy of the message.
+
+From: App <app@tidings.example>
+To: announce@lists.example.org
+Subject: hello
+";
+    let mailman2 = "From: talk-owner@lists.example.org
+To: bounces+msg_1=a.example@tidings.example
+Subject: Request to mailing list Talk rejected
+MIME-Version: 1.0
+Content-Type: multipart/mixed; boundary=\"M\"
+
+--M
+Content-Type: text/plain
+
+Your request to the Talk mailing list
+
+    Posting of your message titled \"hello\"
+
+has been rejected by the list moderator.  The moderator gave the
+following reason for rejecting your request:
+
+\"You are not allowed to post to this mailing list, and your message has
+been automatically rejected.  If you think that your messages are being
+rejected in error, contact the mailing list owner at
+talk-owner@lists.example.org.\"
+
+--M
+Content-Type: message/rfc822
+
+From: App <app@tidings.example>
+To: talk@lists.example.org
+Subject: hello
+
+hi
+--M--
+";
+    let mailman3 = "From: talk-owner@lists.example.org
+To: bounces+msg_1=a.example@tidings.example
+Subject: Your message to Talk rejected
+MIME-Version: 1.0
+Content-Type: multipart/mixed; boundary=\"M\"
+
+--M
+Content-Type: text/plain
+
+Your message to the Talk mailing-list was rejected for the following
+reasons:
+
+The message is not from a list member
+
+The original message as received by Mailman is attached.
+
+--M
+Content-Type: message/rfc822
+
+From: App <app@tidings.example>
+To: talk@lists.example.org
+Subject: hello
+
+hi
+--M--
+";
+    for (name, raw, list) in [
+        ("ezmlm", ezmlm, "announce@lists.example.org"),
+        ("mailman2", mailman2, "talk@lists.example.org"),
+        ("mailman3", mailman3, "talk@lists.example.org"),
+    ] {
+        let Report::Bounce(b) = parse(raw.as_bytes()) else {
+            panic!("{name}: not a bounce");
+        };
+        assert_eq!(b.recipients.len(), 1, "{name}: {:?}", b.recipients);
+        let r = &b.recipients[0];
+        assert_eq!(r.email, list, "{name}");
+        assert_eq!(r.reason, Reason::Rejected, "{name}");
+        assert_eq!(r.bounce_type, BounceType::Soft, "{name}");
+    }
+}
+
+/// qmail-send's bounce, even from a sender and subject that say nothing.
+#[test]
+fn a_qmail_bounce_is_recognised_by_its_own_words() {
+    let raw = "From: root@mail.example.org
+To: bounces+msg_1=a.example@tidings.example
+Subject: Re: hello
+
+Hi. This is the qmail-send program at mail.example.org.
+I'm afraid I wasn't able to deliver your message to the following addresses.
+This is a permanent error; I've given up. Sorry it didn't work out.
+
+<kim@example.org>:
+Sorry, no mailbox here by that name. (#5.1.1)
+
+--- Below this line is a copy of the message.
+
+From: App <app@tidings.example>
+To: kim@example.org
+Subject: hello
+";
+    let r = only(raw);
+    assert_eq!(r.email, "kim@example.org");
+    assert_eq!(r.reason, Reason::UserUnknown);
+    assert_eq!(r.bounce_type, BounceType::Hard);
+}
