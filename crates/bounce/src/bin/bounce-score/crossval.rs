@@ -75,8 +75,8 @@ fn folds(
             observed.push(o);
         }
     }
-    let rules = catalogue();
-    let support = crossval::support(&observed, |id| rules[id.0 as usize].reason);
+    let catalogue = catalogue();
+    let support = crossval::support(&observed, |id| catalogue[id.0 as usize].reason);
     let mut families: BTreeMap<String, Vec<&Sample>> = BTreeMap::new();
     for s in &corpus.samples {
         families
@@ -115,6 +115,16 @@ fn folds(
                 show(t.hard),
                 show(t.reason),
             );
+        }
+        if !quiet && !off.is_empty() {
+            let names: Vec<String> = off
+                .iter()
+                .map(|id| {
+                    let r = &catalogue[id.0 as usize];
+                    format!("{}:{:?}", r.table, r.text)
+                })
+                .collect();
+            println!("  rules off: {}", names.join(", "));
         }
         folds.push((family.to_string(), t));
     }
