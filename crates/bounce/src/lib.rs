@@ -20,7 +20,8 @@
 //!    ARF complaints (`arf`, including the non-RFC variants of Hotmail,
 //!    Yahoo, AOL and Apple); RFC 3464 DSNs (`dsn`, enriched from the text
 //!    when `Diagnostic-Code` is missing); vendor formats (`vendors`: SES
-//!    JSON notifications, list managers refusing non-members); strong
+//!    JSON notifications, list managers refusing a post: fml, Majordomo,
+//!    Mailman, ezmlm, LISTSERV); strong
 //!    auto-reply evidence (`autoreply`); then plain-text heuristics
 //!    (`text`): cut the returned message off, take the addresses left that
 //!    are not the report's own or in a sender/contact context (or those of
@@ -32,9 +33,11 @@
 //!    what is left.
 //! 4. **Classification** (`classify`, `phrases`, `providers`): the reason
 //!    comes from a vendor's verdict, else a provider's published error code
-//!    (Cox `AUP#…`, Orange `OFR_…`), else per-reason phrase tables over the
-//!    diagnostic (the way Sisimai's reason detectors work) interleaved with
-//!    the RFC 3463 codes specific enough to decide and with the SMTP stage
+//!    (Cox `AUP#…`, Orange `OFR_…`), else an RFC 3463 code whose subject
+//!    and detail name one cause (`5.2.2`, `5.7.26`, ...), else per-reason
+//!    phrase tables over the remote MTA's reply, then over the report's
+//!    prose (the way Sisimai's reason detectors work), interleaved with
+//!    the other codes specific enough to decide and with the SMTP stage
 //!    the text names (an "unknown user" answer to RCPT is a bad address; to
 //!    DATA it is a content filter), else the status class, else the action.
 //!    The status is taken from the text when the DSN's is vague, and
