@@ -1,27 +1,37 @@
 //! Stage 4: from raw findings to classified recipients.
 //!
-//! The reason comes from, in order of trust:
+//! Evidence is read in this order: the RFC 3463 enhanced status code, then
+//! the SMTP reply code, then the remote MTA's reply text (the DSN's
+//! `Diagnostic-Code`), then the report's human-readable text. The reason
+//! comes from, in order of trust:
 //!
-//! 1. a vendor detector's own verdict (its structure said so),
-//! 2. the phrase tables of [`crate::phrases`] interleaved with the specific
-//!    RFC 3463 codes (`5.2.2` is mailbox full whatever the words say, but
-//!    "mailbox full" beats a generic `5.1.1` sent by a sloppy MTA),
-//! 3. the status class/subject alone (`5.7.x` security, `4.4.x` network),
-//! 4. the action (`delayed` is expired), then `on_hold` when there is text
+//! 1. a vendor detector's own verdict (its structure said so), or a
+//!    provider's published error code in the reply;
+//! 2. an enhanced status code whose subject and detail name one cause
+//!    (`5.2.2` mailbox full, `5.7.26` authentication, `5.7.28` rate);
+//! 3. the phrase tables of [`crate::phrases`] interleaved with the other
+//!    specific codes ("mailbox full" beats a generic `5.1.1` sent by a
+//!    sloppy MTA), and the SMTP stage the text names;
+//! 4. the status class/subject alone (`5.7.x` security, `4.4.x` network);
+//! 5. the same over the human-readable text, when the reply said nothing;
+//! 6. the action (`delayed` is expired), then `on_hold` when there is text
 //!    we could not read and `undefined` when there is none.
 //!
-//! A missing status is inferred from the text, then from the reason.
+//! The SMTP reply code decides permanence when there is no status. A
+//! missing status is inferred from the text, then from the reason.
 
 use crate::finding::Finding;
 use crate::headers::find_addresses;
 use crate::model::{Action, BouncedRecipient};
-use crate::phrases;
+use crate::phrases::{self, Hits, Narrow};
 use crate::providers;
 use crate::reason::Reason;
+use crate::rules::Rules;
 use crate::status::Status;
 
-/// Classifies one finding.
-pub fn classify(f: Finding) -> BouncedRecipient {
+/// Classifies one finding, with the phrase and provider rules `rules` allows.
+pub fn classify(f: Finding, rules: &mut Rules) -> BouncedRecipient {
+    rules.begin_recipient();
     let text = clean(&f.diagnostic);
     let wide = f.fallback_text.as_deref().map(clean).unwrap_or_default();
     // The code the remote server gave ("550 5.7.1", "550-'5.7.1"), else the
@@ -45,8 +55,8 @@ pub fn classify(f: Finding) -> BouncedRecipient {
     let command = command.or_else(|| f.context.as_deref().map(clean).and_then(|c| command_in(&c)));
     let mut reason = f
         .hint
-        .or_else(|| decide(&text, status, command))
-        .or_else(|| decide(&wide, None, command.or_else(|| command_in(&wide))))
+        .or_else(|| decide(&text, status, command, rules))
+        .or_else(|| decide(&wide, None, command.or_else(|| command_in(&wide)), rules))
         .or_else(|| (f.action == Some(Action::Delayed)).then_some(Reason::Expired))
         .unwrap_or(if text.is_empty() && wide.is_empty() {
             Reason::Undefined
@@ -153,12 +163,24 @@ fn command_in(text: &str) -> Option<Command> {
 
 /// Decides the reason from the cleaned diagnostic, the status and the
 /// SMTP command, in the stages described in the module doc.
-fn decide(text: &str, status: Option<Status>, command: Option<Command>) -> Option<Reason> {
-    if let Some(r) = providers::reason(text) {
+fn decide(
+    text: &str,
+    status: Option<Status>,
+    command: Option<Command>,
+    rules: &mut Rules,
+) -> Option<Reason> {
+    if let Some(r) = providers::reason(text, rules) {
         return Some(r);
     }
     let code = status.and_then(status_reason);
-    let has = |r: Reason| phrases::matches(r, text);
+    // The phrases are matched (and recorded) even when the code decides, so
+    // a record says which phrases occur with which reason.
+    let hits = Hits::find(text, rules);
+    // An RFC 3463 code that names one cause decides before any words.
+    if let Some(r) = status.and_then(decisive) {
+        return Some(r);
+    }
+    let has = |r: Reason| hits.has(r);
     for &r in phrases::FIRST {
         let hit = match r {
             // Only trusted with the code, or at RCPT: an "unknown user"
@@ -167,9 +189,7 @@ fn decide(text: &str, status: Option<Status>, command: Option<Command>) -> Optio
                 (code == Some(Reason::UserUnknown)
                     && !phrases::CONTRADICT_USER.iter().any(|&c| has(c)))
                     || command == Some(Command::RcptTo) && has(Reason::UserUnknown)
-                    || phrases::USER_UNKNOWN_STRONG
-                        .iter()
-                        .any(|p| text.contains(p))
+                    || hits.has_narrow(Narrow::UserUnknownStrong)
             }
             Reason::Filtered => {
                 let before_data = matches!(
@@ -179,9 +199,7 @@ fn decide(text: &str, status: Option<Status>, command: Option<Command>) -> Optio
                 (code == Some(Reason::Filtered) || !before_data)
                     && (has(Reason::Filtered) || has(Reason::UserUnknown))
             }
-            Reason::MessageTooLarge => {
-                has(r) && code != Some(Reason::ExceedLimit) || code == Some(r)
-            }
+            Reason::EmailTooLarge => has(r) && code != Some(Reason::ExceedLimit) || code == Some(r),
             // Temporary DNS trouble is a network error, not a bad domain.
             Reason::HostUnknown => {
                 (has(r) || code == Some(r) && specific(r) || names_missing_host(text))
@@ -194,10 +212,11 @@ fn decide(text: &str, status: Option<Status>, command: Option<Command>) -> Optio
                         && !(command == Some(Command::RcptTo) && has(Reason::UserUnknown))
             }
             // "spam" inside a blocklist's name is a block, not a verdict.
-            Reason::SpamDetected => {
-                phrases::matches(r, &text.replace("spamhaus", "").replace("spamcop", ""))
+            Reason::SpamDetected if text.contains("spamhaus") || text.contains("spamcop") => {
+                let rest = text.replace("spamhaus", "").replace("spamcop", "");
+                Hits::find(&rest, rules).has(r)
             }
-            Reason::PolicyViolation => phrases::POLICY_FIRST.iter().any(|p| text.contains(p)),
+            Reason::PolicyViolation => hits.has_narrow(Narrow::PolicyFirst),
             _ => has(r) || code == Some(r) && specific(r),
         };
         if hit {
@@ -227,6 +246,24 @@ fn names_missing_host(text: &str) -> bool {
     text.match_indices(" does not exist").any(|(i, _)| {
         let word = text[..i].rsplit(' ').next().unwrap_or("");
         word.contains('.') && !word.contains('<') && !word.contains('@') && word.len() > 3
+    })
+}
+
+/// The enhanced status codes (RFC 3463, RFC 7372, RFC 8601 and the IANA
+/// registry) whose subject and detail name one cause, so no phrase can say
+/// better. Not 5.1.10: RFC 7505 made it "null MX", but Microsoft 365 sends
+/// it for an unknown recipient.
+fn decisive(s: Status) -> Option<Reason> {
+    let permanent = s.class() == 5;
+    Some(match (s.subject(), s.detail()) {
+        (1, 2) if permanent => Reason::HostUnknown,
+        (1, 6) => Reason::HasMoved,
+        (2, 2) => Reason::MailboxFull,
+        (3, 4) => Reason::EmailTooLarge,
+        (7, 23 | 24 | 26 | 27) => Reason::AuthFailure,
+        (7, 25) => Reason::RequirePtr,
+        (7, 28) => Reason::RateLimited,
+        _ => return None,
     })
 }
 
@@ -272,14 +309,13 @@ fn status_reason(s: Status) -> Option<Reason> {
         (1, 6) => Reason::HasMoved,
         (1, 7 | 8) => Reason::Rejected,
         (1, 9) => Reason::SystemError,
-        (1, 10) => Reason::NotAccept,
         (2, 1) => Reason::Suspended,
         (2, 0 | 4) => Reason::Filtered,
         (2, 2) => Reason::MailboxFull,
         (2, 3) => Reason::ExceedLimit,
         (3, 1) => Reason::SystemFull,
         (3, 2) => Reason::NotAccept,
-        (3, 4) => Reason::MessageTooLarge,
+        (3, 4) => Reason::EmailTooLarge,
         (3, _) => Reason::SystemError,
         (4, 1) if temp => Reason::Expired,
         (4, 4) if !temp => Reason::HostUnknown,
@@ -287,14 +323,14 @@ fn status_reason(s: Status) -> Option<Reason> {
         (4, 5) => Reason::SystemFull,
         (4, 7) => Reason::Expired,
         (4, _) => Reason::NetworkError,
-        (5, 3) => Reason::TooManyConnections,
+        (5, 3) => Reason::RateLimited,
         (5, 4 | 5) => Reason::SystemError,
         (5, 6) => Reason::SecurityError,
         (5, _) => Reason::SyntaxError,
         (6, _) => Reason::ContentError,
         (7, 1 | 2) if temp => Reason::Blocked,
         (7, 13) => Reason::Suspended,
-        (7, 16) => Reason::MessageTooLarge,
+        (7, 16) => Reason::EmailTooLarge,
         (7, 23 | 24 | 26 | 27) => Reason::AuthFailure,
         (7, 25) => Reason::RequirePtr,
         (7, 28) => Reason::RateLimited,

@@ -9,7 +9,9 @@
 //! 1. **Normalise** ([`normalise`]): LF, CRLF and CR-only line endings
 //!    become LF, an mbox `From ` line is dropped, and the input is capped.
 //!    Every later stage sees one canonical form and a bounded size.
-//! 2. **MIME walk** (`mime`): `mail-parser` decodes the structure; the walk
+//! 2. **MIME walk** (`mime`): `mail-parser` decodes the structure and
+//!    every charset it knows (its `full_encoding`: ISO-2022-JP, Shift_JIS,
+//!    EUC-KR, GB2312, KOI8-R, ...); the walk
 //!    flattens it into the report's headers, its human-readable text, its
 //!    machine-readable parts (`message/delivery-status`,
 //!    `message/feedback-report`) and the enclosed original's headers, with
@@ -18,7 +20,8 @@
 //!    ARF complaints (`arf`, including the non-RFC variants of Hotmail,
 //!    Yahoo, AOL and Apple); RFC 3464 DSNs (`dsn`, enriched from the text
 //!    when `Diagnostic-Code` is missing); vendor formats (`vendors`: SES
-//!    JSON notifications, list managers refusing non-members); strong
+//!    JSON notifications, list managers refusing a post: fml, Majordomo,
+//!    Mailman, ezmlm, LISTSERV); strong
 //!    auto-reply evidence (`autoreply`); then plain-text heuristics
 //!    (`text`): cut the returned message off, take the addresses left that
 //!    are not the report's own or in a sender/contact context (or those of
@@ -30,13 +33,20 @@
 //!    what is left.
 //! 4. **Classification** (`classify`, `phrases`, `providers`): the reason
 //!    comes from a vendor's verdict, else a provider's published error code
-//!    (Cox `AUP#…`, Orange `OFR_…`), else per-reason phrase tables over the
-//!    diagnostic (the way Sisimai's reason detectors work) interleaved with
-//!    the RFC 3463 codes specific enough to decide and with the SMTP stage
+//!    (Cox `AUP#…`, Orange `OFR_…`), else an RFC 3463 code whose subject
+//!    and detail name one cause (`5.2.2`, `5.7.26`, ...), else per-reason
+//!    phrase tables over the remote MTA's reply, then over the report's
+//!    prose (the way Sisimai's reason detectors work), interleaved with
+//!    the other codes specific enough to decide and with the SMTP stage
 //!    the text names (an "unknown user" answer to RCPT is a bad address; to
 //!    DATA it is a content filter), else the status class, else the action.
 //!    The status is taken from the text when the DSN's is vague, and
-//!    inferred from the reason when there is none.
+//!    inferred from the reason when there is none. The phrase tables are
+//!    data (`phrases/tables/<reason>.tsv`, each phrase with its source),
+//!    matched in one Aho–Corasick pass; every phrase and provider code is a
+//!    named rule ([`rules`]), so [`parse_with`] can switch rules off and
+//!    record which matched — how `bounce-score` cross-validates by source
+//!    family ([`crossval`]) without a second code path.
 //! 5. **Hard or soft** ([`Reason::bounce_type`]): hard only when the address
 //!    itself is bad (`user_unknown`, `host_unknown`, `has_moved`, permanent
 //!    `not_accept`); a full mailbox or a block is soft whatever its class,
@@ -49,6 +59,7 @@
 mod arf;
 mod autoreply;
 mod classify;
+pub mod crossval;
 mod dsn;
 mod finding;
 mod headers;
@@ -59,6 +70,7 @@ mod original;
 mod phrases;
 mod providers;
 mod reason;
+pub mod rules;
 pub mod scoring;
 mod status;
 mod text;
@@ -76,14 +88,21 @@ use crate::autoreply::Evidence;
 use crate::finding::Finding;
 use crate::headers::find_addresses;
 use crate::mime::Walked;
+use crate::rules::Rules;
 
 /// Parses and classifies one inbound message. Never panics; work and memory
 /// are bounded by [`normalise::MAX_INPUT`] and the walk's caps.
 pub fn parse(raw: &[u8]) -> Report {
-    parse_at(raw, 0)
+    parse_with(raw, &mut Rules::all())
 }
 
-fn parse_at(raw: &[u8], depth: usize) -> Report {
+/// [`parse`] with only the classification rules `rules` allows, recording
+/// the rules that matched if `rules` asks for it (see [`rules`]).
+pub fn parse_with(raw: &[u8], rules: &mut Rules) -> Report {
+    parse_at(raw, 0, rules)
+}
+
+fn parse_at(raw: &[u8], depth: usize, rules: &mut Rules) -> Report {
     let norm = normalise::normalise(raw);
     let w = mime::walk(&norm);
     let all_text = w.text();
@@ -99,12 +118,12 @@ fn parse_at(raw: &[u8], depth: usize) -> Report {
     if let Some(c) = arf::detect(&w, &original) {
         return Report::Complaint(c);
     }
-    if let Some(r) = from_dsn(&w, error_text, &original) {
+    if let Some(r) = from_dsn(&w, error_text, &original, rules) {
         return r;
     }
     if let Some(r) = vendors::json(&all_text, &original) {
         return match r {
-            vendors::JsonReport::Bounce(f, mta) => bounce(f, mta, Format::Json, original),
+            vendors::JsonReport::Bounce(f, mta) => bounce(f, mta, Format::Json, original, rules),
             vendors::JsonReport::Complaint(c) => Report::Complaint(*c),
             vendors::JsonReport::Delivery(recipients) => Report::DeliverySuccess(DeliverySuccess {
                 recipients,
@@ -112,8 +131,9 @@ fn parse_at(raw: &[u8], depth: usize) -> Report {
             }),
         };
     }
-    if let Some(findings) = vendors::list_rejection(&w.top, error_text, &exclusions(&w)) {
-        return bounce(findings, None, Format::Text, original);
+    if let Some(findings) = vendors::list_rejection(&w.top, error_text, &exclusions(&w), &original)
+    {
+        return bounce(findings, None, Format::Text, original, rules);
     }
     let evidence = autoreply::evidence(&w.top);
     if evidence == Evidence::Strong {
@@ -142,12 +162,13 @@ fn parse_at(raw: &[u8], depth: usize) -> Report {
         vendors::hint_text(&w.top, error_text, &mut findings);
         text::set_action(&w.top, error_text, &mut findings);
         if !findings.is_empty() {
-            return bounce(findings, None, Format::Text, original);
+            return bounce(findings, None, Format::Text, original, rules);
         }
         // A bounce of a bounce: the report is in the returned message.
         if depth == 0 {
             let rest = all_text[error_text.len()..].trim_start_matches(|c: char| c != '\n');
-            if let r @ Report::Bounce(_) = parse_at(rest.trim_start().as_bytes(), depth + 1) {
+            if let r @ Report::Bounce(_) = parse_at(rest.trim_start().as_bytes(), depth + 1, rules)
+            {
                 return r;
             }
         }
@@ -158,7 +179,12 @@ fn parse_at(raw: &[u8], depth: usize) -> Report {
     Report::Unrecognised
 }
 
-fn from_dsn(w: &Walked, error_text: &str, original: &OriginalMessage) -> Option<Report> {
+fn from_dsn(
+    w: &Walked,
+    error_text: &str,
+    original: &OriginalMessage,
+    rules: &mut Rules,
+) -> Option<Report> {
     // Every delivery-status part counts (some MTAs send one per attempt).
     let mut parsed: Option<dsn::Dsn> = None;
     for body in &w.delivery_status {
@@ -192,7 +218,7 @@ fn from_dsn(w: &Walked, error_text: &str, original: &OriginalMessage) -> Option<
                 return None;
             }
             text::set_action(&w.top, error_text, &mut findings);
-            return Some(bounce(findings, None, Format::Dsn, original.clone()));
+            return Some(bounce(findings, None, Format::Dsn, original.clone(), rules));
         }
         None => return None,
     };
@@ -212,6 +238,7 @@ fn from_dsn(w: &Walked, error_text: &str, original: &OriginalMessage) -> Option<
         d.reporting_mta,
         Format::Dsn,
         original.clone(),
+        rules,
     ))
 }
 
@@ -220,9 +247,13 @@ fn bounce(
     reporting_mta: Option<String>,
     format: Format,
     original: OriginalMessage,
+    rules: &mut Rules,
 ) -> Report {
     Report::Bounce(Bounce {
-        recipients: findings.into_iter().map(classify::classify).collect(),
+        recipients: findings
+            .into_iter()
+            .map(|f| classify::classify(f, rules))
+            .collect(),
         reporting_mta,
         format,
         original,

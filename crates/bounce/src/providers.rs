@@ -6,56 +6,81 @@
 //! (Cox answers "sender rejected" for a blocklisted IP). The code decides
 //! the reason before any phrase table is read.
 
+use crate::phrases::registry;
 use crate::reason::Reason;
+use crate::rules::{RuleId, Rules};
+
+/// Where the codes come from.
+const SOURCE: &str = "tidings-0.1";
+
+/// A provider's codes: (code, reason, source).
+pub type Codes = &'static [(&'static str, Reason, &'static str)];
 
 /// Cox `AUP#<code>` values.
-const COX: &[(&str, Reason)] = &[
-    ("cxbl", Reason::Blocked),
-    ("cdrbl", Reason::Blocked),
-    ("cxdns", Reason::RequirePtr),
-    ("cxsndr", Reason::AuthFailure),
-    ("cxsmtp", Reason::Rejected),
-    ("cxcnct", Reason::TooManyConnections),
-    ("cxmxrt", Reason::TooManyConnections),
-    ("cxthrt", Reason::SecurityError),
-    ("cxmj", Reason::SecurityError),
-    ("ipbl", Reason::Blocked),
-    ("urlbl", Reason::SpamDetected),
+const COX: Codes = &[
+    ("cxbl", Reason::Blocked, SOURCE),
+    ("cdrbl", Reason::Blocked, SOURCE),
+    ("cxdns", Reason::RequirePtr, SOURCE),
+    ("cxsndr", Reason::AuthFailure, SOURCE),
+    ("cxsmtp", Reason::Rejected, SOURCE),
+    ("cxcnct", Reason::RateLimited, SOURCE),
+    ("cxmxrt", Reason::RateLimited, SOURCE),
+    ("cxthrt", Reason::SecurityError, SOURCE),
+    ("cxmj", Reason::SecurityError, SOURCE),
+    ("ipbl", Reason::Blocked, SOURCE),
+    ("urlbl", Reason::SpamDetected, SOURCE),
 ];
 
 /// Orange (`OFR`) and La Poste (`LPN`) numeric codes: the last three
 /// digits of `LPN007_416`, `OFR_506`, `OFR004_405`.
-const ORANGE: &[(u16, Reason)] = &[
-    (101, Reason::Blocked),
-    (102, Reason::Blocked),
-    (103, Reason::Blocked),
-    (104, Reason::TooManyConnections),
-    (305, Reason::SecurityError),
-    (401, Reason::AuthFailure),
-    (402, Reason::SecurityError),
-    (403, Reason::Rejected),
-    (405, Reason::Rejected),
-    (415, Reason::Rejected),
-    (416, Reason::UserUnknown),
-    (417, Reason::MailboxFull),
-    (420, Reason::Suspended),
-    (421, Reason::Rejected),
-    (426, Reason::Suspended),
-    (505, Reason::SystemError),
-    (506, Reason::SpamDetected),
-    (510, Reason::Blocked),
-    (514, Reason::MessageTooLarge),
-    (517, Reason::AuthFailure),
-    (630, Reason::PolicyViolation),
-    (999, Reason::Blocked),
+const ORANGE: Codes = &[
+    ("101", Reason::Blocked, SOURCE),
+    ("102", Reason::Blocked, SOURCE),
+    ("103", Reason::Blocked, SOURCE),
+    ("104", Reason::RateLimited, SOURCE),
+    ("305", Reason::SecurityError, SOURCE),
+    ("401", Reason::AuthFailure, SOURCE),
+    ("402", Reason::SecurityError, SOURCE),
+    ("403", Reason::Rejected, SOURCE),
+    ("405", Reason::Rejected, SOURCE),
+    ("415", Reason::Rejected, SOURCE),
+    ("416", Reason::UserUnknown, SOURCE),
+    ("417", Reason::MailboxFull, SOURCE),
+    ("420", Reason::Suspended, SOURCE),
+    ("421", Reason::Rejected, SOURCE),
+    ("426", Reason::Suspended, SOURCE),
+    ("505", Reason::SystemError, SOURCE),
+    ("506", Reason::SpamDetected, SOURCE),
+    ("510", Reason::Blocked, SOURCE),
+    ("514", Reason::EmailTooLarge, SOURCE),
+    ("517", Reason::AuthFailure, SOURCE),
+    ("630", Reason::PolicyViolation, SOURCE),
+    ("999", Reason::Blocked, SOURCE),
 ];
 
-/// The reason a provider's own code gives, if the (lowercased) text has one.
-pub fn reason(text: &str) -> Option<Reason> {
+/// The provider tables, for the rule catalogue (in this order).
+pub fn tables() -> [(&'static str, Codes); 2] {
+    [("provider:cox", COX), ("provider:orange", ORANGE)]
+}
+
+/// The reason a provider's own code gives, if the (lowercased) text has
+/// one that `rules` allows.
+pub fn reason(text: &str, rules: &mut Rules) -> Option<Reason> {
+    let base = registry().provider_base;
+    let mut allowed = |table: usize, i: usize| {
+        let id = RuleId(base[table] + i as u32);
+        let ok = rules.allows(id);
+        if ok {
+            rules.note(id);
+        }
+        ok
+    };
     if let Some(p) = text.find("aup#") {
         let code = &text[p + 4..];
-        if let Some((_, r)) = COX.iter().find(|(c, _)| code.starts_with(c)) {
-            return Some(*r);
+        if let Some(i) = COX.iter().position(|(c, _, _)| code.starts_with(c)) {
+            if allowed(0, i) {
+                return Some(COX[i].1);
+            }
         }
     }
     for label in ["lpn", "ofr"] {
@@ -69,9 +94,11 @@ pub fn reason(text: &str) -> Option<Reason> {
             .map_or(0, |i| i + 1);
         let digits = &token[start..];
         if digits.len() >= 3 {
-            let n: u16 = digits[digits.len() - 3..].parse().ok()?;
-            if let Some((_, r)) = ORANGE.iter().find(|(c, _)| *c == n) {
-                return Some(*r);
+            let n = &digits[digits.len() - 3..];
+            if let Some(i) = ORANGE.iter().position(|(c, _, _)| *c == n) {
+                if allowed(1, i) {
+                    return Some(ORANGE[i].1);
+                }
             }
         }
     }
@@ -82,20 +109,24 @@ pub fn reason(text: &str) -> Option<Reason> {
 mod tests {
     use super::*;
 
+    fn reason_of(text: &str) -> Option<Reason> {
+        reason(text, &mut Rules::all())
+    }
+
     #[test]
     fn reads_provider_codes() {
         assert_eq!(
-            reason("550 sender rejected. aup#cdrbl"),
+            reason_of("550 sender rejected. aup#cdrbl"),
             Some(Reason::Blocked)
         );
         assert_eq!(
-            reason("invalid recipient. lpn007_416"),
+            reason_of("invalid recipient. lpn007_416"),
             Some(Reason::UserUnknown)
         );
         assert_eq!(
-            reason("mail rejected. ofr_506 [506]"),
+            reason_of("mail rejected. ofr_506 [506]"),
             Some(Reason::SpamDetected)
         );
-        assert_eq!(reason("550 user unknown"), None);
+        assert_eq!(reason_of("550 user unknown"), None);
     }
 }

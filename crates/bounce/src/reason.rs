@@ -1,8 +1,13 @@
 //! The reason vocabulary and the hard/soft rule.
 //!
 //! The vocabulary is fixed: callers store it, show it and filter on it, so a
-//! new value is an API change. It is close to Sisimai's, whose names are the
-//! de-facto vocabulary of bounce processing, spelled snake_case.
+//! new value is an API change. It is Sisimai 5's, whose names are the
+//! de-facto vocabulary of bounce processing, spelled snake_case (its
+//! `delivered`, `feedback` and `vacation` are report kinds here, not
+//! reasons). Names tidings used before are still read ([`Reason::from_name`],
+//! and serde aliases): `message_too_large` is `email_too_large`, and
+//! `too_many_connections` is `rate_limited` (Sisimai 5 merged its
+//! `toomanyconn` and `speeding` the same way).
 
 use serde::{Deserialize, Serialize};
 
@@ -36,10 +41,9 @@ pub enum Reason {
     /// The destination's local policy refused the message (5.7.x policy,
     /// DMARC policy when not an authentication failure). Soft.
     PolicyViolation,
-    /// Too many concurrent connections or recipients per session. Soft.
-    TooManyConnections,
     /// The message exceeds the destination's size limit (5.3.4). Soft.
-    MessageTooLarge,
+    #[serde(alias = "message_too_large")]
+    EmailTooLarge,
     /// A security problem not otherwise named (5.7.x, authentication
     /// required, encryption needed). Soft.
     SecurityError,
@@ -81,8 +85,10 @@ pub enum Reason {
     ExceedLimit,
     /// The destination's own disk is full (4.3.1). Soft.
     SystemFull,
-    /// Sending too fast: a rate limit was hit (4.7.28, "try again later"
-    /// throttling). Soft.
+    /// Sending too fast or too much at once: a rate limit, throttling, too
+    /// many connections or messages per connection (4.7.28, 4.5.3 / 4.3.2
+    /// "too many connections"). Soft.
+    #[serde(alias = "too_many_connections")]
     RateLimited,
     /// STARTTLS was required or failed. Soft.
     FailedStarttls,
@@ -96,7 +102,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, in declaration order.
-    pub const ALL: [Reason; 33] = [
+    pub const ALL: [Reason; 32] = [
         Reason::UserUnknown,
         Reason::MailboxFull,
         Reason::HostUnknown,
@@ -106,8 +112,7 @@ impl Reason {
         Reason::Blocked,
         Reason::SpamDetected,
         Reason::PolicyViolation,
-        Reason::TooManyConnections,
-        Reason::MessageTooLarge,
+        Reason::EmailTooLarge,
         Reason::SecurityError,
         Reason::SystemError,
         Reason::NetworkError,
@@ -144,8 +149,7 @@ impl Reason {
             Reason::Blocked => "blocked",
             Reason::SpamDetected => "spam_detected",
             Reason::PolicyViolation => "policy_violation",
-            Reason::TooManyConnections => "too_many_connections",
-            Reason::MessageTooLarge => "message_too_large",
+            Reason::EmailTooLarge => "email_too_large",
             Reason::SecurityError => "security_error",
             Reason::SystemError => "system_error",
             Reason::NetworkError => "network_error",
@@ -168,6 +172,16 @@ impl Reason {
             Reason::Suppressed => "suppressed",
             Reason::OnHold => "on_hold",
             Reason::Undefined => "undefined",
+        }
+    }
+
+    /// The reason of a name: the current snake_case names, and those tidings
+    /// used before (`message_too_large`, `too_many_connections`).
+    pub fn from_name(name: &str) -> Option<Reason> {
+        match name {
+            "message_too_large" => Some(Reason::EmailTooLarge),
+            "too_many_connections" => Some(Reason::RateLimited),
+            _ => Reason::ALL.into_iter().find(|r| r.as_str() == name),
         }
     }
 
@@ -199,10 +213,9 @@ impl Reason {
             Reason::Filtered => (2, 0),
             Reason::SystemFull => (3, 1),
             Reason::SystemError | Reason::MailerError => (3, 0),
-            Reason::MessageTooLarge => (3, 4),
+            Reason::EmailTooLarge => (3, 4),
             Reason::NetworkError => (4, 0),
             Reason::Expired => (4, 7),
-            Reason::TooManyConnections => (4, 5),
             Reason::SyntaxError => (5, 0),
             Reason::ContentError | Reason::NotCompliantRfc => (6, 0),
             Reason::NoRelaying => (7, 1),

@@ -306,10 +306,18 @@ fn strip_address(line: &str, addr: &str) -> String {
     l.replace(addr, " ")
 }
 
+/// At least two words. Chinese and Japanese put no spaces between words,
+/// so there every ideograph or kana counts as one.
 fn has_words(s: &str) -> bool {
     s.split(|c: char| !c.is_alphabetic())
-        .filter(|w| w.len() >= 2)
-        .count()
+        .map(|w| {
+            if w.chars().any(|c| c >= '\u{3000}') {
+                w.chars().count()
+            } else {
+                usize::from(w.len() >= 2)
+            }
+        })
+        .sum::<usize>()
         >= 2
 }
 
@@ -412,7 +420,13 @@ const BOUNCE_BODY: &[&str] = &[
     "did not reach",
     "mail delivery",
     "no such user",
+    "wasn't able to deliver your message",
+    "sorry it didn't work out",
 ];
+
+/// Sentences only a bounce writes (qmail-send.c's bounce and double
+/// bounce): enough even in a message whose subject looks like a reply.
+const BOUNCE_ONLY: &[&str] = &["this is the qmail-send program", "but the bounce bounced"];
 
 /// Does this message present itself as a delivery report? A daemon sender
 /// is enough; otherwise the body must use a bounce's words (and, for a
@@ -425,6 +439,9 @@ pub fn looks_like_bounce(top: &Headers, error_text: &str) -> bool {
         return true;
     }
     let body = error_text.to_lowercase();
+    if BOUNCE_ONLY.iter().any(|w| body.contains(w)) {
+        return true;
+    }
     let body_says = BOUNCE_BODY.iter().any(|w| body.contains(w));
     let subject_says = BOUNCE_SUBJECT.iter().any(|w| subject.contains(w));
     let s = subject.trim_start();

@@ -84,7 +84,7 @@ pub fn json(text: &str, original: &OriginalMessage) -> Option<JsonReport> {
                 f.hint = match sub {
                     "Suppressed" | "OnAccountSuppressionList" => Some(Reason::Suppressed),
                     "MailboxFull" => Some(Reason::MailboxFull),
-                    "MessageTooLarge" => Some(Reason::MessageTooLarge),
+                    "MessageTooLarge" => Some(Reason::EmailTooLarge),
                     "ContentRejected" | "AttachmentRejected" => Some(Reason::ContentError),
                     "NoEmail" if f.diagnostic.is_empty() => Some(Reason::UserUnknown),
                     _ => None,
@@ -158,27 +158,51 @@ pub fn hint_text(top: &Headers, error_text: &str, findings: &mut [Finding]) {
     }
 }
 
+/// What list managers answer to a post they refuse, with where each says
+/// it.
+const LIST_REFUSALS: &[&str] = &[
+    // fml, Majordomo
+    "not a member of this mailing list",
+    "you are not a member of",
+    "you are not member",
+    // Mailman 2, Mailman/Handlers/Moderate.py (nonmember rejection notice)
+    "you are not allowed to post to this mailing list",
+    // Mailman 3, templates/en/list:user:notice:rejected.txt
+    "mailing-list was rejected for the following reasons",
+    // ezmlm-idx, ezmlm-issubn via qmail's bouncesaying
+    "sorry, only subscribers may post",
+    // L-Soft LISTSERV
+    "you are not authorized to send mail to the",
+];
+
 /// A mailing-list manager refusing a post from a non-member (fml,
-/// Majordomo, Mailman, ...): the list's address is the failed recipient.
+/// Majordomo, Mailman, ezmlm, LISTSERV, ...): the list's address is the
+/// failed recipient — named in the text, else the original's `To`.
 pub fn list_rejection(
     top: &Headers,
     error_text: &str,
     exclude: &HashSet<String>,
+    original: &OriginalMessage,
 ) -> Option<Vec<Finding>> {
+    let original_list = original.to.iter().find(|a| !exclude.contains(*a)).cloned();
     let subject = top.get("subject").unwrap_or("").to_lowercase();
-    let body = error_text.to_lowercase();
-    let marker = [
-        "not a member of this mailing list",
-        "you are not a member of",
-        "you are not member",
-    ];
-    if !(marker.iter().any(|m| body.contains(m)) || subject.contains("are not member")) {
+    let body = crate::text::summary(&error_text.to_lowercase());
+    if !(LIST_REFUSALS.iter().any(|m| body.contains(m)) || subject.contains("are not member")) {
         return None;
     }
+    // The list is the first address that is neither ours nor the list's
+    // owner or request address.
     let list = crate::headers::find_addresses(error_text)
         .into_iter()
         .map(|a| a.2)
-        .find(|a| !exclude.contains(a))?;
+        .filter(|a| !exclude.contains(a))
+        .find(|a| {
+            let local = a.split('@').next().unwrap_or("");
+            !(local.ends_with("-owner")
+                || local.ends_with("-request")
+                || local.starts_with("owner-"))
+        })
+        .or(original_list)?;
     let mut f = Finding::new(list);
     f.diagnostic = crate::text::summary(error_text).chars().take(500).collect();
     f.hint = Some(Reason::Rejected);

@@ -2,8 +2,12 @@
 //! down): the labelled corpus with its score thresholds, focused examples,
 //! and property tests.
 
+#[path = "corpus/charsets.rs"]
+mod charsets;
 #[path = "../src/bin/common/mod.rs"]
 mod common;
+#[path = "corpus/evidence.rs"]
+mod evidence;
 #[path = "corpus/examples.rs"]
 mod examples;
 #[path = "corpus/properties.rs"]

@@ -43,7 +43,7 @@ fn report_kind(report: &Report) -> ReportKind {
 /// those reports become `block` events.
 fn block_reason(reason: &str) -> Option<&'static str> {
     Some(match reason {
-        "blocked" | "bad_reputation" | "rate_limited" | "too_many_connections" => "reputation",
+        "blocked" | "bad_reputation" | "rate_limited" => "reputation",
         "spam_detected" | "virus_detected" | "content_error" => "content",
         "auth_failure" | "require_ptr" | "security_error" | "failed_starttls" => "auth",
         "policy_violation" | "no_relaying" | "not_compliant_rfc" => "policy",
@@ -111,12 +111,24 @@ impl Tidings {
                         .find(|r| r.email.eq_ignore_ascii_case(email))
                         .or(b.recipients.first());
                     let Some(r) = r else { continue };
-                    if r.action == tidings_bounce::Action::Delayed {
-                        continue; // Not final: the remote MTA is still trying.
-                    }
                     let mut data = m.event_data(email);
-                    let reason = r.reason.as_str();
                     let diagnostic: String = r.diagnostic.chars().take(1000).collect();
+                    if r.action == tidings_bounce::Action::Delayed {
+                        // Not final: the remote MTA is still trying.
+                        let response = if diagnostic.is_empty() {
+                            r.status.to_string()
+                        } else {
+                            diagnostic
+                        };
+                        data.insert("smtp_response".into(), json!(response));
+                        if let Some(mta) = &r.remote_mta {
+                            data.insert("remote_mta".into(), json!(mta));
+                        }
+                        let ev = NewEvent::new(m.account_id, EventType::Deferred, now, data)?;
+                        fx.events.push(ev);
+                        continue;
+                    }
+                    let reason = r.reason.as_str();
                     let ty = if let Some(block) = block_reason(reason) {
                         data.insert("status".into(), json!(r.status.to_string()));
                         data.insert("reason".into(), json!(block));

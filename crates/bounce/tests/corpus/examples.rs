@@ -248,9 +248,20 @@ fn reasons_serialise_snake_case() {
         "\"user_unknown\""
     );
     assert_eq!(
-        serde_json::to_string(&Reason::TooManyConnections).unwrap(),
-        "\"too_many_connections\""
+        serde_json::to_string(&Reason::EmailTooLarge).unwrap(),
+        "\"email_too_large\""
     );
+    // Names used before are still read.
+    for (old, new) in [
+        ("message_too_large", Reason::EmailTooLarge),
+        ("too_many_connections", Reason::RateLimited),
+    ] {
+        assert_eq!(
+            serde_json::from_str::<Reason>(&format!("\"{old}\"")).unwrap(),
+            new
+        );
+        assert_eq!(Reason::from_name(old), Some(new));
+    }
     for r in Reason::ALL {
         assert_eq!(
             serde_json::to_string(&r).unwrap(),

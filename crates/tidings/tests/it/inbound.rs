@@ -9,13 +9,23 @@ use tidings_testkit::{wait_until, InProcess, Receiver, DEADLINE};
 use crate::outbound::Mx;
 
 pub(crate) fn dsn(rcpt: &str, message_id: &str) -> String {
+    dsn_with(
+        rcpt,
+        message_id,
+        "failed",
+        "5.1.1",
+        &format!("550 5.1.1 <{rcpt}>: Recipient address rejected: User unknown"),
+    )
+}
+
+fn dsn_with(rcpt: &str, message_id: &str, action: &str, status: &str, diagnostic: &str) -> String {
     format!(
         "From: MAILER-DAEMON@mx.example.test\r\nTo: bounces\r\nSubject: Undelivered Mail Returned to Sender\r\n\
 MIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\r\n\r\n\
 --B\r\nContent-Type: text/plain\r\n\r\nI'm sorry to have to inform you that your message could not be delivered.\r\n\r\n\
 --B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.test\r\n\r\n\
-Final-Recipient: rfc822; {rcpt}\r\nAction: failed\r\nStatus: 5.1.1\r\nRemote-MTA: dns; mx.example.test\r\n\
-Diagnostic-Code: smtp; 550 5.1.1 <{rcpt}>: Recipient address rejected: User unknown\r\n\r\n\
+Final-Recipient: rfc822; {rcpt}\r\nAction: {action}\r\nStatus: {status}\r\nRemote-MTA: dns; mx.example.test\r\n\
+Diagnostic-Code: smtp; {diagnostic}\r\n\r\n\
 --B\r\nContent-Type: text/rfc822-headers\r\n\r\nFrom: app@sender.test\r\nTo: {rcpt}\r\nMessage-ID: {message_id}\r\nSubject: hello\r\n\r\n--B--\r\n"
     )
 }
@@ -260,5 +270,47 @@ async fn reports_over_http_affect_only_matching_messages() {
         )
         .await;
     assert_eq!((empty.status, empty.code()), (422, "invalid_message"));
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn a_delayed_dsn_is_a_deferred_event_not_a_bounce() {
+    let t = InProcess::start(|_| {}).await;
+    let rx = Receiver::start().await;
+    t.api
+        .create_webhook(json!({"url": rx.url("/h"), "event_types": ["deferred", "bounce"]}))
+        .await;
+    let (id, smtp_id) = send_one(&t, "slow@nowhere.invalid").await;
+    let diagnostic = "452 4.2.2 Mailbox full, still trying";
+    let report = dsn_with(
+        "slow@nowhere.invalid",
+        &smtp_id,
+        "delayed",
+        "4.2.2",
+        diagnostic,
+    );
+    let r = t
+        .api
+        .raw(
+            reqwest::Method::POST,
+            "/v1/inbound",
+            "message/rfc822",
+            report.into_bytes(),
+        )
+        .await;
+    assert_eq!(r.body["matched"], true, "{:?}", r.body);
+    let ev = wait_until("the deferred event of the DSN", DEADLINE, || async {
+        rx.requests()
+            .iter()
+            .map(|r| r.json())
+            .find(|e| e["type"] == "deferred" && e["data"]["smtp_response"] == diagnostic)
+    })
+    .await;
+    assert_eq!(ev["data"]["message_id"], id);
+    assert_eq!(ev["data"]["email"], "slow@nowhere.invalid");
+    assert_eq!(ev["data"]["remote_mta"], "mx.example.test");
+    // The report made that one event and nothing else (no bounce, so no
+    // suppression from it).
+    assert_eq!(r.body["events"], json!([ev["id"]]), "{:?}", r.body);
     t.stop().await;
 }

@@ -7,8 +7,14 @@
 //!
 //! `--sisimai` takes the output of `tools/sisimai4-dump.pl` and scores it
 //! with the same code, so the two can be compared line for line.
+//!
+//! After the in-sample score comes leave-one-family-out cross-validation
+//! (see `tidings_bounce::crossval`): every family scored with the rules
+//! only it supports switched off, pooled, and the mean and worst fold.
 
+#[path = "../common/mod.rs"]
 mod common;
+mod crossval;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -57,7 +63,7 @@ fn sisimai_prediction(results: &[SisimaiResult]) -> Prediction {
 }
 
 /// A percentage, or "n/a" when nothing was compared.
-fn show(x: (usize, usize)) -> String {
+pub(crate) fn show(x: (usize, usize)) -> String {
     if x.1 == 0 {
         "n/a".into()
     } else {
@@ -65,7 +71,11 @@ fn show(x: (usize, usize)) -> String {
     }
 }
 
-fn print_report(title: &str, scores: &[FileScore], quiet: bool) -> BTreeMap<String, Totals> {
+pub(crate) fn print_report(
+    title: &str,
+    scores: &[FileScore],
+    quiet: bool,
+) -> BTreeMap<String, Totals> {
     println!("== {title}");
     let mut totals: BTreeMap<String, Totals> = BTreeMap::new();
     for s in scores {
@@ -137,7 +147,8 @@ fn main() -> ExitCode {
         }
     };
     let scores = corpus.score(|s| Some(Prediction::from_report(&tidings_bounce::parse(&s.bytes))));
-    print_report("tidings", &scores, quiet);
+    let in_sample = print_report("tidings", &scores, quiet);
+    crossval::run(&corpus, &in_sample["all"], quiet);
     if let Some(path) = sisimai {
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
