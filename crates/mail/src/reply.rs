@@ -24,7 +24,7 @@ pub struct Outcome {
     /// From the fixed vocabulary: user_unknown, mailbox_full, host_unknown,
     /// mailbox_disabled, syntax_error, rejected (bounce); reputation,
     /// policy, content, auth, and the message's own faults
-    /// message_too_large and message_format (block); temporary (deferred).
+    /// email_too_large and content_error, as a DSN names them (block); temporary (deferred).
     pub reason: &'static str,
 }
 
@@ -157,8 +157,8 @@ pub fn classify(code: u16, text: &str) -> Outcome {
             Outcome {
                 kind,
                 status: status(match (kind, reason) {
-                    (_, "message_too_large") => "5.3.4",
-                    (_, "message_format") => "5.6.0",
+                    (_, "email_too_large") => "5.3.4",
+                    (_, "content_error") => "5.6.0",
                     (Kind::Block, _) => "5.7.1",
                     _ => "5.0.0",
                 }),
@@ -183,11 +183,11 @@ fn classify_permanent(esc: Option<(u8, u16, u16)>, lower: &str) -> (Kind, &'stat
     // The message's own faults first: they say nothing of the address,
     // so they must not read as its hard bounce (and suppress it).
     match esc.map(|(_, s, d)| (s, d)) {
-        Some((2, 3)) | Some((3, 4)) => return (Kind::Block, "message_too_large"),
-        Some((6, _)) => return (Kind::Block, "message_format"),
-        Some((5, _)) if !has(lower, UNKNOWN_USER) => return (Kind::Block, "message_format"),
-        _ if has(lower, MALFORMED) => return (Kind::Block, "message_format"),
-        _ if has(lower, TOO_LARGE) => return (Kind::Block, "message_too_large"),
+        Some((2, 3)) | Some((3, 4)) => return (Kind::Block, "email_too_large"),
+        Some((6, _)) => return (Kind::Block, "content_error"),
+        Some((5, _)) if !has(lower, UNKNOWN_USER) => return (Kind::Block, "content_error"),
+        _ if has(lower, MALFORMED) => return (Kind::Block, "content_error"),
+        _ if has(lower, TOO_LARGE) => return (Kind::Block, "email_too_large"),
         _ => {}
     }
     match esc.map(|(_, s, d)| (s, d)) {
@@ -229,10 +229,10 @@ mod tests {
             (554, "5.7.1 Message rejected as spam", Kind::Block, "5.7.1", "content"),
             (550, "5.7.1 Recipient address rejected: User unknown in virtual mailbox table", Kind::Bounce, "5.7.1", "user_unknown"),
             (552, "5.2.2 Mailbox full", Kind::Bounce, "5.2.2", "mailbox_full"),
-            (552, "5.3.4 Message size exceeds fixed limit", Kind::Block, "5.3.4", "message_too_large"),
-            (500, "Line too long.", Kind::Block, "5.6.0", "message_format"),
-            (554, "5.6.0 Message is not RFC 5322 compliant", Kind::Block, "5.6.0", "message_format"),
-            (552, "Message size exceeds maximum permitted", Kind::Block, "5.3.4", "message_too_large"),
+            (552, "5.3.4 Message size exceeds fixed limit", Kind::Block, "5.3.4", "email_too_large"),
+            (500, "Line too long.", Kind::Block, "5.6.0", "content_error"),
+            (554, "5.6.0 Message is not RFC 5322 compliant", Kind::Block, "5.6.0", "content_error"),
+            (552, "Message size exceeds maximum permitted", Kind::Block, "5.3.4", "email_too_large"),
             (550, "5.5.0 Requested action not taken: mailbox unavailable, user unknown", Kind::Bounce, "5.5.0", "user_unknown"),
             (554, "Transaction failed", Kind::Bounce, "5.0.0", "rejected"),
             (553, "5.7.1 Sender policy violation", Kind::Block, "5.7.1", "policy"),
