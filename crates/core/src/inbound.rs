@@ -39,10 +39,12 @@ fn report_kind(report: &Report) -> ReportKind {
     }
 }
 
-/// Reasons of the parser that are about the sender, not the address:
-/// those reports become `block` events.
+/// Reasons of the parser that are about the sender or the message, not
+/// the address: those reports become `block` events, which suppress no
+/// one.
 fn block_reason(reason: &str) -> Option<&'static str> {
     Some(match reason {
+        "email_too_large" => "email_too_large",
         "blocked" | "bad_reputation" | "rate_limited" => "reputation",
         "spam_detected" | "virus_detected" | "content_error" => "content",
         "auth_failure" | "require_ptr" | "security_error" | "failed_starttls" => "auth",

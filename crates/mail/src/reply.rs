@@ -24,7 +24,8 @@ pub struct Outcome {
     /// From the fixed vocabulary: user_unknown, mailbox_full, host_unknown,
     /// mailbox_disabled, syntax_error, rejected (bounce); reputation,
     /// policy, content, auth, and the message's own faults
-    /// email_too_large and content_error, as a DSN names them (block); temporary (deferred).
+    /// email_too_large and (for its format) content (block), as for a
+    /// DSN; temporary (deferred).
     pub reason: &'static str,
 }
 
@@ -158,7 +159,7 @@ pub fn classify(code: u16, text: &str) -> Outcome {
                 kind,
                 status: status(match (kind, reason) {
                     (_, "email_too_large") => "5.3.4",
-                    (_, "content_error") => "5.6.0",
+                    (Kind::Block, "content") if has(&lower, MALFORMED) => "5.6.0",
                     (Kind::Block, _) => "5.7.1",
                     _ => "5.0.0",
                 }),
@@ -184,9 +185,9 @@ fn classify_permanent(esc: Option<(u8, u16, u16)>, lower: &str) -> (Kind, &'stat
     // so they must not read as its hard bounce (and suppress it).
     match esc.map(|(_, s, d)| (s, d)) {
         Some((2, 3)) | Some((3, 4)) => return (Kind::Block, "email_too_large"),
-        Some((6, _)) => return (Kind::Block, "content_error"),
-        Some((5, _)) if !has(lower, UNKNOWN_USER) => return (Kind::Block, "content_error"),
-        _ if has(lower, MALFORMED) => return (Kind::Block, "content_error"),
+        Some((6, _)) => return (Kind::Block, "content"),
+        Some((5, _)) if !has(lower, UNKNOWN_USER) => return (Kind::Block, "content"),
+        _ if has(lower, MALFORMED) => return (Kind::Block, "content"),
         _ if has(lower, TOO_LARGE) => return (Kind::Block, "email_too_large"),
         _ => {}
     }
@@ -230,8 +231,9 @@ mod tests {
             (550, "5.7.1 Recipient address rejected: User unknown in virtual mailbox table", Kind::Bounce, "5.7.1", "user_unknown"),
             (552, "5.2.2 Mailbox full", Kind::Bounce, "5.2.2", "mailbox_full"),
             (552, "5.3.4 Message size exceeds fixed limit", Kind::Block, "5.3.4", "email_too_large"),
-            (500, "Line too long.", Kind::Block, "5.6.0", "content_error"),
-            (554, "5.6.0 Message is not RFC 5322 compliant", Kind::Block, "5.6.0", "content_error"),
+            (500, "Line too long.", Kind::Block, "5.6.0", "content"),
+            (554, "5.6.0 Message is not RFC 5322 compliant", Kind::Block, "5.6.0", "content"),
+            (554, "Message rejected as spam", Kind::Block, "5.7.1", "content"),
             (552, "Message size exceeds maximum permitted", Kind::Block, "5.3.4", "email_too_large"),
             (550, "5.5.0 Requested action not taken: mailbox unavailable, user unknown", Kind::Bounce, "5.5.0", "user_unknown"),
             (554, "Transaction failed", Kind::Bounce, "5.0.0", "rejected"),

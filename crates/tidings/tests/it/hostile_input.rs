@@ -226,7 +226,8 @@ async fn a_refusal_of_the_message_itself_does_not_suppress_the_address() {
     let id = r.body["id"].as_str().unwrap().to_string();
     let events = rx.wait_for_json(1, DEADLINE).await;
     assert_eq!(events[0]["type"], "block", "{events:?}");
-    assert_eq!(events[0]["data"]["reason"], "content_error");
+    assert_eq!(events[0]["data"]["reason"], "content");
+    assert_eq!(events[0]["data"]["status"], "5.6.0");
     assert_eq!(events[0]["data"]["email"], "toolong@example.test");
     let s = t.api.get("/v1/suppressions/toolong@example.test").await;
     assert_eq!(s.status, 404, "not suppressed: {:?}", s.body);

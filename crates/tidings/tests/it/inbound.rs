@@ -314,3 +314,64 @@ async fn a_delayed_dsn_is_a_deferred_event_not_a_bounce() {
     assert_eq!(r.body["events"], json!([ev["id"]]), "{:?}", r.body);
     t.stop().await;
 }
+
+/// A DSN that refuses the message for its size faults the message, not the
+/// address: a block, three times over, and the address is never suppressed
+/// (a soft bounce would have been, at the third).
+#[tokio::test]
+async fn a_dsn_about_the_messages_size_blocks_and_suppresses_no_one() {
+    let mx = Mx::start();
+    let t = mx.app(|_| {}).await;
+    let rx = Receiver::start().await;
+    t.api
+        .create_webhook(json!({"url": rx.url("/h"), "event_types": ["block", "bounce"]}))
+        .await;
+    t.api.add_domain("sender.test").await;
+    for i in 0..3 {
+        let r = t
+            .api
+            .post(
+                "/v1/messages",
+                &json!({"from": "app@sender.test", "to": "big@example.test", "subject": "hello", "text": "hi"}),
+            )
+            .await;
+        assert_eq!(r.status, 202, "{:?}", r.body);
+        let id = r.body["id"].as_str().unwrap().to_string();
+        let smtp_id = r.body["smtp_message_id"].as_str().unwrap().to_string();
+        // Delivered first; the relay's DSN comes later.
+        wait_until("the delivery", DEADLINE, || async {
+            (mx.messages().len() == i + 1).then_some(())
+        })
+        .await;
+        let report = dsn_with(
+            "big@example.test",
+            &smtp_id,
+            "failed",
+            "5.3.4",
+            "552 5.3.4 Message size exceeds fixed maximum message size",
+        );
+        let r = t
+            .api
+            .raw(
+                reqwest::Method::POST,
+                "/v1/inbound",
+                "message/rfc822",
+                report.into_bytes(),
+            )
+            .await;
+        assert_eq!(r.body["matched"], true, "{:?}", r.body);
+        let events = rx.wait_for_json(i + 1, DEADLINE).await;
+        let ev = &events[i];
+        assert_eq!(
+            (ev["type"].as_str(), ev["data"]["reason"].as_str()),
+            (Some("block"), Some("email_too_large")),
+            "{ev}"
+        );
+        assert_eq!(ev["data"]["message_id"], id);
+        let m = t.api.get(&format!("/v1/messages/{id}")).await;
+        assert_eq!(m.body["recipients"][0]["status"], "blocked");
+    }
+    let s = t.api.get("/v1/suppressions/big@example.test").await;
+    assert_eq!(s.status, 404, "not suppressed: {:?}", s.body);
+    t.stop().await;
+}
