@@ -51,7 +51,7 @@ impl Idempotency {
         }
         Ok(Self {
             key: key.to_string(),
-            fingerprint: hex(&h.finalize()),
+            fingerprint: hex::encode(h.finalize()),
         })
     }
 
@@ -68,10 +68,6 @@ impl Idempotency {
             expired_before: expiry(now),
         }
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn expiry(now: Timestamp) -> Timestamp {

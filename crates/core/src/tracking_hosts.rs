@@ -49,7 +49,7 @@ fn request_key(host: &str) -> String {
 }
 
 /// The key of a base URL's host, if it has one.
-fn url_key(url: &url::Url) -> Option<String> {
+pub(crate) fn url_key(url: &url::Url) -> Option<String> {
     let port = url.port().map(|p| p.to_string());
     Some(key(url.host_str()?, port.as_deref()))
 }

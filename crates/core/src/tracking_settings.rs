@@ -188,11 +188,13 @@ impl Tidings {
         account: AccountId,
         domain: &str,
     ) -> Result<(), CoreError> {
+        // Compared as requests on it are: the host, and a port other
+        // than 80 or 443.
         let host = |base: &str| {
-            url::Url::parse(base).ok().and_then(|u| {
-                u.host_str()
-                    .map(|h| h.trim_end_matches('.').to_ascii_lowercase())
-            })
+            url::Url::parse(base)
+                .ok()
+                .as_ref()
+                .and_then(crate::tracking_hosts::url_key)
         };
         let wanted = host(domain);
         let taken = self
