@@ -101,6 +101,18 @@ impl Api {
         Self::finish(r).await
     }
 
+    /// POST a raw message (`message/rfc822`): a message to send
+    /// (`/v1/messages`) or a report received elsewhere (`/v1/inbound`).
+    pub async fn post_raw(&self, path: &str, message: impl Into<Vec<u8>>) -> Res {
+        self.raw(
+            reqwest::Method::POST,
+            path,
+            "message/rfc822",
+            message.into(),
+        )
+        .await
+    }
+
     /// Add a sending domain (`POST /v1/domains`), so the account may send
     /// from it. Ed25519, since an RSA key takes long to make in a debug
     /// build; tests of RSA signing add their domains themselves.

@@ -2,38 +2,30 @@
 //! message with a live key is not stored at all, and an expired key may be
 //! taken again.
 
-use tidings_types::{AccountId, MessageId};
+use tidings_types::AccountId;
 
+use super::test_support::{self, now};
 use super::{SqliteOptions, SqliteStore};
 use crate::{
-    Account, IdempotencyKey, MessageStore, NewMessage, Source, Store, StoreError,
-    IDEMPOTENCY_KEY_TAKEN,
+    Account, IdempotencyKey, MessageStore, NewMessage, Store, StoreError, IDEMPOTENCY_KEY_TAKEN,
 };
-
-fn now() -> tidings_types::Timestamp {
-    tidings_types::time::trunc(std::time::SystemTime::now().into())
-}
 
 fn message(account: AccountId, key: &IdempotencyKey) -> NewMessage {
     NewMessage {
-        id: MessageId::new(),
-        account_id: account,
-        created_at: now(),
-        source: Source::Http,
-        mail_from: "app@x.test".into(),
-        from: "app@x.test".into(),
-        subject: None,
-        smtp_message_id: "<m@x>".into(),
-        custom_id: None,
-        group: None,
-        tags: vec![],
-        track_opens: false,
-        track_clicks: false,
-        track_unsubscribe: None,
-        tracking_base: None,
-        raw: bytes::Bytes::from_static(b"Subject: x\r\n\r\nhi\r\n"),
         idempotency: Some(key.clone()),
+        ..test_support::message(account)
     }
+}
+
+/// The live record of `key`: its digest and the message it names.
+async fn record_of(s: &SqliteStore, account: AccountId, key: &str) -> (String, String) {
+    let day_ago = now() - chrono::Duration::hours(24);
+    let rec = s
+        .idempotency_key(account, key.into(), day_ago)
+        .await
+        .unwrap()
+        .unwrap();
+    (rec.fingerprint, rec.target)
 }
 
 #[tokio::test]
@@ -56,14 +48,9 @@ async fn a_live_key_is_taken_once_and_an_expired_one_again() {
     let first = message(acc.id, &key);
     let first_id = first.id;
     s.accept_message(first, vec![]).await.unwrap();
-    let rec = s
-        .idempotency_key(acc.id, "order-42".into(), day_ago)
-        .await
-        .unwrap()
-        .unwrap();
     assert_eq!(
-        (rec.fingerprint.as_str(), rec.target),
-        ("f1", first_id.to_string())
+        record_of(&s, acc.id, "order-42").await,
+        ("f1".into(), first_id.to_string())
     );
 
     let second = message(acc.id, &key);
@@ -99,13 +86,8 @@ async fn a_live_key_is_taken_once_and_an_expired_one_again() {
     let third = message(acc.id, &later);
     let third_id = third.id;
     s.accept_message(third, vec![]).await.unwrap();
-    let rec = s
-        .idempotency_key(acc.id, "order-42".into(), day_ago)
-        .await
-        .unwrap()
-        .unwrap();
     assert_eq!(
-        (rec.fingerprint.as_str(), rec.target),
-        ("f2", third_id.to_string())
+        record_of(&s, acc.id, "order-42").await,
+        ("f2".into(), third_id.to_string())
     );
 }

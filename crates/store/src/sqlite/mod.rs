@@ -36,6 +36,8 @@ mod schema;
 #[cfg(test)]
 mod stream_tests;
 #[cfg(test)]
+mod test_support;
+#[cfg(test)]
 mod tracking_tests;
 #[cfg(test)]
 mod wal_tests;

@@ -5,12 +5,13 @@
 use std::sync::{Arc, Mutex};
 
 use serde_json::json;
-use tidings_types::{AccountId, EventData, EventType, MessageId, NewEvent, Variant};
+use tidings_types::{AccountId, EventData, EventType, NewEvent, Variant};
 
+use super::test_support::{message, now};
 use super::{events, SqliteOptions, SqliteStore};
 use crate::{
-    Account, CommittedEvent, EventObserver, InboundEffects, MessageStore, NewMessage, NewRecipient,
-    OutboundResult, RecipientStatus, Source, Store, StoreError,
+    Account, CommittedEvent, EventObserver, InboundEffects, MessageStore, NewRecipient,
+    OutboundResult, RecipientStatus, Store, StoreError,
 };
 
 #[derive(Default)]
@@ -31,10 +32,6 @@ impl Seen {
     }
 }
 
-fn now() -> tidings_types::Timestamp {
-    tidings_types::time::trunc(std::time::SystemTime::now().into())
-}
-
 fn event(account: AccountId, ty: EventType, extra: &[(&str, serde_json::Value)]) -> NewEvent {
     let mut d = EventData::new();
     d.insert("email".into(), json!("a@example.test"));
@@ -42,28 +39,6 @@ fn event(account: AccountId, ty: EventType, extra: &[(&str, serde_json::Value)])
         d.insert((*k).into(), v.clone());
     }
     NewEvent::new(account, ty, now(), d).unwrap()
-}
-
-fn message(account: AccountId) -> NewMessage {
-    NewMessage {
-        id: MessageId::new(),
-        account_id: account,
-        created_at: now(),
-        source: Source::Http,
-        mail_from: "app@x.test".into(),
-        from: "app@x.test".into(),
-        subject: None,
-        smtp_message_id: "<m@x>".into(),
-        custom_id: None,
-        group: None,
-        tags: vec![],
-        track_opens: false,
-        track_clicks: false,
-        track_unsubscribe: None,
-        tracking_base: None,
-        raw: bytes::Bytes::from_static(b"Subject: x\r\n\r\nhi\r\n"),
-        idempotency: None,
-    }
 }
 
 /// The log's events by type, read back from the table.

@@ -4,15 +4,11 @@
 use rusqlite::{params, Connection};
 use tidings_types::{AccountId, MessageId};
 
+use super::test_support::{self, now};
 use super::{schema, SqliteOptions, SqliteStore};
 use crate::{
-    Account, AccountTracking, AccountTrackingPatch, MessageStore, NewMessage, Source, Store,
-    StoreError,
+    Account, AccountTracking, AccountTrackingPatch, MessageStore, NewMessage, Store, StoreError,
 };
-
-fn now() -> tidings_types::Timestamp {
-    tidings_types::time::trunc(std::time::SystemTime::now().into())
-}
 
 async fn account(s: &SqliteStore) -> AccountId {
     let a = Account {
@@ -29,23 +25,11 @@ async fn account(s: &SqliteStore) -> AccountId {
 /// nothing of unsubscribe or a tracking domain.
 fn message(account: AccountId) -> NewMessage {
     NewMessage {
-        id: MessageId::new(),
-        account_id: account,
-        created_at: now(),
-        source: Source::Http,
         mail_from: "a@x.test".into(),
         from: "a@x.test".into(),
-        subject: None,
-        smtp_message_id: "<m@x>".into(),
-        custom_id: None,
-        group: None,
-        tags: vec![],
         track_opens: true,
         track_clicks: true,
-        track_unsubscribe: None,
-        tracking_base: None,
-        raw: bytes::Bytes::from_static(b"Subject: x\r\n\r\nhi\r\n"),
-        idempotency: None,
+        ..test_support::message(account)
     }
 }
 

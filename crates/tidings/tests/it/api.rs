@@ -560,15 +560,7 @@ async fn bodies_and_paths_of_the_wrong_kind_are_refused() {
     }
 
     for junk in [&b"[null, null]"[..], b"{}", b"hello", b": no name\r\n\r\n"] {
-        let r = t
-            .api
-            .raw(
-                reqwest::Method::POST,
-                "/v1/inbound",
-                "message/rfc822",
-                junk.to_vec(),
-            )
-            .await;
+        let r = t.api.post_raw("/v1/inbound", junk).await;
         assert_eq!((r.status, r.code()), (422, "invalid_message"), "{junk:?}");
     }
 

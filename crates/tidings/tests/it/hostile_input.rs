@@ -179,15 +179,7 @@ async fn loose_bodies_and_long_raw_lines_are_refused() {
         "From: shop@example.com\r\nTo: x@example.test\r\nSubject: s\r\n\r\nok\r\n{}\r\n",
         "y".repeat(1200)
     );
-    let r = t
-        .api
-        .raw(
-            reqwest::Method::POST,
-            "/v1/messages",
-            "message/rfc822",
-            raw.into_bytes(),
-        )
-        .await;
+    let r = t.api.post_raw("/v1/messages", raw).await;
     assert_eq!(
         (r.status, r.code()),
         (422, "invalid_message"),

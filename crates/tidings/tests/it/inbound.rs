@@ -188,11 +188,9 @@ async fn reports_over_http_affect_only_matching_messages() {
     // A report about a message nobody sent: kept for the operator, no event.
     let r = t
         .api
-        .raw(
-            reqwest::Method::POST,
+        .post_raw(
             "/v1/inbound",
-            "message/rfc822",
-            dsn("x@nowhere.invalid", "<unknown@elsewhere>").into_bytes(),
+            dsn("x@nowhere.invalid", "<unknown@elsewhere>"),
         )
         .await;
     assert_eq!(r.status, 202, "{:?}", r.body);
@@ -211,15 +209,7 @@ async fn reports_over_http_affect_only_matching_messages() {
 
     // An auto-reply is not a bounce.
     let vacation = "From: x@nowhere.invalid\r\nTo: app@sender.test\r\nAuto-Submitted: auto-replied\r\nSubject: Out of office\r\n\r\nI am away.\r\n";
-    let r = t
-        .api
-        .raw(
-            reqwest::Method::POST,
-            "/v1/inbound",
-            "message/rfc822",
-            vacation.as_bytes().to_vec(),
-        )
-        .await;
+    let r = t.api.post_raw("/v1/inbound", vacation).await;
     assert_eq!(
         (r.body["kind"].as_str(), r.body["matched"].as_bool()),
         (Some("auto_reply"), Some(false))
@@ -231,24 +221,14 @@ async fn reports_over_http_affect_only_matching_messages() {
     let r = t
         .api
         .with_key(key.key.expose())
-        .raw(
-            reqwest::Method::POST,
-            "/v1/inbound",
-            "message/rfc822",
-            dsn("x@nowhere.invalid", &smtp_id).into_bytes(),
-        )
+        .post_raw("/v1/inbound", dsn("x@nowhere.invalid", &smtp_id))
         .await;
     assert_eq!(r.body["matched"], false);
 
     // The owner can.
     let r = t
         .api
-        .raw(
-            reqwest::Method::POST,
-            "/v1/inbound",
-            "message/rfc822",
-            dsn("x@nowhere.invalid", &smtp_id).into_bytes(),
-        )
+        .post_raw("/v1/inbound", dsn("x@nowhere.invalid", &smtp_id))
         .await;
     assert_eq!(r.body["matched"], true, "{:?}", r.body);
     let ev = wait_until("the DSN bounce", DEADLINE, || async {
@@ -260,15 +240,7 @@ async fn reports_over_http_affect_only_matching_messages() {
     .await;
     assert_eq!(ev["data"]["message_id"], id);
     assert_eq!(ev["data"]["source"], "dsn");
-    let empty = t
-        .api
-        .raw(
-            reqwest::Method::POST,
-            "/v1/inbound",
-            "message/rfc822",
-            vec![],
-        )
-        .await;
+    let empty = t.api.post_raw("/v1/inbound", vec![]).await;
     assert_eq!((empty.status, empty.code()), (422, "invalid_message"));
     t.stop().await;
 }
@@ -289,15 +261,7 @@ async fn a_delayed_dsn_is_a_deferred_event_not_a_bounce() {
         "4.2.2",
         diagnostic,
     );
-    let r = t
-        .api
-        .raw(
-            reqwest::Method::POST,
-            "/v1/inbound",
-            "message/rfc822",
-            report.into_bytes(),
-        )
-        .await;
+    let r = t.api.post_raw("/v1/inbound", report).await;
     assert_eq!(r.body["matched"], true, "{:?}", r.body);
     let ev = wait_until("the deferred event of the DSN", DEADLINE, || async {
         rx.requests()
@@ -350,15 +314,7 @@ async fn a_dsn_about_the_messages_size_blocks_and_suppresses_no_one() {
             "5.3.4",
             "552 5.3.4 Message size exceeds fixed maximum message size",
         );
-        let r = t
-            .api
-            .raw(
-                reqwest::Method::POST,
-                "/v1/inbound",
-                "message/rfc822",
-                report.into_bytes(),
-            )
-            .await;
+        let r = t.api.post_raw("/v1/inbound", report).await;
         assert_eq!(r.body["matched"], true, "{:?}", r.body);
         let events = rx.wait_for_json(i + 1, DEADLINE).await;
         let ev = &events[i];

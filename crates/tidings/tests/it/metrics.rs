@@ -260,14 +260,7 @@ async fn counters_equal_the_event_log_after_real_traffic() {
         .to_string();
     let inbound = t.running.as_ref().unwrap().inbound_addr.unwrap().port();
     smtp_send(inbound, "", &verp, &dsn("ok@example.test", &smtp_id)).await;
-    let post = |raw: String| {
-        t.api.raw(
-            reqwest::Method::POST,
-            "/v1/inbound",
-            "message/rfc822",
-            raw.into_bytes(),
-        )
-    };
+    let post = |raw: String| t.api.post_raw("/v1/inbound", raw);
     let r = post(arf("ok@example.test", &smtp_id)).await;
     assert_eq!((r.status, &r.body["kind"]), (202, &json!("complaint")));
     let vacation = "From: ok@example.test\r\nTo: app@sender.test\r\nAuto-Submitted: auto-replied\r\nSubject: Out of office\r\n\r\nI am away.\r\n";

@@ -7,10 +7,34 @@ use tidings_testkit::{InProcess, Receiver, DEADLINE};
 
 use crate::outbound::Mx;
 
+/// tidings resolving mail hosts from `zones` (its MX hosts listen where
+/// `mx` does), sending from `sender.test`, with a receiver of its
+/// delivery events.
+async fn routed_by(
+    zones: std::collections::HashMap<String, tidings_testkit::dns::Zone>,
+    mx: &Mx,
+    allow_loopback: bool,
+) -> (tidings_testkit::dns::FakeDns, InProcess, Receiver) {
+    let dns = tidings_testkit::dns::FakeDns::start(zones).await;
+    let (dns_addr, port) = (dns.addr, mx.port);
+    let t = InProcess::start(move |c| {
+        c.outbound.nameservers = vec![dns_addr];
+        c.outbound.mx_port = port;
+        c.outbound.allow_loopback = allow_loopback;
+    })
+    .await;
+    t.api.add_domain("sender.test").await;
+    let rx = Receiver::start().await;
+    t.api
+        .create_webhook(json!({"url": rx.url("/h"), "event_types": ["sent", "bounce", "deferred"]}))
+        .await;
+    (dns, t, rx)
+}
+
 #[tokio::test]
 async fn mx_records_are_found_through_real_dns() {
     use std::collections::HashMap;
-    use tidings_testkit::dns::{FakeDns, Zone};
+    use tidings_testkit::dns::Zone;
     let mx = Mx::start();
     let localhost = "127.0.0.1".parse().unwrap();
     let zones = HashMap::from([
@@ -50,20 +74,8 @@ async fn mx_records_are_found_through_real_dns() {
             },
         ),
     ]);
-    let dns = FakeDns::start(zones).await;
-    let (dns_addr, port) = (dns.addr, mx.port);
-    let t = InProcess::start(move |c| {
-        c.outbound.nameservers = vec![dns_addr];
-        c.outbound.mx_port = port;
-        // The test's mail hosts are all on this machine.
-        c.outbound.allow_loopback = true;
-    })
-    .await;
-    t.api.add_domain("sender.test").await;
-    let rx = Receiver::start().await;
-    t.api
-        .create_webhook(json!({"url": rx.url("/h"), "event_types": ["sent", "bounce", "deferred"]}))
-        .await;
+    // The test's mail hosts are all on this machine.
+    let (_dns, t, rx) = routed_by(zones, &mx, true).await;
     let r = t
         .api
         .post(
@@ -110,7 +122,7 @@ async fn mx_records_are_found_through_real_dns() {
 #[tokio::test]
 async fn mail_hosts_on_internal_addresses_are_refused() {
     use std::collections::HashMap;
-    use tidings_testkit::dns::{FakeDns, Zone};
+    use tidings_testkit::dns::Zone;
     let mx = Mx::start();
     let zone = |mx: Vec<(u16, String)>, a: Vec<std::net::Ipv4Addr>| Zone { mx, a };
     let zones = HashMap::from([
@@ -131,18 +143,7 @@ async fn mail_hosts_on_internal_addresses_are_refused() {
             zone(vec![], vec!["169.254.169.254".parse().unwrap()]),
         ),
     ]);
-    let dns = FakeDns::start(zones).await;
-    let (dns_addr, port) = (dns.addr, mx.port);
-    let t = InProcess::start(move |c| {
-        c.outbound.nameservers = vec![dns_addr];
-        c.outbound.mx_port = port;
-    })
-    .await;
-    t.api.add_domain("sender.test").await;
-    let rx = Receiver::start().await;
-    t.api
-        .create_webhook(json!({"url": rx.url("/h"), "event_types": ["sent", "bounce", "deferred"]}))
-        .await;
+    let (_dns, t, rx) = routed_by(zones, &mx, false).await;
     let r = t
         .api
         .post(

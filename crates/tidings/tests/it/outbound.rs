@@ -107,15 +107,7 @@ async fn each_outcome(mx: Mx) {
         )
         .await;
     let raw = "From: App <app@sender.test>\r\nTo: ok@example.test, defer@example.test\r\nCc: unknown@example.test, blocked@example.test\r\nSubject: Outbound\r\nX-Tidings-Custom-ID: out-1\r\n\r\nHello over SMTP\r\n.leading dot\r\n";
-    let r = t
-        .api
-        .raw(
-            reqwest::Method::POST,
-            "/v1/messages",
-            "message/rfc822",
-            raw.as_bytes().to_vec(),
-        )
-        .await;
+    let r = t.api.post_raw("/v1/messages", raw).await;
     assert_eq!(r.status, 202, "{:?}", r.body);
     let id = r.body["id"].as_str().unwrap().to_string();
 

@@ -28,15 +28,7 @@ async fn a_sender_domain_the_account_has_not_added_is_refused() {
         "{text}"
     );
     let raw = b"From: app@shop.test\r\nTo: r@example.org\r\nSubject: s\r\n\r\nbody\r\n";
-    let r = t
-        .api
-        .raw(
-            reqwest::Method::POST,
-            "/v1/messages",
-            "message/rfc822",
-            raw.to_vec(),
-        )
-        .await;
+    let r = t.api.post_raw("/v1/messages", raw).await;
     assert_eq!(
         (r.status, r.code()),
         (403, "unknown_sender_domain"),

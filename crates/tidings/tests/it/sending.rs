@@ -68,15 +68,7 @@ async fn suppressed_recipients_are_dropped_with_an_event() {
     assert_eq!(s.status, 201, "{:?}", s.body);
     assert_eq!(s.body["email"], "gone@example.org");
     let raw = "From: app@example.com\r\nTo: gone@example.org, ok@example.org\r\nBcc: hidden@example.org\r\nSubject: Hi\r\nX-Tidings-Custom-ID: c-1\r\nX-Tidings-Tags: a, b\r\n\r\nbody\r\n";
-    let r = t
-        .api
-        .raw(
-            reqwest::Method::POST,
-            "/v1/messages",
-            "message/rfc822",
-            raw.as_bytes().to_vec(),
-        )
-        .await;
+    let r = t.api.post_raw("/v1/messages", raw).await;
     assert_eq!(r.status, 202, "{:?}", r.body);
     let id = r.body["id"].as_str().unwrap().to_string();
     assert_eq!(
@@ -191,15 +183,7 @@ async fn bad_messages_are_refused_and_nothing_is_stored() {
         ),
     ];
     for (raw, code) in raw_cases {
-        let r = t
-            .api
-            .raw(
-                reqwest::Method::POST,
-                "/v1/messages",
-                "message/rfc822",
-                raw.to_vec(),
-            )
-            .await;
+        let r = t.api.post_raw("/v1/messages", raw).await;
         assert_eq!((r.status, r.code()), (422, code), "{:?}", r.body);
     }
     let r = t
