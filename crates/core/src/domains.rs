@@ -7,6 +7,9 @@
 //! only from a domain the account added (or a subdomain of one, which is
 //! signed as its parent), unless the operator allows any sender. Without
 //! that rule any holder of an API key could send as any domain, unsigned.
+//! A domain is one account's, and where the operator asks for it
+//! ([`crate::domain_proof`]) it is used only once its DKIM record is found
+//! in DNS (`POST /v1/domains/{domain}/verify`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -16,12 +19,19 @@ use tidings_mail::dkim::{DkimKey, KeyAlgorithm, Signer};
 use tidings_store::DomainKey;
 use tidings_types::{AccountId, Timestamp};
 
+use crate::domain_proof::{self, DomainStatus, VerificationView};
 use crate::{CoreError, ErrorCode, Tidings};
+
+/// A domain's signer, and whether the account may use the domain yet.
+struct Entry {
+    signer: Arc<Signer>,
+    usable: bool,
+}
 
 /// Parsed signers by (account, domain).
 #[derive(Default)]
 pub struct DkimRegistry {
-    signers: RwLock<HashMap<(AccountId, String), Arc<Signer>>>,
+    signers: RwLock<HashMap<(AccountId, String), Entry>>,
 }
 
 impl std::fmt::Debug for DkimRegistry {
@@ -35,11 +45,15 @@ impl DkimRegistry {
     /// The signer for an account's From domain (or a parent domain it owns,
     /// so `news.example.com` mail signs as `example.com`).
     pub fn signer(&self, account: AccountId, domain: &str) -> Option<Arc<Signer>> {
+        self.entry(account, domain, |e| e.signer.clone())
+    }
+
+    fn entry<T>(&self, account: AccountId, domain: &str, f: impl Fn(&Entry) -> T) -> Option<T> {
         let signers = self.signers.read().ok()?;
         let mut d = domain;
         loop {
-            if let Some(s) = signers.get(&(account, d.to_string())) {
-                return Some(s.clone());
+            if let Some(e) = signers.get(&(account, d.to_string())) {
+                return Some(f(e));
             }
             d = d.split_once('.')?.1;
             if !d.contains('.') {
@@ -53,9 +67,24 @@ impl DkimRegistry {
         self.signer(account, domain).is_some()
     }
 
-    fn insert(&self, account: AccountId, domain: String, signer: Signer) {
+    /// May the account send from `domain` now: it added the domain (or a
+    /// parent), and proved it where proof is asked for?
+    fn usable(&self, account: AccountId, domain: &str) -> bool {
+        self.entry(account, domain, |e| e.usable).unwrap_or(false)
+    }
+
+    fn insert(&self, account: AccountId, domain: String, signer: Signer, usable: bool) {
         if let Ok(mut s) = self.signers.write() {
-            s.insert((account, domain), Arc::new(signer));
+            let signer = Arc::new(signer);
+            s.insert((account, domain), Entry { signer, usable });
+        }
+    }
+
+    fn set_usable(&self, account: AccountId, domain: &str) {
+        if let Ok(mut s) = self.signers.write() {
+            if let Some(e) = s.get_mut(&(account, domain.to_string())) {
+                e.usable = true;
+            }
         }
     }
 
@@ -97,9 +126,16 @@ pub struct DomainView {
     pub created_at: String,
     /// The TXT record to publish.
     pub dns: DnsView,
+    /// `verified` once the TXT record was found in DNS.
+    pub status: DomainStatus,
+    #[schema(format = DateTime)]
+    pub verified_at: Option<String>,
+    /// Whether mail from it is accepted now: it is verified, or this
+    /// account's domains need no proof.
+    pub usable: bool,
 }
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct DnsView {
     pub name: String,
     #[serde(rename = "type")]
@@ -108,9 +144,17 @@ pub struct DnsView {
     pub value: String,
 }
 
-fn view(k: &DkimKey, created_at: Timestamp) -> DomainView {
+fn view(
+    k: &DkimKey,
+    created_at: Timestamp,
+    verified_at: Option<Timestamp>,
+    usable: bool,
+) -> DomainView {
     let dns = k.dns_record();
     DomainView {
+        status: DomainStatus::of(verified_at),
+        verified_at: verified_at.map(tidings_types::time::rfc3339),
+        usable,
         domain: k.domain.clone(),
         selector: k.selector.clone(),
         algorithm: k.algorithm,
@@ -180,17 +224,61 @@ impl Tidings {
                     .unwrap_or_default(),
                 private_pem: key.private_pem().clone(),
                 created_at: now,
+                verified_at: None,
             })
             .await?;
-        self.dkim.insert(account, key.domain.clone(), signer);
-        Ok(view(&key, now))
+        let usable = !self.needs_proof(account).await?;
+        self.dkim
+            .insert(account, key.domain.clone(), signer, usable);
+        Ok(view(&key, now, None, usable))
     }
 
     pub async fn list_domains(&self, account: AccountId) -> Result<Vec<DomainView>, CoreError> {
         let keys = self.messages()?.domain_keys(Some(account)).await?;
+        let trusted = !self.needs_proof(account).await?;
         keys.iter()
-            .map(|k| Ok(view(&key_of(k)?, k.created_at)))
+            .map(|k| {
+                let usable = trusted || k.verified_at.is_some();
+                Ok(view(&key_of(k)?, k.created_at, k.verified_at, usable))
+            })
             .collect()
+    }
+
+    /// Look up a sending domain's DKIM record; once it is found the domain
+    /// is verified (and stays so: a later failed check changes nothing).
+    pub async fn verify_domain(
+        &self,
+        account: AccountId,
+        domain: &str,
+    ) -> Result<VerificationView, CoreError> {
+        let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+        let stored = self
+            .messages()?
+            .domain_keys(Some(account))
+            .await?
+            .into_iter()
+            .find(|k| k.domain == domain)
+            .ok_or(CoreError::NotFound)?;
+        let record = view(&key_of(&stored)?, stored.created_at, None, false).dns;
+        let (result, found) = domain_proof::look(self, &record, domain_proof::check_dkim).await?;
+        let mut verified_at = stored.verified_at;
+        if result == domain_proof::CheckResult::Verified && verified_at.is_none() {
+            let now = self.clock.now();
+            self.messages()?
+                .set_domain_verified(account, domain.clone(), now)
+                .await?;
+            self.dkim.set_usable(account, &domain);
+            verified_at = Some(now);
+        }
+        Ok(VerificationView {
+            status: DomainStatus::of(verified_at),
+            verified_at: verified_at.map(tidings_types::time::rfc3339),
+            message: domain_proof::explain(result, &record),
+            domain,
+            record,
+            result,
+            found,
+        })
     }
 
     pub async fn remove_domain(&self, account: AccountId, domain: &str) -> Result<(), CoreError> {
@@ -209,7 +297,8 @@ impl Tidings {
         for k in keys {
             let signer =
                 Signer::new(&key_of(&k)?).map_err(|e| CoreError::Internal(e.to_string()))?;
-            self.dkim.insert(k.account_id, k.domain, signer);
+            let usable = k.verified_at.is_some() || !self.needs_proof(k.account_id).await?;
+            self.dkim.insert(k.account_id, k.domain, signer, usable);
         }
         Ok(n)
     }
@@ -224,8 +313,18 @@ impl Tidings {
             .rsplit_once('@')
             .map(|(_, d)| d.trim_end_matches('.').to_ascii_lowercase())
             .unwrap_or_default();
-        if !domain.is_empty() && self.dkim.owns(account, &domain) {
+        if !domain.is_empty() && self.dkim.usable(account, &domain) {
             return Ok(());
+        }
+        if !domain.is_empty() && self.dkim.owns(account, &domain) {
+            return Err(CoreError::invalid(
+                ErrorCode::DomainUnverified,
+                format!(
+                    "the sender domain `{domain}` (From: {from}) is not verified yet: publish \
+                     its DKIM record (GET /v1/domains shows it) and check it with \
+                     POST /v1/domains/{{domain}}/verify"
+                ),
+            ));
         }
         Err(CoreError::invalid(
             ErrorCode::UnknownSenderDomain,

@@ -25,6 +25,7 @@ pub enum ErrorCode {
     MessageTooLarge,
     /// The From domain is not one of the account's sending domains.
     UnknownSenderDomain,
+    DomainUnverified,
     Conflict,
     NotFound,
     Unauthorized,
@@ -48,6 +49,7 @@ impl ErrorCode {
             ErrorCode::TooManyRecipients => "too_many_recipients",
             ErrorCode::MessageTooLarge => "message_too_large",
             ErrorCode::UnknownSenderDomain => "unknown_sender_domain",
+            ErrorCode::DomainUnverified => "domain_unverified",
             ErrorCode::Conflict => "conflict",
             ErrorCode::NotFound => "not_found",
             ErrorCode::Unauthorized => "unauthorized",

@@ -10,6 +10,7 @@
 
 pub mod accounts;
 pub mod compose;
+pub mod domain_proof;
 pub mod domains;
 mod error;
 pub mod idempotency;
@@ -59,6 +60,8 @@ pub struct CoreConfig {
     /// Accept mail from any From domain, not only the account's sending
     /// domains (development only: anyone with a key could send as anyone).
     pub allow_any_sender: bool,
+    /// Whose sending and tracking domains must be proven by DNS first.
+    pub domain_proof: domain_proof::ProofPolicy,
 }
 
 impl Default for CoreConfig {
@@ -75,6 +78,7 @@ impl Default for CoreConfig {
             complaint_unsubscribes: false,
             retention: Duration::from_secs(30 * 24 * 3600),
             allow_any_sender: false,
+            domain_proof: domain_proof::ProofPolicy::default(),
         }
     }
 }
@@ -91,6 +95,8 @@ pub struct Tidings {
     dkim: Arc<domains::DkimRegistry>,
     tracker: Option<Arc<tracking::Tracker>>,
     webhook_client: Option<tidings_delivery::client::WebhookClient>,
+    txt_resolver: Option<Arc<dyn domain_proof::TxtResolver>>,
+    operator: Arc<std::sync::OnceLock<AccountId>>,
 }
 
 impl Tidings {
@@ -105,7 +111,15 @@ impl Tidings {
             dkim: Arc::default(),
             tracker: None,
             webhook_client: None,
+            txt_resolver: None,
+            operator: Arc::default(),
         }
+    }
+
+    /// Check domains' DNS records through this resolver.
+    pub fn with_txt_resolver(mut self, resolver: Arc<dyn domain_proof::TxtResolver>) -> Self {
+        self.txt_resolver = Some(resolver);
+        self
     }
 
     /// Make webhook tests with this client: the one deliveries use, so a

@@ -9,7 +9,8 @@
 //! so they only ever act on their own recipient.
 //!
 //! The hosts are read from the store at start and again after every change
-//! of an account's domain in this process.
+//! of an account's domain in this process. A domain that still waits for
+//! its proof ([`crate::domain_proof`]) is not one yet.
 
 use std::collections::HashMap;
 use std::sync::RwLock;
@@ -92,8 +93,13 @@ impl Tidings {
     /// Read the accounts' custom tracking hosts from the store.
     pub async fn load_tracking_hosts(&self) -> Result<(), CoreError> {
         if let Some(t) = &self.tracker {
-            let domains = self.store.tracking_domains().await?;
-            t.hosts.set(domains, &t.base_url);
+            let mut usable = Vec::new();
+            for d in self.store.tracking_domains().await? {
+                if d.verified_at.is_some() || !self.needs_proof(d.account_id).await? {
+                    usable.push((d.account_id, d.base_url));
+                }
+            }
+            t.hosts.set(usable, &t.base_url);
         }
         Ok(())
     }

@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
 use tidings_store::{AccountTracking, AccountTrackingPatch};
 use tidings_types::AccountId;
 
+use crate::domain_proof::{self, DomainStatus, VerificationView};
+use crate::domains::DnsView;
 use crate::webhooks::double_option;
 use crate::{CoreError, ErrorCode, Tidings};
 
@@ -39,9 +41,20 @@ pub struct TrackingView {
     pub unsubscribe: bool,
     /// The account's custom tracking base URL, if it set one.
     pub domain: Option<String>,
-    /// The base URL tracking links are made with now: `domain`, or the
-    /// global one (`None` when tracking is not configured).
+    /// The base URL tracking links are made with now: `domain` once it is
+    /// usable, or the global one (`None` when tracking is not configured).
     pub base_url: Option<String>,
+    /// `domain`'s proof: `verified` once its TXT record was found (only
+    /// with a `domain`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub domain_status: Option<DomainStatus>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
+    pub domain_verified_at: Option<String>,
+    /// The TXT record that proves `domain` is this account's (only with a
+    /// `domain`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub domain_record: Option<DnsView>,
 }
 
 /// What the accept path applies to a message that does not say otherwise.
@@ -76,6 +89,13 @@ pub(crate) fn is_numeric_name(name: &str) -> bool {
         .rsplit('.')
         .next()
         .is_some_and(|tld| !tld.is_empty() && tld.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// The host name of a normalized base URL: the name its verification
+/// record is published under.
+fn host_of(base: &str) -> Option<String> {
+    let url = url::Url::parse(base).ok()?;
+    Some(url.host_str()?.trim_end_matches('.').to_string())
 }
 
 pub fn normalize_domain(input: &str) -> Result<String, CoreError> {
@@ -131,20 +151,89 @@ impl Tidings {
         }
     }
 
-    fn tracking_view(&self, s: AccountTracking) -> TrackingView {
+    async fn tracking_view(
+        &self,
+        account: AccountId,
+        s: AccountTracking,
+    ) -> Result<TrackingView, CoreError> {
         let (unsubscribe, base) = self.global_tracking();
-        TrackingView {
+        let usable = self.usable_tracking_domain(account, &s).await?;
+        Ok(TrackingView {
             opens: s.opens,
             clicks: s.clicks,
             unsubscribe: s.unsubscribe.or(unsubscribe).unwrap_or(false),
-            base_url: s.domain.clone().or(base),
+            base_url: usable.or(base),
+            domain_status: s
+                .domain
+                .as_ref()
+                .map(|_| DomainStatus::of(s.domain_verified_at)),
+            domain_verified_at: s.domain_verified_at.map(tidings_types::time::rfc3339),
+            domain_record: s
+                .domain
+                .as_deref()
+                .and_then(host_of)
+                .map(|h| domain_proof::tracking_record(account, &h)),
             domain: s.domain,
-        }
+        })
+    }
+
+    /// The account's tracking domain, if it set one and may use it now.
+    async fn usable_tracking_domain(
+        &self,
+        account: AccountId,
+        s: &AccountTracking,
+    ) -> Result<Option<String>, CoreError> {
+        Ok(match &s.domain {
+            Some(d) if s.domain_verified_at.is_some() || !self.needs_proof(account).await? => {
+                Some(d.clone())
+            }
+            _ => None,
+        })
     }
 
     pub async fn tracking_settings(&self, account: AccountId) -> Result<TrackingView, CoreError> {
         let s = self.store.account_tracking(account).await?;
-        Ok(self.tracking_view(s))
+        self.tracking_view(account, s).await
+    }
+
+    /// Look up the tracking domain's TXT record; once it is found the
+    /// domain is verified and its links are made with it.
+    pub async fn verify_tracking_domain(
+        &self,
+        account: AccountId,
+    ) -> Result<VerificationView, CoreError> {
+        let s = self.store.account_tracking(account).await?;
+        let Some((base, host)) = s.domain.as_deref().and_then(|d| Some((d, host_of(d)?))) else {
+            return Err(CoreError::invalid(
+                ErrorCode::NotFound,
+                "the account has no custom tracking domain (set one with PATCH /v1/tracking)",
+            ));
+        };
+        let record = domain_proof::tracking_record(account, &host);
+        let (result, found) =
+            domain_proof::look(self, &record, domain_proof::check_tracking).await?;
+        let mut verified_at = s.domain_verified_at;
+        if result == domain_proof::CheckResult::Verified && verified_at.is_none() {
+            let now = self.clock.now();
+            let patch = AccountTrackingPatch {
+                domain_verified_at: Some(Some(now)),
+                ..Default::default()
+            };
+            self.store
+                .update_account_tracking(account, patch, now)
+                .await?;
+            self.load_tracking_hosts().await?;
+            verified_at = Some(now);
+        }
+        Ok(VerificationView {
+            domain: base.to_string(),
+            status: DomainStatus::of(verified_at),
+            verified_at: verified_at.map(tidings_types::time::rfc3339),
+            message: domain_proof::explain(result, &record),
+            record,
+            result,
+            found,
+        })
     }
 
     pub async fn update_tracking_settings(
@@ -160,6 +249,13 @@ impl Tidings {
             }
             other => other,
         };
+        // A new host must be proven anew; the same one keeps its proof.
+        let current = self.store.account_tracking(account).await?;
+        let new_host = |d: &Option<String>| d.as_deref().and_then(host_of);
+        let domain_verified_at = match &domain {
+            Some(d) if new_host(d) != new_host(&current.domain) => Some(None),
+            _ => None,
+        };
         let domain_changes = domain.is_some();
         let s = self
             .store
@@ -170,6 +266,7 @@ impl Tidings {
                     clicks: patch.clicks,
                     unsubscribe: patch.unsubscribe,
                     domain,
+                    domain_verified_at,
                 },
                 self.clock.now(),
             )
@@ -177,7 +274,7 @@ impl Tidings {
         if domain_changes {
             self.load_tracking_hosts().await?;
         }
-        Ok(self.tracking_view(s))
+        self.tracking_view(account, s).await
     }
 
     /// A tracking domain belongs to one account: another's claim is a
@@ -202,7 +299,7 @@ impl Tidings {
             .tracking_domains()
             .await?
             .into_iter()
-            .any(|(owner, base)| owner != account && host(&base) == wanted);
+            .any(|d| d.account_id != account && host(&d.base_url) == wanted);
         if taken {
             return Err(CoreError::invalid(
                 crate::ErrorCode::Conflict,
@@ -219,11 +316,12 @@ impl Tidings {
     ) -> Result<TrackingDefaults, CoreError> {
         let s = self.store.account_tracking(account).await?;
         let (unsubscribe, base) = self.global_tracking();
+        let own = self.usable_tracking_domain(account, &s).await?;
         Ok(TrackingDefaults {
             opens: s.opens,
             clicks: s.clicks,
             unsubscribe: unsubscribe.map(|global| s.unsubscribe.unwrap_or(global)),
-            base_url: base.map(|global| s.domain.unwrap_or(global)),
+            base_url: base.map(|global| own.unwrap_or(global)),
         })
     }
 }

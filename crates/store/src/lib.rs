@@ -110,7 +110,7 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<AccountTracking>;
     /// Every account's custom tracking domain (its base URL), for the
     /// accounts that set one.
-    async fn tracking_domains(&self) -> Result<Vec<(AccountId, String)>>;
+    async fn tracking_domains(&self) -> Result<Vec<TrackingDomain>>;
 
     // ---- the event log ----
     /// Tell `observer` of every event committed from now on. One observer

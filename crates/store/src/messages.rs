@@ -283,6 +283,8 @@ pub struct DomainKey {
     pub algorithm: String,
     pub private_pem: tidings_types::SecretString,
     pub created_at: Timestamp,
+    /// When its DKIM record was found published; `None` until then.
+    pub verified_at: Option<Timestamp>,
 }
 
 /// The sending side of the store. Each method is one transaction.
@@ -367,5 +369,13 @@ pub trait MessageStore: Send + Sync + 'static {
     async fn add_domain_key(&self, key: DomainKey) -> Result<()>;
     /// Every account's keys (`None`) or one account's.
     async fn domain_keys(&self, account: Option<AccountId>) -> Result<Vec<DomainKey>>;
+    /// Record that a domain's DKIM record was found at `at` (NotFound if
+    /// the account has no such domain).
+    async fn set_domain_verified(
+        &self,
+        account: AccountId,
+        domain: String,
+        at: Timestamp,
+    ) -> Result<()>;
     async fn remove_domain_key(&self, account: AccountId, domain: String) -> Result<()>;
 }

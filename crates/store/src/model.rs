@@ -325,6 +325,8 @@ pub struct AccountTracking {
     pub unsubscribe: Option<bool>,
     /// A normalized `http(s)://host[:port][/path]` base, no trailing slash.
     pub domain: Option<String>,
+    /// When `domain`'s verification record was found in DNS.
+    pub domain_verified_at: Option<Timestamp>,
 }
 
 impl Default for AccountTracking {
@@ -335,6 +337,7 @@ impl Default for AccountTracking {
             clicks: true,
             unsubscribe: None,
             domain: None,
+            domain_verified_at: None,
         }
     }
 }
@@ -347,6 +350,7 @@ pub struct AccountTrackingPatch {
     pub clicks: Option<bool>,
     pub unsubscribe: Option<Option<bool>>,
     pub domain: Option<Option<String>>,
+    pub domain_verified_at: Option<Option<Timestamp>>,
 }
 
 impl AccountTrackingPatch {
@@ -364,8 +368,20 @@ impl AccountTrackingPatch {
         if let Some(v) = &self.domain {
             to.domain = v.clone();
         }
+        if let Some(v) = self.domain_verified_at {
+            to.domain_verified_at = v;
+        }
         to
     }
+}
+
+/// An account's custom tracking domain, as the host table is built from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackingDomain {
+    pub account_id: AccountId,
+    pub base_url: String,
+    /// When its verification record was found in DNS.
+    pub verified_at: Option<Timestamp>,
 }
 
 /// An `Idempotency-Key` to record, in the same transaction, with what its

@@ -1,13 +1,15 @@
 //! A DNS server on loopback that answers from a table: real DNS packets
 //! over UDP, so the resolver code under test runs as it does in production.
+//! The table can change while the server runs ([`FakeDns::set`]), as a
+//! domain's owner publishes a record after tidings showed it.
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use hickory_proto::op::{Message, MessageType, ResponseCode};
-use hickory_proto::rr::rdata::{A, MX};
+use hickory_proto::rr::rdata::{A, MX, TXT};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinEncodable};
 
@@ -17,10 +19,15 @@ pub struct Zone {
     /// (preference, exchange); an exchange of "." is a null MX.
     pub mx: Vec<(u16, String)>,
     pub a: Vec<Ipv4Addr>,
+    /// Each TXT record as its strings (a long value is several strings).
+    pub txt: Vec<Vec<String>>,
 }
+
+type Zones = Arc<RwLock<HashMap<String, Zone>>>;
 
 pub struct FakeDns {
     pub addr: SocketAddr,
+    zones: Zones,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -31,7 +38,8 @@ impl FakeDns {
             .await
             .expect("bind");
         let addr = sock.local_addr().expect("addr");
-        let zones = Arc::new(zones);
+        let zones: Zones = Arc::new(RwLock::new(zones));
+        let served = zones.clone();
         let task = tokio::spawn(async move {
             let mut buf = vec![0u8; 4096];
             loop {
@@ -41,13 +49,34 @@ impl FakeDns {
                 let Ok(query) = Message::from_bytes(&buf[..n]) else {
                     continue;
                 };
-                let reply = answer(&query, &zones);
+                let reply = answer(&query, &served.read().expect("zones"));
                 if let Ok(bytes) = reply.to_bytes() {
                     let _ = sock.send_to(&bytes, peer).await;
                 }
             }
         });
-        Self { addr, task }
+        Self { addr, zones, task }
+    }
+
+    /// Serve `zone` for `name` from now on (replacing what it had).
+    pub fn set(&self, name: &str, zone: Zone) {
+        self.zones
+            .write()
+            .expect("zones")
+            .insert(name.trim_end_matches('.').to_ascii_lowercase(), zone);
+    }
+
+    /// Publish one TXT record at `name`, split into strings of at most
+    /// 255 bytes as a zone file would.
+    pub fn publish_txt(&self, name: &str, value: &str) {
+        let strings = value
+            .as_bytes()
+            .chunks(255)
+            .map(|c| String::from_utf8_lossy(c).into_owned())
+            .collect();
+        let key = name.trim_end_matches('.').to_ascii_lowercase();
+        let mut zones = self.zones.write().expect("zones");
+        zones.entry(key).or_default().txt.push(strings);
     }
 }
 
@@ -92,6 +121,15 @@ fn answer(query: &Message, zones: &HashMap<String, Zone>) -> Message {
             RecordType::A => {
                 for ip in &zone.a {
                     reply.add_answer(Record::from_rdata(q.name().clone(), 60, RData::A(A(*ip))));
+                }
+            }
+            RecordType::TXT => {
+                for strings in &zone.txt {
+                    reply.add_answer(Record::from_rdata(
+                        q.name().clone(),
+                        60,
+                        RData::TXT(TXT::new(strings.clone())),
+                    ));
                 }
             }
             _ => {}

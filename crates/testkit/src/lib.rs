@@ -118,6 +118,20 @@ impl InProcess {
         }
     }
 
+    /// Stop the app and start it again on the same data directory, clock
+    /// and DNS server (a new HTTP port; the same API key).
+    pub async fn restart(mut self) -> Self {
+        if let Some(r) = self.running.take() {
+            r.shutdown().await;
+        }
+        let running = tidings::App::start_with_clock(&self.config, self.clock.clone())
+            .await
+            .expect("restart app");
+        self.api = Api::new(running.addr, self.api.key.clone());
+        self.running = Some(running);
+        self
+    }
+
     pub fn app(&self) -> &tidings_core::Tidings {
         &self.running.as_ref().expect("running").app
     }

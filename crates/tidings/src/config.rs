@@ -30,6 +30,16 @@ pub struct Config {
     pub smtp: SmtpSettings,
     pub inbound: InboundSettings,
     pub tracking: TrackingSettings,
+    pub domains: DomainsConfig,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DomainsConfig {
+    /// Whose sending and tracking domains are used only once their DNS
+    /// record is found: `except_operator` (every account but the first),
+    /// `all`, or `none`.
+    pub proof: tidings_core::domain_proof::ProofPolicy,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -276,6 +286,7 @@ impl Default for Config {
             smtp: SmtpSettings::default(),
             inbound: InboundSettings::default(),
             tracking: TrackingSettings::default(),
+            domains: DomainsConfig::default(),
         }
     }
 }

@@ -17,6 +17,7 @@
 
 pub mod config;
 pub mod data_dir;
+mod dns;
 pub mod fds;
 pub mod http_server;
 mod inbound;
@@ -102,9 +103,12 @@ impl App {
         let metrics = Arc::new(Metrics::new());
         // Every event is counted where it commits, whoever recorded it.
         tidings_store::Store::observe_events(store.as_ref(), metrics.clone());
+        let txt = dns::TxtLookups::new(&config.outbound.nameservers)
+            .context("building the DNS resolver for domain checks")?;
         let mut app = Tidings::new(store.clone(), clock.clone(), core_cfg)
             .with_metrics(metrics.clone())
-            .with_messages(store.clone());
+            .with_messages(store.clone())
+            .with_txt_resolver(Arc::new(txt));
         if let Some(v) = &verp {
             app = app.with_verp(v.clone());
         }
@@ -298,6 +302,7 @@ pub fn core_config(config: &Config) -> CoreConfig {
         retention: Duration::from_secs(u64::from(config.retention.days) * 86_400),
         complaint_unsubscribes: config.inbound.complaint_unsubscribes,
         allow_any_sender: config.sending.allow_any_sender,
+        domain_proof: config.domains.proof,
         ..CoreConfig::default()
     }
 }

@@ -40,7 +40,9 @@ impl SubmissionHandler for Handler {
                 ErrorCode::TooManyRecipients => Reply::new(452, Some((4, 5, 3)), e.to_string()),
                 ErrorCode::MessageTooLarge => Reply::new(552, Some((5, 3, 4)), e.to_string()),
                 ErrorCode::InvalidAddress => Reply::new(550, Some((5, 1, 3)), e.to_string()),
-                ErrorCode::UnknownSenderDomain => Reply::new(550, Some((5, 7, 1)), e.to_string()),
+                ErrorCode::UnknownSenderDomain | ErrorCode::DomainUnverified => {
+                    Reply::new(550, Some((5, 7, 1)), e.to_string())
+                }
                 ErrorCode::InvalidMessage | ErrorCode::InvalidRequest => {
                     Reply::new(554, Some((5, 6, 0)), e.to_string())
                 }

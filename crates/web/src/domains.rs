@@ -3,6 +3,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
+use tidings_core::domain_proof::VerificationView;
 use tidings_core::domains::{DomainInput, DomainView};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -18,6 +19,25 @@ pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list, create))
         .routes(routes!(read, remove))
+        .routes(routes!(verify))
+}
+
+/// Check the domain's DKIM record (`dns`) in DNS. Once it is found the
+/// domain is verified (where the operator asks for proof, mail from it is
+/// accepted only then). The answer says what this check found either way.
+#[utoipa::path(
+    post, path = "/v1/domains/{domain}/verify", operation_id = "verify_domain", tag = "domains",
+    security(("bearer" = [])),
+    params(("domain" = String, Path)),
+    responses((status = 200, description = "What the check found", body = VerificationView),
+        NotFound, KeyErrors)
+)]
+async fn verify(
+    State(st): State<AppState>,
+    Auth(account): Auth,
+    ApiPath(domain): ApiPath<String>,
+) -> Result<Json<VerificationView>, ApiError> {
+    Ok(Json(st.app.verify_domain(account, &domain).await?))
 }
 
 /// Add a sending domain: a DKIM key is made for it; publish the TXT record

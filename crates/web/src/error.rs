@@ -64,7 +64,7 @@ fn status_of(code: ErrorCode) -> StatusCode {
         | ErrorCode::IdempotencyKeyReused
         | ErrorCode::TooManyRecipients => StatusCode::UNPROCESSABLE_ENTITY,
         ErrorCode::MessageTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-        ErrorCode::UnknownSenderDomain => StatusCode::FORBIDDEN,
+        ErrorCode::UnknownSenderDomain | ErrorCode::DomainUnverified => StatusCode::FORBIDDEN,
         ErrorCode::Conflict => StatusCode::CONFLICT,
         ErrorCode::NotFound => StatusCode::NOT_FOUND,
         ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,

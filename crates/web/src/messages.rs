@@ -49,7 +49,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         (RawMessage = "text/plain"),
     )),
     responses((status = 202, description = "Accepted for delivery (`Idempotent-Replayed: true` when it answers an earlier request with the same `Idempotency-Key`)", body = Accepted),
-        (status = 403, description = "The sender's domain is not one of the account's sending domains (`unknown_sender_domain`); add it with `POST /v1/domains`", body = ErrorBody),
+        (status = 403, description = "The sender's domain is not one of the account's sending domains (`unknown_sender_domain`); add it with `POST /v1/domains`. Or it is, but still waits for its DNS proof (`domain_unverified`): `POST /v1/domains/{domain}/verify`", body = ErrorBody),
         JsonBodyErrors, KeyErrors)
 )]
 async fn send(

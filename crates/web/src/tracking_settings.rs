@@ -3,6 +3,7 @@
 
 use axum::extract::State;
 use axum::Json;
+use tidings_core::domain_proof::VerificationView;
 use tidings_core::tracking_settings::{TrackingPatch, TrackingView};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -10,11 +11,29 @@ use utoipa_axum::routes;
 use crate::auth::Auth;
 use crate::error::ApiError;
 use crate::json::ApiJson;
-use crate::openapi::{JsonBodyErrors, KeyErrors};
+use crate::openapi::{JsonBodyErrors, KeyErrors, NotFound};
 use crate::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(read, update))
+    OpenApiRouter::new()
+        .routes(routes!(read, update))
+        .routes(routes!(verify))
+}
+
+/// Check the tracking domain's TXT record (`domain_record`) in DNS. Once it
+/// is found the domain is verified, and new messages' links are made with
+/// it. The answer says what this check found either way.
+#[utoipa::path(
+    post, path = "/v1/tracking/verify", operation_id = "verify_tracking_domain", tag = "tracking",
+    security(("bearer" = [])),
+    responses((status = 200, description = "What the check found", body = VerificationView),
+        NotFound, KeyErrors)
+)]
+async fn verify(
+    State(st): State<AppState>,
+    Auth(account): Auth,
+) -> Result<Json<VerificationView>, ApiError> {
+    Ok(Json(st.app.verify_tracking_domain(account).await?))
 }
 
 /// The account's tracking settings, defaults resolved.

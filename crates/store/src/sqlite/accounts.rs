@@ -2,7 +2,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use tidings_types::{AccountId, ApiKeyId, Timestamp};
 
 use super::{ms, parse_col, ts};
-use crate::model::{Account, AccountTracking, AccountTrackingPatch, ApiKeyRecord};
+use crate::model::{Account, AccountTracking, AccountTrackingPatch, ApiKeyRecord, TrackingDomain};
 use crate::{Result, StoreError};
 
 fn account_row(r: &Row) -> rusqlite::Result<Account> {
@@ -101,7 +101,8 @@ pub fn revoke_api_key(c: &Connection, account: AccountId, id: ApiKeyId) -> Resul
 
 pub fn account_tracking(c: &Connection, account: AccountId) -> Result<AccountTracking> {
     Ok(c.prepare_cached(
-        "SELECT opens, clicks, unsubscribe, domain FROM account_tracking WHERE account_id = ?1",
+        "SELECT opens, clicks, unsubscribe, domain, domain_verified_at
+         FROM account_tracking WHERE account_id = ?1",
     )?
     .query_row([account.to_string()], |r| {
         Ok(AccountTracking {
@@ -109,17 +110,25 @@ pub fn account_tracking(c: &Connection, account: AccountId) -> Result<AccountTra
             clicks: r.get(1)?,
             unsubscribe: r.get(2)?,
             domain: r.get(3)?,
+            domain_verified_at: r.get::<_, Option<i64>>(4)?.map(ts),
         })
     })
     .optional()?
     .unwrap_or_default())
 }
 
-pub fn tracking_domains(c: &Connection) -> Result<Vec<(AccountId, String)>> {
+pub fn tracking_domains(c: &Connection) -> Result<Vec<TrackingDomain>> {
     let mut st = c.prepare_cached(
-        "SELECT account_id, domain FROM account_tracking WHERE domain IS NOT NULL",
+        "SELECT account_id, domain, domain_verified_at FROM account_tracking
+         WHERE domain IS NOT NULL",
     )?;
-    let rows = st.query_map([], |r| Ok((parse_col(r.get(0)?)?, r.get(1)?)))?;
+    let rows = st.query_map([], |r| {
+        Ok(TrackingDomain {
+            account_id: parse_col(r.get(0)?)?,
+            base_url: r.get(1)?,
+            verified_at: r.get::<_, Option<i64>>(2)?.map(ts),
+        })
+    })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
@@ -132,11 +141,13 @@ pub fn update_account_tracking(
     get_account(c, account)?;
     let t = patch.apply(account_tracking(c, account)?);
     c.prepare_cached(
-        "INSERT INTO account_tracking (account_id, opens, clicks, unsubscribe, domain, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+        "INSERT INTO account_tracking
+           (account_id, opens, clicks, unsubscribe, domain, updated_at, domain_verified_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
          ON CONFLICT (account_id) DO UPDATE SET opens = excluded.opens,
            clicks = excluded.clicks, unsubscribe = excluded.unsubscribe,
-           domain = excluded.domain, updated_at = excluded.updated_at",
+           domain = excluded.domain, updated_at = excluded.updated_at,
+           domain_verified_at = excluded.domain_verified_at",
     )?
     .execute(params![
         account.to_string(),
@@ -144,7 +155,8 @@ pub fn update_account_tracking(
         t.clicks,
         t.unsubscribe,
         t.domain,
-        ms(now)
+        ms(now),
+        t.domain_verified_at.map(ms)
     ])?;
     Ok(t)
 }

@@ -122,6 +122,7 @@ fn domain_key_row(r: &Row) -> rusqlite::Result<DomainKey> {
         algorithm: r.get(3)?,
         private_pem: tidings_types::SecretString::new(r.get::<_, String>(4)?),
         created_at: ts(r.get(5)?),
+        verified_at: r.get::<_, Option<i64>>(6)?.map(ts),
     })
 }
 
@@ -787,8 +788,9 @@ impl MessageStore for SqliteStore {
             let n = c
                 .prepare_cached(
                     "INSERT OR IGNORE INTO domain_keys
-                     (account_id, domain, selector, algorithm, private_pem, created_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                     (account_id, domain, selector, algorithm, private_pem, created_at,
+                      verified_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 )?
                 .execute(params![
                     k.account_id.to_string(),
@@ -796,7 +798,8 @@ impl MessageStore for SqliteStore {
                     k.selector,
                     k.algorithm,
                     k.private_pem.expose(),
-                    ms(k.created_at)
+                    ms(k.created_at),
+                    k.verified_at.map(ms)
                 ])?;
             if n == 0 {
                 return Err(StoreError::Conflict(format!(
@@ -811,11 +814,31 @@ impl MessageStore for SqliteStore {
     async fn domain_keys(&self, account: Option<AccountId>) -> Result<Vec<DomainKey>> {
         self.read(move |c| {
             let mut st = c.prepare_cached(
-                "SELECT account_id, domain, selector, algorithm, private_pem, created_at
+                "SELECT account_id, domain, selector, algorithm, private_pem, created_at,
+                        verified_at
                  FROM domain_keys WHERE ?1 IS NULL OR account_id = ?1 ORDER BY domain",
             )?;
             let rows = st.query_map([account.map(|a| a.to_string())], domain_key_row)?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+        .await
+    }
+    async fn set_domain_verified(
+        &self,
+        account: AccountId,
+        domain: String,
+        at: Timestamp,
+    ) -> Result<()> {
+        self.write(false, move |c| {
+            let n = c
+                .prepare_cached(
+                    "UPDATE domain_keys SET verified_at = ?3 WHERE account_id = ?1 AND domain = ?2",
+                )?
+                .execute(params![account.to_string(), domain, ms(at)])?;
+            if n == 0 {
+                return Err(StoreError::NotFound);
+            }
+            Ok(())
         })
         .await
     }

@@ -844,7 +844,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn tracking_domains(&self) -> Result<Vec<(AccountId, String)>> {
+    async fn tracking_domains(&self) -> Result<Vec<TrackingDomain>> {
         self.read(accounts::tracking_domains).await
     }
 

@@ -165,4 +165,10 @@ ALTER TABLE webhook_types ADD COLUMN resumed_seq INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE webhook_types ADD COLUMN resumed_at INTEGER;
 "#,
     super::idempotency::SCHEMA,
+    // When a sending domain's DKIM record, or a tracking domain's
+    // verification record, was last found in DNS: NULL until then.
+    r#"
+ALTER TABLE domain_keys ADD COLUMN verified_at INTEGER;
+ALTER TABLE account_tracking ADD COLUMN domain_verified_at INTEGER;
+"#,
 ];

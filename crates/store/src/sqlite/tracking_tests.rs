@@ -54,6 +54,7 @@ async fn settings_default_patch_partially_and_stay_per_account() {
         clicks: true,
         unsubscribe: None,
         domain: Some("https://t.example".into()),
+        domain_verified_at: None,
     };
     assert_eq!(after, want);
     assert_eq!(s.account_tracking(a).await.unwrap(), want);

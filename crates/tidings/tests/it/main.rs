@@ -5,6 +5,7 @@
 mod api;
 mod cli;
 mod delivery;
+mod domain_proof;
 mod durability;
 mod flood;
 mod hostile_input;

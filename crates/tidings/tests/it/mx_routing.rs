@@ -43,6 +43,7 @@ async fn mx_records_are_found_through_real_dns() {
             Zone {
                 mx: vec![(20, "backup.mx.test".into()), (10, "mail.mx.test".into())],
                 a: vec![],
+                ..Default::default()
             },
         ),
         (
@@ -50,6 +51,7 @@ async fn mx_records_are_found_through_real_dns() {
             Zone {
                 mx: vec![],
                 a: vec![localhost],
+                ..Default::default()
             },
         ),
         (
@@ -57,6 +59,7 @@ async fn mx_records_are_found_through_real_dns() {
             Zone {
                 mx: vec![],
                 a: vec![],
+                ..Default::default()
             },
         ),
         (
@@ -64,6 +67,7 @@ async fn mx_records_are_found_through_real_dns() {
             Zone {
                 mx: vec![],
                 a: vec![localhost],
+                ..Default::default()
             },
         ),
         (
@@ -71,6 +75,7 @@ async fn mx_records_are_found_through_real_dns() {
             Zone {
                 mx: vec![(0, ".".into())],
                 a: vec![],
+                ..Default::default()
             },
         ),
     ]);
@@ -124,7 +129,11 @@ async fn mail_hosts_on_internal_addresses_are_refused() {
     use std::collections::HashMap;
     use tidings_testkit::dns::Zone;
     let mx = Mx::start();
-    let zone = |mx: Vec<(u16, String)>, a: Vec<std::net::Ipv4Addr>| Zone { mx, a };
+    let zone = |mx: Vec<(u16, String)>, a: Vec<std::net::Ipv4Addr>| Zone {
+        mx,
+        a,
+        ..Default::default()
+    };
     let zones = HashMap::from([
         (
             "loop.test".to_string(),

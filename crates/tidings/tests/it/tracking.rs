@@ -486,10 +486,14 @@ async fn tracking_settings_are_validated_and_per_account() {
         .await;
     assert_eq!(r.status, 200, "{:?}", r.body);
     let r = t.api.patch("/v1/tracking", &json!({"opens": false})).await;
+    // The operator's own domain is used at once; its proof record is shown.
+    let record = r.body["domain_record"].clone();
+    assert_eq!(record["name"], json!("_tidings.track.one.example"));
     assert_eq!(
         r.body,
         json!({"opens": false, "clicks": false, "unsubscribe": false,
-               "domain": "https://track.one.example", "base_url": "https://track.one.example"})
+               "domain": "https://track.one.example", "base_url": "https://track.one.example",
+               "domain_status": "pending", "domain_record": record})
     );
     let acc = t.app().create_account("other", None).await.unwrap();
     let key = t.app().create_api_key(acc.id, "k").await.unwrap();
@@ -502,10 +506,18 @@ async fn tracking_settings_are_validated_and_per_account() {
         )
         .await;
     assert_eq!(r.status, 200);
+    // Another account's domain waits for its DNS proof: until then its
+    // links stay on the global base URL.
+    let got = other.get("/v1/tracking").await.body;
     assert_eq!(
-        other.get("/v1/tracking").await.body,
+        got,
         json!({"opens": true, "clicks": true, "unsubscribe": true,
-               "domain": "https://t.two.example", "base_url": "https://t.two.example"})
+               "domain": "https://t.two.example", "base_url": before["base_url"],
+               "domain_status": "pending", "domain_record": got["domain_record"]})
+    );
+    assert_eq!(
+        got["domain_record"]["name"],
+        json!("_tidings.t.two.example")
     );
     let mine = t.api.get("/v1/tracking").await.body;
     assert_eq!(
@@ -676,7 +688,16 @@ async fn another_accounts_domain_honours_none_of_its_tokens() {
     let b = t.app().create_account("b", None).await.unwrap();
     let b_key = t.app().create_api_key(b.id, "k").await.unwrap();
     let b_api = t.api.with_key(b_key.key.expose());
-    b_api.add_domain("b-sender.test").await;
+    // B is not the operator's account: its domain is used once proven.
+    let added = b_api.add_domain("b-sender.test").await;
+    t.dns.publish_txt(
+        added["dns"]["name"].as_str().unwrap(),
+        added["dns"]["value"].as_str().unwrap(),
+    );
+    let r = b_api
+        .post("/v1/domains/b-sender.test/verify", &json!({}))
+        .await;
+    assert_eq!(r.body["status"], json!("verified"), "{:?}", r.body);
     let rx = Receiver::start().await;
     b_api
         .create_webhook(
