@@ -37,22 +37,37 @@ use tidings_types::{
 pub use messages::*;
 pub use model::*;
 
-/// A store failure. `NotFound` and `Conflict` are expected outcomes the API
-/// maps to 404/409; the rest are operational failures.
+/// A backend's own error, kept only as the source of a [`StoreError`].
+pub type BackendError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// A store failure, in words that hold for every backend. `NotFound` and
+/// `Conflict` are expected outcomes the API maps to 404/409; the rest are
+/// operational failures. A backend maps its own errors to these where it
+/// meets them, and keeps them only as the boxed source.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("not found")]
     NotFound,
     #[error("conflict: {0}")]
     Conflict(String),
-    #[error("database error")]
-    Sqlite(#[from] rusqlite::Error),
+    /// The backend cannot serve the request now (busy, locked, out of
+    /// space, unreachable); the same request may succeed later.
+    #[error("the store is unavailable")]
+    Unavailable(#[source] BackendError),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
-    #[error("io error")]
-    Io(#[from] std::io::Error),
+    /// The backend failed for a reason of its own (a bug, a broken
+    /// invariant, an I/O error).
+    #[error("storage error")]
+    Internal(#[source] BackendError),
     #[error("the store is shutting down")]
     Closed,
+}
+
+impl From<std::io::Error> for StoreError {
+    fn from(e: std::io::Error) -> Self {
+        StoreError::Internal(Box::new(e))
+    }
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -22,6 +22,7 @@
 //! copies the WAL into the database beside the writer rather than on it.
 
 mod accounts;
+mod error;
 mod events;
 pub mod files;
 mod idempotency;
@@ -356,7 +357,7 @@ impl SqliteStore {
             let finish: Finish = Box::new(move |committed| {
                 let result = match (committed, result) {
                     (true, r) => r,
-                    (false, Ok(_)) => Err(StoreError::Corrupt("commit failed".into())),
+                    (false, Ok(_)) => Err(StoreError::Internal("commit failed".into())),
                     (false, Err(e)) => Err(e),
                 };
                 if result.is_ok() {
