@@ -216,7 +216,7 @@ impl Tidings {
         summary.events = fx.events.iter().map(|e| e.id).collect();
         summary.matched = true;
         store
-            .record_inbound(fx, self.config.soft_bounce_limit)
+            .record_inbound(fx, self.soft_bounce_rule.clone())
             .await?;
         Ok(summary)
     }

@@ -14,6 +14,7 @@ pub mod domains;
 mod error;
 pub mod idempotency;
 pub mod inbound;
+pub mod rules;
 pub mod samples;
 pub mod sending;
 pub mod suppressions;
@@ -91,6 +92,8 @@ pub struct Tidings {
     dkim: Arc<domains::DkimRegistry>,
     tracker: Option<Arc<tracking::Tracker>>,
     webhook_client: Option<tidings_delivery::client::WebhookClient>,
+    pause_rule: Arc<dyn tidings_store::PauseRule>,
+    soft_bounce_rule: Arc<dyn tidings_store::SoftBounceRule>,
 }
 
 impl Tidings {
@@ -98,6 +101,8 @@ impl Tidings {
         Self {
             store,
             clock,
+            pause_rule: Arc::new(rules::PauseAfter(config.pause_after)),
+            soft_bounce_rule: Arc::new(rules::SoftBounceLimit(config.soft_bounce_limit)),
             config: Arc::new(config),
             metrics: None,
             messages: None,
@@ -135,6 +140,20 @@ impl Tidings {
         self.messages
             .as_ref()
             .ok_or_else(|| CoreError::Internal("sending is not configured".into()))
+    }
+
+    /// When a failed webhook delivery pauses its event type, under the
+    /// operator's `pause_after`: for the dispatcher to hand the store with
+    /// each batch of outcomes.
+    pub fn pause_rule(&self) -> Arc<dyn tidings_store::PauseRule> {
+        self.pause_rule.clone()
+    }
+
+    /// When soft bounces suppress an address, under the operator's
+    /// `soft_bounce_limit`: for the outbound worker to hand the store with
+    /// each batch of outcomes.
+    pub fn soft_bounce_rule(&self) -> Arc<dyn tidings_store::SoftBounceRule> {
+        self.soft_bounce_rule.clone()
     }
 
     /// Count what the use cases do (accepted messages, inbound reports)

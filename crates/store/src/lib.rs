@@ -25,6 +25,7 @@
 
 pub mod messages;
 pub mod model;
+pub mod rules;
 pub mod sqlite;
 
 use std::sync::Arc;
@@ -36,6 +37,7 @@ use tidings_types::{
 
 pub use messages::*;
 pub use model::*;
+pub use rules::{FailureFacts, PauseRule, SoftBounceRule};
 
 /// A backend's own error, kept only as the source of a [`StoreError`].
 pub type BackendError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -222,13 +224,14 @@ pub trait Store: Send + Sync + 'static {
     /// time again. New events do not move it; they only wake the dispatcher.
     fn changes(&self) -> u64;
     /// Record attempts and move each job on (done, retry, held or dead),
-    /// updating per-type failure state and pausing where the rules say;
-    /// hold live events of paused types; settle live streams.
+    /// updating per-type failure state and pausing where `rule` says (asked
+    /// after each counted failure, in the same transaction); hold live
+    /// events of paused types; settle live streams.
     /// Shared, so that a caller can try the same batch again after an error.
     async fn complete_jobs(
         &self,
         done: Arc<Completion>,
-        pause_after: u32,
+        rule: Arc<dyn PauseRule>,
     ) -> Result<CompletionSummary>;
     /// The earliest `due_at` of any job that is not held.
     async fn next_due(&self) -> Result<Option<Timestamp>>;

@@ -126,6 +126,7 @@ impl App {
         app = app.with_webhook_client(client.clone());
         let dispatcher = Dispatcher::new(
             store.clone() as Arc<dyn tidings_store::Store>,
+            app.pause_rule(),
             clock.clone(),
             client,
             DispatcherConfig {
@@ -342,7 +343,8 @@ fn outbound_worker(
         })),
         ..Default::default()
     };
-    tidings_outbound::Worker::new(store, clock, cfg).context("starting outbound delivery")
+    tidings_outbound::Worker::new(store, app.soft_bounce_rule(), clock, cfg)
+        .context("starting outbound delivery")
 }
 
 /// DKIM signing for outbound mail, from the keys of the account's domains.

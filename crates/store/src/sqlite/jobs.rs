@@ -6,7 +6,7 @@ use tidings_types::{AccountId, EventType, Timestamp, WebhookId};
 use super::events::unparsed_event_at;
 use super::{ms, opt_ts, parse_col, ts};
 use crate::model::*;
-use crate::{Result, StoreError};
+use crate::{FailureFacts, PauseRule, Result, StoreError};
 
 /// A leased job whose event data is still JSON text. Parsing it is left to
 /// the caller ([`RawLeased::parse`]), off the writer thread.
@@ -382,7 +382,11 @@ fn record_success(c: &Connection, webhook: &str, etype: &str, at: Timestamp) -> 
     Ok(())
 }
 
-pub fn complete(c: &Connection, done: &Completion, pause_after: u32) -> Result<CompletionSummary> {
+pub fn complete(
+    c: &Connection,
+    done: &Completion,
+    rule: &dyn PauseRule,
+) -> Result<CompletionSummary> {
     let mut summary = CompletionSummary::default();
     for h in &done.holds {
         insert_hold(c, h)?;
@@ -478,15 +482,16 @@ pub fn complete(c: &Connection, done: &Completion, pause_after: u32) -> Result<C
                     )?
                     .query_row(params![webhook, etype, error, ms(a.at)], |r| r.get(0))
                     .optional()?;
-                let reason = if o.next == Next::Gone {
-                    Some(PauseReason::Gone)
-                } else if failures.is_some_and(|f| f >= pause_after) {
-                    Some(PauseReason::ConsecutiveFailures)
-                } else {
-                    None
+                // No row: the webhook no longer takes the type.
+                let Some(consecutive_failures) = failures else {
+                    continue;
                 };
-                if let Some(reason) = reason {
-                    if failures.is_some() && pause(c, webhook, etype, reason, a.at)? {
+                let facts = FailureFacts {
+                    consecutive_failures,
+                    gone: o.next == Next::Gone,
+                };
+                if let Some(reason) = rule.pause(facts) {
+                    if pause(c, webhook, etype, reason, a.at)? {
                         summary.paused.push((a.webhook_id, a.event_type, reason));
                     }
                 }

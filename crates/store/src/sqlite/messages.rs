@@ -10,7 +10,7 @@ use tokio::sync::Notify;
 use super::events::{event_at, EVENT_COLS};
 use super::{ms, opt_ts, parse_col, ts, SqliteStore};
 use crate::messages::*;
-use crate::{Result, StoreError};
+use crate::{Result, SoftBounceRule, StoreError};
 
 pub(super) const SCHEMA: &str = r#"
 CREATE TABLE messages (
@@ -332,7 +332,7 @@ fn add_suppression(
     Ok(())
 }
 
-fn complete(c: &Connection, results: Vec<OutboundResult>, soft_limit: u32) -> Result<()> {
+fn complete(c: &Connection, results: Vec<OutboundResult>, rule: &dyn SoftBounceRule) -> Result<()> {
     let mut events = Vec::with_capacity(results.len());
     for r in results {
         let now = r.event.timestamp;
@@ -353,11 +353,11 @@ fn complete(c: &Connection, results: Vec<OutboundResult>, soft_limit: u32) -> Re
         if r.status == RecipientStatus::Sent {
             c.prepare_cached("DELETE FROM soft_bounces WHERE account_id = ?1 AND email = ?2")?
                 .execute(params![account, r.email])?;
-        } else if r.soft_failure
-            && count_soft(c, r.account_id, &r.email)? >= soft_limit
-            && suppress.is_none()
-        {
-            suppress = Some("soft_bounces".to_string());
+        } else if r.soft_failure {
+            let consecutive = count_soft(c, r.account_id, &r.email)?;
+            if suppress.is_none() {
+                suppress = rule.suppress(consecutive);
+            }
         }
         if let Some(reason) = suppress {
             add_suppression(c, r.account_id, &r.email, &reason, now)?;
@@ -378,11 +378,11 @@ fn count_soft(c: &Connection, account: AccountId, email: &str) -> Result<u32> {
     .query_row(params![account.to_string(), email], |row| row.get(0))?)
 }
 
-fn record_inbound(c: &Connection, fx: InboundEffects, soft_limit: u32) -> Result<()> {
+fn record_inbound(c: &Connection, fx: InboundEffects, rule: &dyn SoftBounceRule) -> Result<()> {
     let now = fx.events.first().map(|e| e.timestamp);
     for (account, email) in &fx.soft {
-        if count_soft(c, *account, email)? >= soft_limit {
-            add_suppression(c, *account, email, "soft_bounces", now.unwrap_or_default())?;
+        if let Some(reason) = rule.suppress(count_soft(c, *account, email)?) {
+            add_suppression(c, *account, email, &reason, now.unwrap_or_default())?;
         }
     }
     for (account, email, reason) in &fx.suppress {
@@ -513,16 +513,9 @@ fn record_engagement(
     if engagement == Engagement::Open {
         history.opened = opened_before(c, &target)?;
     }
-    let Some(mut event) = build(&target, &history) else {
+    let Some(event) = build(&target, &history) else {
         return Ok(false);
     };
-    // What `opened_before` finds the event by, whatever the build wrote.
-    event
-        .data
-        .insert("message_id".into(), target.message.id.to_string().into());
-    event
-        .data
-        .insert("email".into(), target.email.clone().into());
     if let Engagement::Click { link_index } = engagement {
         let mut recent: Vec<(i64, u32)> = history
             .recent_clicks
@@ -612,10 +605,14 @@ impl MessageStore for SqliteStore {
         self.write_volatile(move |c| lease(c, now, until, limit))
             .await
     }
-    async fn complete_outbound(&self, results: Vec<OutboundResult>, soft_limit: u32) -> Result<()> {
+    async fn complete_outbound(
+        &self,
+        results: Vec<OutboundResult>,
+        rule: Arc<dyn SoftBounceRule>,
+    ) -> Result<()> {
         let n = self.notify.clone();
         let r = self
-            .write_notify(Some(n), move |c| complete(c, results, soft_limit))
+            .write_notify(Some(n), move |c| complete(c, results, &*rule))
             .await;
         self.outbound_notify.notify_one();
         r
@@ -750,8 +747,12 @@ impl MessageStore for SqliteStore {
         })
         .await
     }
-    async fn record_inbound(&self, effects: InboundEffects, soft_limit: u32) -> Result<()> {
-        self.write(true, move |c| record_inbound(c, effects, soft_limit))
+    async fn record_inbound(
+        &self,
+        effects: InboundEffects,
+        rule: Arc<dyn SoftBounceRule>,
+    ) -> Result<()> {
+        self.write(true, move |c| record_inbound(c, effects, &*rule))
             .await
     }
     async fn record_unmatched(&self, r: UnmatchedReport) -> Result<()> {

@@ -1022,7 +1022,7 @@ impl Store for SqliteStore {
     async fn complete_jobs(
         &self,
         done: Arc<Completion>,
-        pause_after: u32,
+        rule: Arc<dyn crate::PauseRule>,
     ) -> Result<CompletionSummary> {
         // Deliveries and give-ups make nothing due; retries, holds and
         // unsent jobs do (those of a type resumed meanwhile are due at once).
@@ -1033,7 +1033,7 @@ impl Store for SqliteStore {
                 .iter()
                 .any(|o| !matches!(o.next, Next::Done | Next::Exhausted));
         let summary = self
-            .write_bare(false, move |c| jobs::complete(c, &done, pause_after))
+            .write_bare(false, move |c| jobs::complete(c, &done, &*rule))
             .await?;
         if makes_jobs {
             self.changed();

@@ -91,7 +91,9 @@ async fn complete(
         unleases: vec![],
         settled: vec![settled],
     };
-    s.complete_jobs(Arc::new(done), 100).await.unwrap();
+    s.complete_jobs(Arc::new(done), super::test_support::never_pause())
+        .await
+        .unwrap();
 }
 
 /// Pause every type of the webhook as the failure rule does: the types,
@@ -371,7 +373,10 @@ async fn a_job_given_back_unsent_is_held_and_keeps_its_place() {
         unleases: jobs.iter().rev().map(give_back).collect(),
         ..Default::default()
     };
-    let summary = s.complete_jobs(Arc::new(done), 100).await.unwrap();
+    let summary = s
+        .complete_jobs(Arc::new(done), super::test_support::never_pause())
+        .await
+        .unwrap();
     assert!(summary.active.is_empty(), "still paused");
     let later = t0 + Duration::seconds(120);
     assert!(
@@ -394,7 +399,10 @@ async fn a_job_given_back_unsent_is_held_and_keeps_its_place() {
         unleases: vec![give_back(&again[1])],
         ..Default::default()
     };
-    let summary = s.complete_jobs(Arc::new(done), 100).await.unwrap();
+    let summary = s
+        .complete_jobs(Arc::new(done), super::test_support::never_pause())
+        .await
+        .unwrap();
     assert_eq!(
         summary.active.len(),
         1,
