@@ -54,6 +54,12 @@ fn block_reason(reason: &str) -> Option<&'static str> {
 }
 
 impl Tidings {
+    /// The latest inbound reports that matched no message, newest first,
+    /// for the operator.
+    pub async fn unmatched_reports(&self, limit: u32) -> Result<Vec<UnmatchedReport>, CoreError> {
+        Ok(self.messages()?.list_unmatched(limit).await?)
+    }
+
     /// Process one inbound report. `envelope_to` are the SMTP recipients
     /// (VERP or feedback-loop addresses); `only_account` restricts effects
     /// to one account's messages (the HTTP API).

@@ -14,6 +14,7 @@ pub mod domains;
 mod error;
 pub mod idempotency;
 pub mod inbound;
+pub mod operations;
 pub mod rules;
 pub mod samples;
 pub mod sending;
@@ -33,6 +34,13 @@ use tidings_store::{MessageStore, Store};
 use tidings_types::{AccountId, Clock, Event, EventData, EventType, NewEvent};
 
 pub use error::{CoreError, ErrorCode};
+/// The stored records the use cases take and return, for the front ends
+/// (which never reach the store themselves).
+pub use tidings_store::{
+    Account, ApiKeyRecord, AttemptFilter, AttemptOutcome, AttemptRecord, MessageRecord,
+    OutboundJob, OutboundQueueStats, PauseReason, PruneSummary, QueueStats, RecipientStatus,
+    Source, Suppression, TypeState, UnmatchedReport,
+};
 
 /// Rules the operator sets.
 #[derive(Debug, Clone)]
@@ -83,7 +91,7 @@ impl Default for CoreConfig {
 /// The application: cheap to clone, shared by every front end.
 #[derive(Clone)]
 pub struct Tidings {
-    pub store: Arc<dyn Store>,
+    store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
     pub config: Arc<CoreConfig>,
     metrics: Option<Arc<Metrics>>,
@@ -136,7 +144,7 @@ impl Tidings {
         self
     }
 
-    pub fn messages(&self) -> Result<&Arc<dyn MessageStore>, CoreError> {
+    pub(crate) fn messages(&self) -> Result<&Arc<dyn MessageStore>, CoreError> {
         self.messages
             .as_ref()
             .ok_or_else(|| CoreError::Internal("sending is not configured".into()))
@@ -209,6 +217,15 @@ impl Tidings {
             .store
             .events_after(account, after, limit.clamp(1, 1000))
             .await?)
+    }
+
+    /// One event of an account's log, by id.
+    pub async fn get_event(
+        &self,
+        account: AccountId,
+        id: tidings_types::EventId,
+    ) -> Result<Event, CoreError> {
+        Ok(self.store.get_event(account, id).await?)
     }
 
     /// Delete events and attempts past the retention period.

@@ -392,7 +392,7 @@ impl std::fmt::Debug for Tracking {
 }
 
 impl tidings_outbound::worker::Rewriter for Tracking {
-    fn rewrite(&self, job: &tidings_store::OutboundJob) -> Option<Vec<u8>> {
+    fn rewrite(&self, job: &tidings_core::OutboundJob) -> Option<Vec<u8>> {
         self.app
             .rewrite_for(&job.message, job.recipient_id, &job.raw)
     }
