@@ -23,6 +23,8 @@
 //! transaction (group commit), so many small writes share one fsync while
 //! each caller still gets its answer only after its data is durable.
 
+#[cfg(any(test, feature = "contract"))]
+pub mod contract;
 pub mod messages;
 pub mod model;
 pub mod rules;

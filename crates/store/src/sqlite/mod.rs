@@ -29,6 +29,8 @@
 mod accounts;
 mod checkpointer;
 mod connection;
+#[cfg(test)]
+mod contract_tests;
 mod error;
 mod events;
 pub mod files;

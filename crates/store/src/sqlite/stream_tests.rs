@@ -412,23 +412,6 @@ async fn a_job_given_back_unsent_is_held_and_keeps_its_place() {
 }
 
 #[tokio::test]
-async fn pruning_keeps_what_a_stream_has_not_settled() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = open(dir.path());
-    let account = AccountId::new();
-    let old = Utc::now() - Duration::days(40);
-    let w = webhook(account, &[EventType::Open], old);
-    s.create_webhook(&w, None, None).await.unwrap();
-    record(&s, account, &[EventType::Open, EventType::Open], old).await;
-    let cutoff = Utc::now() - Duration::days(30);
-    assert_eq!(s.prune(cutoff).await.unwrap().events, 0, "both unsettled");
-    let items = s.stream(w.id, 0, 1).await.unwrap();
-    let delivered = outcome(items[0].job.as_ref().unwrap(), Next::Done, old);
-    complete(&s, vec![delivered], vec![], (w.id, items[0].seq)).await;
-    assert_eq!(s.prune(cutoff).await.unwrap().events, 1, "the settled one");
-}
-
-#[tokio::test]
 async fn log_activity_names_the_accounts_with_new_events() {
     let dir = tempfile::tempdir().unwrap();
     let s = open(dir.path());
