@@ -47,6 +47,21 @@ impl Tidings {
         Ok(account)
     }
 
+    pub async fn list_accounts(&self) -> Result<Vec<Account>, CoreError> {
+        Ok(self.store.list_accounts().await?)
+    }
+
+    /// An account's keys (never their secrets, which are not stored).
+    pub async fn list_api_keys(&self, account: AccountId) -> Result<Vec<ApiKeyRecord>, CoreError> {
+        Ok(self.store.list_api_keys(account).await?)
+    }
+
+    /// Revoke one of an account's keys; `NotFound` for a key it does not
+    /// have.
+    pub async fn revoke_api_key(&self, account: AccountId, key: ApiKeyId) -> Result<(), CoreError> {
+        Ok(self.store.revoke_api_key(account, key).await?)
+    }
+
     pub async fn create_api_key(
         &self,
         account: AccountId,

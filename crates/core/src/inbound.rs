@@ -54,6 +54,12 @@ fn block_reason(reason: &str) -> Option<&'static str> {
 }
 
 impl Tidings {
+    /// The latest inbound reports that matched no message, newest first,
+    /// for the operator.
+    pub async fn unmatched_reports(&self, limit: u32) -> Result<Vec<UnmatchedReport>, CoreError> {
+        Ok(self.messages()?.list_unmatched(limit).await?)
+    }
+
     /// Process one inbound report. `envelope_to` are the SMTP recipients
     /// (VERP or feedback-loop addresses); `only_account` restricts effects
     /// to one account's messages (the HTTP API).
@@ -216,7 +222,7 @@ impl Tidings {
         summary.events = fx.events.iter().map(|e| e.id).collect();
         summary.matched = true;
         store
-            .record_inbound(fx, self.config.soft_bounce_limit)
+            .record_inbound(fx, self.soft_bounce_rule.clone())
             .await?;
         Ok(summary)
     }

@@ -15,6 +15,8 @@ pub mod domains;
 mod error;
 pub mod idempotency;
 pub mod inbound;
+pub mod operations;
+pub mod rules;
 pub mod samples;
 pub mod sending;
 pub mod suppressions;
@@ -33,6 +35,13 @@ use tidings_store::{MessageStore, Store};
 use tidings_types::{AccountId, Clock, Event, EventData, EventType, NewEvent};
 
 pub use error::{CoreError, ErrorCode};
+/// The stored records the use cases take and return, for the front ends
+/// (which never reach the store themselves).
+pub use tidings_store::{
+    Account, ApiKeyRecord, AttemptFilter, AttemptOutcome, AttemptRecord, MessageRecord,
+    OutboundJob, OutboundQueueStats, PauseReason, PruneSummary, QueueStats, RecipientStatus,
+    Source, Suppression, TypeState, UnmatchedReport,
+};
 
 /// Rules the operator sets.
 #[derive(Debug, Clone)]
@@ -86,7 +95,7 @@ impl Default for CoreConfig {
 /// The application: cheap to clone, shared by every front end.
 #[derive(Clone)]
 pub struct Tidings {
-    pub store: Arc<dyn Store>,
+    store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
     pub config: Arc<CoreConfig>,
     metrics: Option<Arc<Metrics>>,
@@ -97,6 +106,8 @@ pub struct Tidings {
     webhook_client: Option<tidings_delivery::client::WebhookClient>,
     txt_resolver: Option<Arc<dyn domain_proof::TxtResolver>>,
     operator: Arc<std::sync::OnceLock<AccountId>>,
+    pause_rule: Arc<dyn tidings_store::PauseRule>,
+    soft_bounce_rule: Arc<dyn tidings_store::SoftBounceRule>,
 }
 
 impl Tidings {
@@ -104,6 +115,8 @@ impl Tidings {
         Self {
             store,
             clock,
+            pause_rule: Arc::new(rules::PauseAfter(config.pause_after)),
+            soft_bounce_rule: Arc::new(rules::SoftBounceLimit(config.soft_bounce_limit)),
             config: Arc::new(config),
             metrics: None,
             messages: None,
@@ -145,10 +158,24 @@ impl Tidings {
         self
     }
 
-    pub fn messages(&self) -> Result<&Arc<dyn MessageStore>, CoreError> {
+    pub(crate) fn messages(&self) -> Result<&Arc<dyn MessageStore>, CoreError> {
         self.messages
             .as_ref()
             .ok_or_else(|| CoreError::Internal("sending is not configured".into()))
+    }
+
+    /// When a failed webhook delivery pauses its event type, under the
+    /// operator's `pause_after`: for the dispatcher to hand the store with
+    /// each batch of outcomes.
+    pub fn pause_rule(&self) -> Arc<dyn tidings_store::PauseRule> {
+        self.pause_rule.clone()
+    }
+
+    /// When soft bounces suppress an address, under the operator's
+    /// `soft_bounce_limit`: for the outbound worker to hand the store with
+    /// each batch of outcomes.
+    pub fn soft_bounce_rule(&self) -> Arc<dyn tidings_store::SoftBounceRule> {
+        self.soft_bounce_rule.clone()
     }
 
     /// Count what the use cases do (accepted messages, inbound reports)
@@ -204,6 +231,15 @@ impl Tidings {
             .store
             .events_after(account, after, limit.clamp(1, 1000))
             .await?)
+    }
+
+    /// One event of an account's log, by id.
+    pub async fn get_event(
+        &self,
+        account: AccountId,
+        id: tidings_types::EventId,
+    ) -> Result<Event, CoreError> {
+        Ok(self.store.get_event(account, id).await?)
     }
 
     /// Delete events and attempts past the retention period.

@@ -193,7 +193,7 @@ impl Tidings {
             fx.suppress.push((m.account_id, email, reason.to_string()));
         }
         self.messages()?
-            .record_inbound(fx, self.config.soft_bounce_limit)
+            .record_inbound(fx, self.soft_bounce_rule.clone())
             .await?;
         Ok(())
     }

@@ -40,7 +40,9 @@ use std::time::Duration;
 
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use tidings_store::{Hold, JobOutcome, LeasedJob, PauseReason, Store, StoreError, Unlease};
+use tidings_store::{
+    Hold, JobOutcome, LeasedJob, PauseReason, PauseRule, Store, StoreError, Unlease,
+};
 use tidings_types::{AccountId, Clock, Timestamp, Webhook, WebhookId};
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
@@ -108,6 +110,9 @@ impl Default for DispatcherConfig {
 
 struct Inner {
     store: Arc<dyn Store>,
+    /// Whether a failure pauses its type: the domain's rule, which the
+    /// store applies in the transaction that counts the failure.
+    pause_rule: Arc<dyn PauseRule>,
     clock: Arc<dyn Clock>,
     client: WebhookClient,
     config: DispatcherConfig,
@@ -193,6 +198,7 @@ pub struct Dispatcher {
 impl Dispatcher {
     pub fn new(
         store: Arc<dyn Store>,
+        pause_rule: Arc<dyn PauseRule>,
         clock: Arc<dyn Clock>,
         client: WebhookClient,
         config: DispatcherConfig,
@@ -206,6 +212,7 @@ impl Dispatcher {
         Self {
             inner: Arc::new(Inner {
                 store,
+                pause_rule,
                 clock,
                 client,
                 config,

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use tidings_mail::reply::{classify, Kind};
-use tidings_store::{MessageStore, OutboundJob, OutboundResult, RecipientStatus};
+use tidings_store::{MessageStore, OutboundJob, OutboundResult, RecipientStatus, SoftBounceRule};
 use tidings_types::{Clock, EventType, NewEvent, SecretString, Timestamp};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -57,8 +57,6 @@ pub struct OutboundConfig {
     pub timeout: Duration,
     /// How long temporary failures are retried before a soft bounce.
     pub max_age: Duration,
-    /// Consecutive soft bounces that suppress an address.
-    pub soft_bounce_limit: u32,
     /// VERP return paths (one SMTP transaction per recipient) when set.
     pub verp: Option<Arc<tidings_mail::verp::VerpCodec>>,
     /// DKIM signers by (account, From domain).
@@ -100,7 +98,6 @@ impl Default for OutboundConfig {
             max_parallel: 64,
             timeout: Duration::from_secs(60),
             max_age: Duration::from_secs(3 * 86_400),
-            soft_bounce_limit: 3,
             verp: None,
             dkim: None,
             rewriter: None,
@@ -115,6 +112,9 @@ const BACKOFF: [u64; 7] = [60, 300, 900, 1800, 3600, 7200, 14_400];
 
 pub struct Worker {
     store: Arc<dyn MessageStore>,
+    /// Whether soft bounces suppress an address: the domain's rule, which
+    /// the store applies in the transaction that counts them.
+    soft_bounce_rule: Arc<dyn SoftBounceRule>,
     clock: Arc<dyn Clock>,
     config: Arc<OutboundConfig>,
     router: Arc<Router>,
@@ -126,6 +126,7 @@ pub struct Worker {
 impl Worker {
     pub fn new(
         store: Arc<dyn MessageStore>,
+        soft_bounce_rule: Arc<dyn SoftBounceRule>,
         clock: Arc<dyn Clock>,
         config: OutboundConfig,
     ) -> std::io::Result<Self> {
@@ -145,6 +146,7 @@ impl Worker {
         )?;
         Ok(Self {
             store,
+            soft_bounce_rule,
             clock,
             config: Arc::new(config),
             router: Arc::new(router),
@@ -244,6 +246,7 @@ impl Worker {
                     self.tls.clone(),
                     finished.clone(),
                 );
+                let rule = self.soft_bounce_rule.clone();
                 tasks.spawn(async move {
                     let d = dsem.acquire_owned().await.expect("semaphore open");
                     let conn = Conn {
@@ -257,7 +260,7 @@ impl Worker {
                     // The connection is free for the next delivery while
                     // this one's results are committed.
                     drop(d);
-                    if let Err(e) = store.complete_outbound(results, config.soft_bounce_limit).await {
+                    if let Err(e) = store.complete_outbound(results, rule).await {
                         tracing::error!(error = %e, "recording outbound results failed; they will be retried");
                     }
                     drop(permit);

@@ -23,8 +23,11 @@
 //! transaction (group commit), so many small writes share one fsync while
 //! each caller still gets its answer only after its data is durable.
 
+#[cfg(any(test, feature = "contract"))]
+pub mod contract;
 pub mod messages;
 pub mod model;
+pub mod rules;
 pub mod sqlite;
 
 use std::sync::Arc;
@@ -36,23 +39,39 @@ use tidings_types::{
 
 pub use messages::*;
 pub use model::*;
+pub use rules::{FailureFacts, PauseRule, SoftBounceRule};
 
-/// A store failure. `NotFound` and `Conflict` are expected outcomes the API
-/// maps to 404/409; the rest are operational failures.
+/// A backend's own error, kept only as the source of a [`StoreError`].
+pub type BackendError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// A store failure, in words that hold for every backend. `NotFound` and
+/// `Conflict` are expected outcomes the API maps to 404/409; the rest are
+/// operational failures. A backend maps its own errors to these where it
+/// meets them, and keeps them only as the boxed source.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("not found")]
     NotFound,
     #[error("conflict: {0}")]
     Conflict(String),
-    #[error("database error")]
-    Sqlite(#[from] rusqlite::Error),
+    /// The backend cannot serve the request now (busy, locked, out of
+    /// space, unreachable); the same request may succeed later.
+    #[error("the store is unavailable")]
+    Unavailable(#[source] BackendError),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
-    #[error("io error")]
-    Io(#[from] std::io::Error),
+    /// The backend failed for a reason of its own (a bug, a broken
+    /// invariant, an I/O error).
+    #[error("storage error")]
+    Internal(#[source] BackendError),
     #[error("the store is shutting down")]
     Closed,
+}
+
+impl From<std::io::Error> for StoreError {
+    fn from(e: std::io::Error) -> Self {
+        StoreError::Internal(Box::new(e))
+    }
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -207,13 +226,14 @@ pub trait Store: Send + Sync + 'static {
     /// time again. New events do not move it; they only wake the dispatcher.
     fn changes(&self) -> u64;
     /// Record attempts and move each job on (done, retry, held or dead),
-    /// updating per-type failure state and pausing where the rules say;
-    /// hold live events of paused types; settle live streams.
+    /// updating per-type failure state and pausing where `rule` says (asked
+    /// after each counted failure, in the same transaction); hold live
+    /// events of paused types; settle live streams.
     /// Shared, so that a caller can try the same batch again after an error.
     async fn complete_jobs(
         &self,
         done: Arc<Completion>,
-        pause_after: u32,
+        rule: Arc<dyn PauseRule>,
     ) -> Result<CompletionSummary>;
     /// The earliest `due_at` of any job that is not held.
     async fn next_due(&self) -> Result<Option<Timestamp>>;

@@ -8,7 +8,8 @@ use bytes::Bytes;
 use serde::Serialize;
 use tidings_types::{AccountId, Event, MessageId, NewEvent, Timestamp};
 
-use crate::Result;
+use crate::{Result, SoftBounceRule};
+use std::sync::Arc;
 
 /// Where a message came in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -174,7 +175,9 @@ pub struct EngagementHistory {
 pub const RECENT_CLICKS: usize = 8;
 
 /// Builds an engagement's event from the recipient and its engagement
-/// history (`None`: record nothing). It runs inside the transaction that
+/// history (`None`: record nothing). The event must carry the recipient's
+/// `message_id` and `email` (as [`MessageRecord::event_data`] has them):
+/// that is how a later open of the recipient finds this one. It runs inside the transaction that
 /// records the event, so concurrent engagements of one recipient see each
 /// other (first open, bursts of clicks).
 pub type BuildEngagement =
@@ -309,11 +312,14 @@ pub trait MessageStore: Send + Sync + 'static {
         lease_until: Timestamp,
         limit: u32,
     ) -> Result<Vec<OutboundJob>>;
-    /// Record outcomes: recipient states, events, suppressions.
+    /// Record outcomes: recipient states, events, suppressions. A soft
+    /// failure counts toward the address's soft bounces, and `rule` says
+    /// (in the same transaction) whether the count suppresses it; a
+    /// delivery starts the count over.
     async fn complete_outbound(
         &self,
         results: Vec<OutboundResult>,
-        soft_bounce_limit: u32,
+        rule: Arc<dyn SoftBounceRule>,
     ) -> Result<()>;
     async fn next_outbound_due(&self) -> Result<Option<Timestamp>>;
     /// How many recipients wait, and since when. Reads only what waits
@@ -361,7 +367,13 @@ pub trait MessageStore: Send + Sync + 'static {
     async fn find_recipient(&self, recipient_id: i64) -> Result<Option<(MessageRecord, String)>>;
     /// Messages with this Message-ID header (normally one).
     async fn find_by_smtp_id(&self, smtp_message_id: String) -> Result<Vec<MessageRecord>>;
-    async fn record_inbound(&self, effects: InboundEffects, soft_bounce_limit: u32) -> Result<()>;
+    /// Record what an inbound report does; each soft bounce counts as in
+    /// [`MessageStore::complete_outbound`], judged by `rule`.
+    async fn record_inbound(
+        &self,
+        effects: InboundEffects,
+        rule: Arc<dyn SoftBounceRule>,
+    ) -> Result<()>;
     async fn record_unmatched(&self, report: UnmatchedReport) -> Result<()>;
     async fn list_unmatched(&self, limit: u32) -> Result<Vec<UnmatchedReport>>;
 

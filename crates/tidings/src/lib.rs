@@ -130,6 +130,7 @@ impl App {
         app = app.with_webhook_client(client.clone());
         let dispatcher = Dispatcher::new(
             store.clone() as Arc<dyn tidings_store::Store>,
+            app.pause_rule(),
             clock.clone(),
             client,
             DispatcherConfig {
@@ -347,7 +348,8 @@ fn outbound_worker(
         })),
         ..Default::default()
     };
-    tidings_outbound::Worker::new(store, clock, cfg).context("starting outbound delivery")
+    tidings_outbound::Worker::new(store, app.soft_bounce_rule(), clock, cfg)
+        .context("starting outbound delivery")
 }
 
 /// DKIM signing for outbound mail, from the keys of the account's domains.
@@ -395,7 +397,7 @@ impl std::fmt::Debug for Tracking {
 }
 
 impl tidings_outbound::worker::Rewriter for Tracking {
-    fn rewrite(&self, job: &tidings_store::OutboundJob) -> Option<Vec<u8>> {
+    fn rewrite(&self, job: &tidings_core::OutboundJob) -> Option<Vec<u8>> {
         self.app
             .rewrite_for(&job.message, job.recipient_id, &job.raw)
     }

@@ -124,7 +124,7 @@ async fn main() -> anyhow::Result<()> {
                     println!("api key: {}", key.key.expose());
                 }
                 AccountCmd::List => {
-                    for a in app.store.list_accounts().await? {
+                    for a in app.list_accounts().await? {
                         println!(
                             "{}\t{}\t{}",
                             a.id,
@@ -145,12 +145,12 @@ async fn main() -> anyhow::Result<()> {
                     println!("api key: {}", key.key.expose());
                 }
                 KeyCmd::List { account } => {
-                    for k in app.store.list_api_keys(account).await? {
+                    for k in app.list_api_keys(account).await? {
                         println!("{}\t{}…\t{}", k.id, k.prefix, k.name);
                     }
                 }
                 KeyCmd::Revoke { account, key } => {
-                    app.store.revoke_api_key(account, key).await?;
+                    app.revoke_api_key(account, key).await?;
                     println!("revoked {key}");
                 }
             }

@@ -92,11 +92,6 @@ async fn one(
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<EventJson>, ApiError> {
     let id: EventId = id.parse().map_err(|_| ApiError::not_found())?;
-    let e = st
-        .app
-        .store
-        .get_event(account, id)
-        .await
-        .map_err(tidings_core::CoreError::from)?;
+    let e = st.app.get_event(account, id).await?;
     Ok(Json(EventJson::from(&e)))
 }

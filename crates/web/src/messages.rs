@@ -8,7 +8,7 @@ use axum::Json;
 use serde::Deserialize;
 use tidings_core::inbound::InboundSummary;
 use tidings_core::sending::{Accepted, SendRequest};
-use tidings_store::Source;
+use tidings_core::Source;
 use tidings_types::MessageId;
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
 use utoipa_axum::routes;

@@ -24,7 +24,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         (status = 503, description = "The store cannot be read", body = Health))
 )]
 async fn health(State(st): State<AppState>) -> impl IntoResponse {
-    match st.app.store.next_due().await {
+    match st.app.check_store().await {
         Ok(_) => (
             StatusCode::OK,
             Json(Health {
@@ -36,7 +36,8 @@ async fn health(State(st): State<AppState>) -> impl IntoResponse {
             StatusCode::SERVICE_UNAVAILABLE,
             Json(Health {
                 status: "unavailable".into(),
-                error: Some(e.to_string()),
+                // What the store said, not only that it failed.
+                error: Some(std::error::Error::source(&e).map_or(e.to_string(), |s| s.to_string())),
             }),
         ),
     }
@@ -50,7 +51,7 @@ async fn health(State(st): State<AppState>) -> impl IntoResponse {
 )]
 async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
     let now = st.app.clock.now();
-    if let Ok(q) = st.app.store.queue_stats(now).await {
+    if let Ok(q) = st.app.queue_stats(now).await {
         st.metrics.queue_depth.set(q.pending as i64);
         st.metrics.queue_held.set(q.held as i64);
         let age = q
@@ -59,14 +60,12 @@ async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
             .unwrap_or(0.0);
         st.metrics.oldest_pending_seconds.set(age);
     }
-    if let Ok(store) = st.app.messages() {
-        if let Ok(q) = store.outbound_queue().await {
-            let age = q
-                .oldest_accepted_at
-                .map(|t| (now - t).num_milliseconds().max(0) as f64 / 1000.0)
-                .unwrap_or(0.0);
-            st.metrics.set_outbound_queue(q.depth, age);
-        }
+    if let Ok(Some(q)) = st.app.outbound_queue().await {
+        let age = q
+            .oldest_accepted_at
+            .map(|t| (now - t).num_milliseconds().max(0) as f64 / 1000.0)
+            .unwrap_or(0.0);
+        st.metrics.set_outbound_queue(q.depth, age);
     }
     (
         [(

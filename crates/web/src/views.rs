@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 use serde_json::Value;
-use tidings_store::{
+use tidings_core::{
     AttemptOutcome, AttemptRecord, MessageRecord, PauseReason, RecipientStatus, Source,
     Suppression, TypeState,
 };

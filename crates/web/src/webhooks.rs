@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde::Deserialize;
 use tidings_core::webhooks::{WebhookInput, WebhookPatch};
-use tidings_store::{AttemptFilter, AttemptOutcome};
+use tidings_core::{AttemptFilter, AttemptOutcome};
 use tidings_types::time::rfc3339;
 use tidings_types::{AttemptId, EventId, EventType, Timestamp, WebhookId};
 use utoipa_axum::router::OpenApiRouter;

@@ -43,7 +43,7 @@ pub(super) async fn complete_loop(inner: Arc<Inner>, mut rx: mpsc::UnboundedRece
         let committed = loop {
             match inner
                 .store
-                .complete_jobs(done.clone(), inner.config.pause_after)
+                .complete_jobs(done.clone(), inner.pause_rule.clone())
                 .await
             {
                 Ok(summary) => {

@@ -118,7 +118,7 @@ async fn every_committed_event_is_reported_once_whichever_write_appended_it() {
             suppress: None,
             soft_failure: false,
         }],
-        3,
+        super::test_support::never_suppress(),
     )
     .await
     .unwrap();
@@ -130,7 +130,7 @@ async fn every_committed_event_is_reported_once_whichever_write_appended_it() {
             events: vec![event(a, EventType::Complaint, &[])],
             ..Default::default()
         },
-        3,
+        super::test_support::never_suppress(),
     )
     .await
     .unwrap();

@@ -91,7 +91,9 @@ async fn complete(
         unleases: vec![],
         settled: vec![settled],
     };
-    s.complete_jobs(Arc::new(done), 100).await.unwrap();
+    s.complete_jobs(Arc::new(done), super::test_support::never_pause())
+        .await
+        .unwrap();
 }
 
 /// Pause every type of the webhook as the failure rule does: the types,
@@ -371,7 +373,10 @@ async fn a_job_given_back_unsent_is_held_and_keeps_its_place() {
         unleases: jobs.iter().rev().map(give_back).collect(),
         ..Default::default()
     };
-    let summary = s.complete_jobs(Arc::new(done), 100).await.unwrap();
+    let summary = s
+        .complete_jobs(Arc::new(done), super::test_support::never_pause())
+        .await
+        .unwrap();
     assert!(summary.active.is_empty(), "still paused");
     let later = t0 + Duration::seconds(120);
     assert!(
@@ -394,30 +399,16 @@ async fn a_job_given_back_unsent_is_held_and_keeps_its_place() {
         unleases: vec![give_back(&again[1])],
         ..Default::default()
     };
-    let summary = s.complete_jobs(Arc::new(done), 100).await.unwrap();
+    let summary = s
+        .complete_jobs(Arc::new(done), super::test_support::never_pause())
+        .await
+        .unwrap();
     assert_eq!(
         summary.active.len(),
         1,
         "resumed: the dispatcher may send it"
     );
     assert_eq!(leased_seqs(&s, resumed_at).await, [items[1].seq]);
-}
-
-#[tokio::test]
-async fn pruning_keeps_what_a_stream_has_not_settled() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = open(dir.path());
-    let account = AccountId::new();
-    let old = Utc::now() - Duration::days(40);
-    let w = webhook(account, &[EventType::Open], old);
-    s.create_webhook(&w, None, None).await.unwrap();
-    record(&s, account, &[EventType::Open, EventType::Open], old).await;
-    let cutoff = Utc::now() - Duration::days(30);
-    assert_eq!(s.prune(cutoff).await.unwrap().events, 0, "both unsettled");
-    let items = s.stream(w.id, 0, 1).await.unwrap();
-    let delivered = outcome(items[0].job.as_ref().unwrap(), Next::Done, old);
-    complete(&s, vec![delivered], vec![], (w.id, items[0].seq)).await;
-    assert_eq!(s.prune(cutoff).await.unwrap().events, 1, "the settled one");
 }
 
 #[tokio::test]

@@ -239,7 +239,7 @@ async fn record_open(s: &SqliteStore, rid: i64) -> bool {
                     r.message.account_id,
                     EventType::Open,
                     now(),
-                    Default::default(),
+                    r.message.event_data(&r.email),
                 )
                 .ok()
             }),
@@ -252,8 +252,8 @@ async fn record_open(s: &SqliteStore, rid: i64) -> bool {
 }
 
 /// Whether a recipient opened before is read from the log: it survives a
-/// restart, it is per recipient, and the open event names its message and
-/// recipient even when the build left them out.
+/// restart, it is per recipient, and it is found by the message and
+/// recipient the open event names.
 #[tokio::test]
 async fn an_earlier_open_is_found_in_the_log_after_a_restart() {
     use crate::NewRecipient;

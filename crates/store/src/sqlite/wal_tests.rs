@@ -5,7 +5,8 @@ use std::time::{Duration, Instant};
 
 use tidings_types::{AccountId, EventType, NewEvent};
 
-use super::{SqliteOptions, SqliteStore, WAL_RESTART_FRAMES};
+use super::checkpointer::WAL_RESTART_FRAMES;
+use super::{SqliteOptions, SqliteStore};
 use crate::Store;
 
 #[tokio::test]

@@ -198,13 +198,7 @@ async fn reports_over_http_affect_only_matching_messages() {
         (r.body["kind"].as_str(), r.body["matched"].as_bool()),
         (Some("bounce"), Some(false))
     );
-    let unmatched = t
-        .app()
-        .messages()
-        .unwrap()
-        .list_unmatched(10)
-        .await
-        .unwrap();
+    let unmatched = t.app().unmatched_reports(10).await.unwrap();
     assert_eq!(unmatched.len(), 1);
 
     // An auto-reply is not a bounce.

@@ -47,7 +47,7 @@ pub fn data(email: &str) -> EventData {
 
 /// The default account of an in-process app.
 pub async fn account(t: &InProcess) -> AccountId {
-    t.app().store.list_accounts().await.unwrap()[0].id
+    t.app().list_accounts().await.unwrap()[0].id
 }
 
 pub async fn record(t: &InProcess, ty: EventType, email: &str) -> tidings_types::Event {
