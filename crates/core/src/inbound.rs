@@ -10,10 +10,10 @@
 //! recipient of that message. Anything else is recorded for the operator,
 //! never turned into an event for some account.
 
+use crate::metrics::ReportKind;
 use serde::Serialize;
 use serde_json::json;
 use tidings_bounce::{BounceType, Report};
-use tidings_delivery::metrics::ReportKind;
 use tidings_store::{InboundEffects, MessageRecord, RecipientStatus, UnmatchedReport};
 use tidings_types::{AccountId, EventType, NewEvent};
 

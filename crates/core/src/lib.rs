@@ -14,6 +14,8 @@ pub mod domains;
 mod error;
 pub mod idempotency;
 pub mod inbound;
+pub mod metrics;
+pub mod ports;
 pub mod samples;
 pub mod sending;
 pub mod suppressions;
@@ -26,9 +28,10 @@ pub mod webhooks;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tidings_delivery::guard::AddressPolicy;
-use tidings_delivery::metrics::Metrics;
+use metrics::Metrics;
+use ports::{HostResolver, WebhookAttempts};
 use tidings_store::{MessageStore, Store};
+use tidings_types::address::AddressPolicy;
 use tidings_types::{AccountId, Clock, Event, EventData, EventType, NewEvent};
 
 pub use error::{CoreError, ErrorCode};
@@ -90,7 +93,8 @@ pub struct Tidings {
     verp: Option<Arc<tidings_mail::verp::VerpCodec>>,
     dkim: Arc<domains::DkimRegistry>,
     tracker: Option<Arc<tracking::Tracker>>,
-    webhook_client: Option<tidings_delivery::client::WebhookClient>,
+    webhook_attempts: Option<Arc<dyn WebhookAttempts>>,
+    host_resolver: Option<Arc<dyn HostResolver>>,
 }
 
 impl Tidings {
@@ -104,14 +108,22 @@ impl Tidings {
             verp: None,
             dkim: Arc::default(),
             tracker: None,
-            webhook_client: None,
+            webhook_attempts: None,
+            host_resolver: None,
         }
     }
 
-    /// Make webhook tests with this client: the one deliveries use, so a
-    /// test meets the same address policy and timeout.
-    pub fn with_webhook_client(mut self, client: tidings_delivery::client::WebhookClient) -> Self {
-        self.webhook_client = Some(client);
+    /// Make webhook tests through this port: the client deliveries use,
+    /// so a test meets the same address policy and timeout.
+    pub fn with_webhook_attempts(mut self, attempts: Arc<dyn WebhookAttempts>) -> Self {
+        self.webhook_attempts = Some(attempts);
+        self
+    }
+
+    /// Resolve a webhook's host name when it is saved, through this port,
+    /// so a name that resolves only to refused addresses is refused then.
+    pub fn with_host_resolver(mut self, resolver: Arc<dyn HostResolver>) -> Self {
+        self.host_resolver = Some(resolver);
         self
     }
 

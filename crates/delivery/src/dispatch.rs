@@ -48,11 +48,11 @@ use tokio_util::task::TaskTracker;
 
 use crate::client::WebhookClient;
 use crate::limits::Limiter;
-use crate::metrics::Metrics;
 use crate::retry::RetryPolicy;
 use complete::complete_loop;
 use gates::Gates;
 use lanes::route;
+use tidings_core::metrics::Metrics;
 
 /// Tuning of the dispatcher.
 #[derive(Debug, Clone)]

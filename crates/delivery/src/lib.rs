@@ -23,6 +23,10 @@
 //!   - [`limits`]: per-webhook in-flight and per-second limits, on tokio's
 //!     clock.
 //!
+//! The guarded resolver and the client also implement the ports of
+//! `tidings-core` ([`tidings_core::ports`]) for the save-time host check
+//! and webhook tests.
+//!
 //! None of them touches the database. The dispatcher ([`dispatch`]) owns
 //! the loop and the store, and composes the pieces for each due delivery:
 //! [`Limiter::acquire`] → [`payload::build`] → sign with
@@ -37,8 +41,8 @@ pub mod client;
 pub mod dispatch;
 pub mod guard;
 pub mod limits;
-pub mod metrics;
 pub mod payload;
+mod ports;
 pub mod retry;
 pub mod sign;
 

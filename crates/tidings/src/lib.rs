@@ -27,13 +27,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use tidings_core::metrics::Metrics;
 use tidings_core::{CoreConfig, Tidings};
 use tidings_delivery::client::{ClientConfig, WebhookClient};
 use tidings_delivery::dispatch::{Dispatcher, DispatcherConfig};
-use tidings_delivery::guard::AddressPolicy;
-use tidings_delivery::metrics::Metrics;
+use tidings_delivery::guard::GuardedResolver;
 use tidings_delivery::retry::RetryPolicy;
 use tidings_store::sqlite::{SqliteOptions, SqliteStore};
+use tidings_types::address::AddressPolicy;
 use tidings_types::{Clock, SystemClock};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -122,8 +123,11 @@ impl App {
             ..ClientConfig::default()
         })
         .context("building the webhook HTTP client")?;
-        // Tests of a webhook go through the same client as its deliveries.
-        app = app.with_webhook_client(client.clone());
+        // Tests of a webhook go through the same client as its deliveries,
+        // and a saved host name is resolved under the same policy.
+        app = app
+            .with_webhook_attempts(Arc::new(client.clone()))
+            .with_host_resolver(Arc::new(GuardedResolver::new(policy)));
         let dispatcher = Dispatcher::new(
             store.clone() as Arc<dyn tidings_store::Store>,
             clock.clone(),
