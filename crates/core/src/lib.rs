@@ -15,7 +15,9 @@ mod error;
 pub mod idempotency;
 pub mod inbound;
 pub mod metrics;
+pub mod outcomes;
 pub mod ports;
+mod prepare;
 pub mod samples;
 pub mod sending;
 pub mod suppressions;
@@ -93,6 +95,7 @@ pub struct Tidings {
     verp: Option<Arc<tidings_mail::verp::VerpCodec>>,
     dkim: Arc<domains::DkimRegistry>,
     tracker: Option<Arc<tracking::Tracker>>,
+    signed: Arc<prepare::SignedOnce>,
     webhook_attempts: Option<Arc<dyn WebhookAttempts>>,
     host_resolver: Option<Arc<dyn HostResolver>>,
 }
@@ -108,6 +111,7 @@ impl Tidings {
             verp: None,
             dkim: Arc::default(),
             tracker: None,
+            signed: Arc::default(),
             webhook_attempts: None,
             host_resolver: None,
         }

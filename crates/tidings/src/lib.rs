@@ -169,7 +169,7 @@ impl App {
             shutdown.clone(),
         )));
         tasks.push(tokio::spawn(dispatcher.run(shutdown.clone())));
-        let outbound = outbound_worker(config, store.clone(), clock.clone(), verp.clone(), &app)?;
+        let outbound = outbound_worker(config, store.clone(), clock.clone(), &app)?;
         tasks.push(tokio::spawn(outbound.run(shutdown.clone())));
 
         let smtp = tidings_smtp::SmtpServer::new(
@@ -310,7 +310,6 @@ fn outbound_worker(
     config: &Config,
     store: Arc<SqliteStore>,
     clock: Arc<dyn Clock>,
-    verp: Option<Arc<tidings_mail::verp::VerpCodec>>,
     app: &Tidings,
 ) -> anyhow::Result<tidings_outbound::Worker> {
     let o = &config.outbound;
@@ -337,41 +336,13 @@ fn outbound_worker(
         per_destination: o.per_destination.max(1),
         timeout: Duration::from_secs(o.timeout_secs.max(1)),
         max_age: Duration::from_secs(u64::from(o.max_age_hours) * 3600),
-        verp,
         release_leases_on_start: true,
-        rewriter: Some(Arc::new(Tracking { app: app.clone() })),
-        dkim: Some(Arc::new(Dkim {
-            registry: app.dkim_registry(),
-            clock: clock.clone(),
-        })),
         ..Default::default()
     };
-    tidings_outbound::Worker::new(store, clock, cfg).context("starting outbound delivery")
-}
-
-/// DKIM signing for outbound mail, from the keys of the account's domains.
-struct Dkim {
-    registry: Arc<tidings_core::domains::DkimRegistry>,
-    clock: Arc<dyn Clock>,
-}
-
-impl std::fmt::Debug for Dkim {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.registry.fmt(f)
-    }
-}
-
-impl tidings_outbound::worker::DkimSigners for Dkim {
-    fn sign(&self, account: tidings_types::AccountId, domain: &str, raw: &[u8]) -> Option<Vec<u8>> {
-        let signer = self.registry.signer(account, domain)?;
-        match signer.sign(raw, self.clock.now().timestamp()) {
-            Ok(signed) => Some(signed),
-            Err(e) => {
-                tracing::warn!(error = %e, domain, "DKIM signing failed; sending unsigned");
-                None
-            }
-        }
-    }
+    // The worker asks the use cases for what it sends (VERP return path,
+    // tracking rewrite, DKIM) and for what each reply means.
+    tidings_outbound::Worker::new(app.clone(), store, clock, cfg)
+        .context("starting outbound delivery")
 }
 
 /// Email the account when one of its webhooks pauses.
@@ -380,24 +351,6 @@ fn pause_hook(app: Tidings) -> tidings_delivery::dispatch::PauseHook {
         let app = app.clone();
         tokio::spawn(async move { app.notify_pause(webhook, event_type, reason).await });
     }))
-}
-
-/// Tracking rewrites for outbound mail.
-struct Tracking {
-    app: Tidings,
-}
-
-impl std::fmt::Debug for Tracking {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Tracking")
-    }
-}
-
-impl tidings_outbound::worker::Rewriter for Tracking {
-    fn rewrite(&self, job: &tidings_store::OutboundJob) -> Option<Vec<u8>> {
-        self.app
-            .rewrite_for(&job.message, job.recipient_id, &job.raw)
-    }
 }
 
 /// A 32-byte secret kept in the data directory (private), made on first
