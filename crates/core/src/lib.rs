@@ -26,6 +26,7 @@ pub mod tracking_hosts;
 pub mod tracking_settings;
 pub mod webhook_test;
 pub mod webhooks;
+pub mod work;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -28,7 +28,8 @@
 //! and webhook tests.
 //!
 //! None of them touches the database. The dispatcher ([`dispatch`]) owns
-//! the loop and the store, and composes the pieces for each due delivery:
+//! the loop and reaches the store through the types `tidings-core`
+//! re-exports for its workers ([`tidings_core::work`]), and composes the pieces for each due delivery:
 //! [`Limiter::acquire`] → [`payload::build`] → sign with
 //! [`Webhook::signing_secrets`] ([`OutgoingRequest::new`]) →
 //! [`WebhookClient::send`] → [`retry::classify`] →

@@ -4,7 +4,7 @@
 //! DKIM-signed), asked for only once a recipient was accepted.
 
 use bytes::Bytes;
-use tidings_store::OutboundJob;
+use tidings_core::work::OutboundJob;
 
 use crate::client::{Reply, Session};
 use crate::worker::Conn;

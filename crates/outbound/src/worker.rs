@@ -16,8 +16,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tidings_core::work::MessageStore;
 use tidings_core::Tidings;
-use tidings_store::MessageStore;
 use tidings_types::{Clock, SecretString};
 
 use crate::connect::{Policies, Pool};

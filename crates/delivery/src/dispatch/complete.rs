@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tidings_store::{Completion, StoreError};
+use tidings_core::work::{Completion, StoreError};
 use tidings_types::{EventType, WebhookId};
 use tokio::sync::mpsc;
 

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use tidings_store::{Hold, JobKind, LeasedJob, StoreError, Unlease};
+use tidings_core::work::{Hold, JobKind, LeasedJob, StoreError, Unlease};
 use tidings_types::WebhookId;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;

@@ -6,8 +6,8 @@
 
 use std::collections::HashMap;
 
+use tidings_core::work::OutboundJob;
 use tidings_core::Tidings;
-use tidings_store::OutboundJob;
 
 /// `jobs` grouped into transactions, each with its destination domain.
 pub(super) fn transactions(

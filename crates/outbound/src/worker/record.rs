@@ -5,7 +5,7 @@
 //! are delivered again when the lease expires.
 
 use tidings_core::outcomes::{outbound_result, ReplyFacts};
-use tidings_store::{MessageStore, OutboundJob};
+use tidings_core::work::{MessageStore, OutboundJob};
 use tidings_types::Clock;
 
 use super::transact::RcptOutcome;

@@ -3,7 +3,7 @@
 //! one when it is stale), and the reply each recipient got. A route that
 //! fails answers for every recipient as a server would (550 or 451).
 
-use tidings_store::OutboundJob;
+use tidings_core::work::OutboundJob;
 
 use super::Conn;
 use crate::client::Reply;
