@@ -16,6 +16,7 @@ pub mod idempotency;
 pub mod inbound;
 pub mod metrics;
 pub mod outcomes;
+pub mod payloads;
 pub mod ports;
 mod prepare;
 pub mod samples;

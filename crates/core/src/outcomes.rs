@@ -11,7 +11,9 @@
 use std::time::Duration;
 
 use tidings_mail::reply::{classify, Kind};
-use tidings_store::{MessageRecord, OutboundJob, OutboundResult, RecipientStatus};
+use tidings_store::{OutboundJob, OutboundResult, RecipientStatus};
+
+use crate::payloads::recipient_payload;
 use tidings_types::payload::{BounceSource, BounceType, SuppressionReason};
 use tidings_types::{EventType, Field, Payload, Timestamp};
 
@@ -244,20 +246,6 @@ pub fn decide(
             },
         ),
     }
-}
-
-/// The fields every event about message `m` carries, for recipient
-/// `email`, in a payload for an event of `event_type`.
-pub fn recipient_payload(m: &MessageRecord, email: &str, event_type: EventType) -> Payload {
-    Payload::new(event_type)
-        .with(Field::Email, email)
-        .with(Field::MessageId, m.id.to_string())
-        .with(Field::SmtpMessageId, m.smtp_message_id.clone())
-        .with(Field::CustomId, m.custom_id.clone())
-        .with(Field::Group, m.group.clone())
-        .with(Field::Tags, m.tags.clone())
-        .with(Field::Subject, m.subject.clone())
-        .with(Field::From, m.from.clone())
 }
 
 /// The outcome of `job`, as the store commits it: [`decide`], then the
