@@ -6,7 +6,7 @@
 use serde_json::{json, Value};
 use tidings_testkit::{wait_until, InProcess, Receiver, DEADLINE};
 
-use crate::outbound::Mx;
+use tidings_testkit::mx::Mx;
 
 async fn with_mx() -> (InProcess, Mx) {
     let mx = Mx::start();

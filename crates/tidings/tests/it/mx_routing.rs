@@ -5,7 +5,7 @@
 use serde_json::{json, Value};
 use tidings_testkit::{InProcess, Receiver, DEADLINE};
 
-use crate::outbound::Mx;
+use tidings_testkit::mx::Mx;
 
 /// tidings resolving mail hosts from `zones` (its MX hosts listen where
 /// `mx` does), sending from `sender.test`, with a receiver of its
