@@ -15,6 +15,7 @@ mod error;
 pub mod idempotency;
 pub mod inbound;
 pub mod metrics;
+pub mod outbound_queue;
 pub mod outcomes;
 pub mod payloads;
 pub mod ports;

@@ -16,9 +16,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tidings_core::work::MessageStore;
 use tidings_core::Tidings;
-use tidings_types::{Clock, SecretString};
+use tidings_types::SecretString;
 
 use crate::connect::{Policies, Pool};
 use crate::route::Router;
@@ -67,8 +66,6 @@ pub struct OutboundConfig {
     pub timeout: Duration,
     /// How long temporary failures are retried before a soft bounce.
     pub max_age: Duration,
-    /// Consecutive soft bounces that suppress an address.
-    pub soft_bounce_limit: u32,
     /// Make leased deliveries due again at start: correct only when this
     /// process is the store's only user (embedded SQLite).
     pub release_leases_on_start: bool,
@@ -91,7 +88,6 @@ impl Default for OutboundConfig {
             max_parallel: 64,
             timeout: Duration::from_secs(60),
             max_age: Duration::from_secs(3 * 86_400),
-            soft_bounce_limit: 3,
             release_leases_on_start: false,
         }
     }
@@ -101,8 +97,6 @@ impl Default for OutboundConfig {
 /// through `tidings-core`, sends over SMTP.
 pub struct Worker {
     app: Tidings,
-    store: Arc<dyn MessageStore>,
-    clock: Arc<dyn Clock>,
     config: Arc<OutboundConfig>,
     router: Arc<Router>,
     pool: Arc<Pool>,
@@ -110,14 +104,9 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// `app` prepares each message and decides each reply's outcome;
-    /// `store` is where recipients are leased from and outcomes committed.
-    pub fn new(
-        app: Tidings,
-        store: Arc<dyn MessageStore>,
-        clock: Arc<dyn Clock>,
-        config: OutboundConfig,
-    ) -> std::io::Result<Self> {
+    /// `app` leases the recipients, prepares each message, and decides
+    /// and records each reply's outcome, on its clock.
+    pub fn new(app: Tidings, config: OutboundConfig) -> std::io::Result<Self> {
         let config_per_dest = config.per_destination;
         let smarthost = TlsPolicy::verified(config.smarthost_ca_file.as_deref())
             .map_err(std::io::Error::other)?;
@@ -134,8 +123,6 @@ impl Worker {
         )?;
         Ok(Self {
             app,
-            store,
-            clock,
             config: Arc::new(config),
             router: Arc::new(router),
             pool: Arc::new(Pool::new(config_per_dest, Duration::from_secs(30))),

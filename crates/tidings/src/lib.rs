@@ -169,7 +169,7 @@ impl App {
             shutdown.clone(),
         )));
         tasks.push(tokio::spawn(dispatcher.run(shutdown.clone())));
-        let outbound = outbound_worker(config, store.clone(), clock.clone(), &app)?;
+        let outbound = outbound_worker(config, &app)?;
         tasks.push(tokio::spawn(outbound.run(shutdown.clone())));
 
         let smtp = tidings_smtp::SmtpServer::new(
@@ -306,12 +306,7 @@ pub fn core_config(config: &Config) -> CoreConfig {
     }
 }
 
-fn outbound_worker(
-    config: &Config,
-    store: Arc<SqliteStore>,
-    clock: Arc<dyn Clock>,
-    app: &Tidings,
-) -> anyhow::Result<tidings_outbound::Worker> {
+fn outbound_worker(config: &Config, app: &Tidings) -> anyhow::Result<tidings_outbound::Worker> {
     let o = &config.outbound;
     let cfg = tidings_outbound::OutboundConfig {
         helo: config.hostname.clone(),
@@ -339,10 +334,10 @@ fn outbound_worker(
         release_leases_on_start: true,
         ..Default::default()
     };
-    // The worker asks the use cases for what it sends (VERP return path,
-    // tracking rewrite, DKIM) and for what each reply means.
-    tidings_outbound::Worker::new(app.clone(), store, clock, cfg)
-        .context("starting outbound delivery")
+    // The worker leases through the use cases, asks them for what it
+    // sends (VERP return path, tracking rewrite, DKIM), and hands each
+    // reply back to them to decide and record.
+    tidings_outbound::Worker::new(app.clone(), cfg).context("starting outbound delivery")
 }
 
 /// Email the account when one of its webhooks pauses.

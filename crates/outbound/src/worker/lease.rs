@@ -1,5 +1,5 @@
-//! Leasing: the worker's loop. It leases due recipient deliveries from
-//! the store in batches (room for a quarter of `max_parallel` at a time),
+//! Leasing: the worker's loop. It leases due recipient deliveries
+//! (through `tidings-core`) in batches (room for a quarter of `max_parallel` at a time),
 //! sleeps until the next is due or the store says something new is
 //! queued, and runs each transaction's delivery within the overall and
 //! per-domain limits, committing its outcomes when it ends.
@@ -21,7 +21,7 @@ impl Worker {
     /// Deliver until `shutdown`; deliveries in progress finish first.
     pub async fn run(self, shutdown: CancellationToken) {
         if self.config.release_leases_on_start {
-            match self.store.release_outbound_leases(self.clock.now()).await {
+            match self.app.release_outbound_leases().await {
                 Ok(n) if n > 0 => {
                     tracing::info!(deliveries = n, "released leases of a previous run")
                 }
@@ -29,7 +29,13 @@ impl Worker {
                 Err(e) => tracing::error!(error = %e, "cannot release old outbound leases"),
             }
         }
-        let notify = self.store.outbound_notify();
+        let notify = match self.app.outbound_notify() {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::error!(error = %e, "outbound delivery cannot start");
+                return;
+            }
+        };
         let all = Arc::new(Semaphore::new(self.config.max_parallel));
         let mut per_domain: HashMap<String, Arc<Semaphore>> = HashMap::new();
         let tasks = TaskTracker::new();
@@ -46,10 +52,10 @@ impl Worker {
                     _ = shutdown.cancelled() => {}
                 }
             }
-            let now = self.clock.now();
+            let now = self.app.clock.now();
             let until = now + chrono::Duration::from_std(lease_for).unwrap_or_default();
             let room = all.available_permits().max(1) as u32;
-            let jobs = match self.store.lease_outbound(now, until, room.min(200)).await {
+            let jobs = match self.app.lease_outbound(now, until, room.min(200)).await {
                 Ok(j) => j,
                 Err(e) => {
                     tracing::error!(error = %e, "leasing outbound deliveries failed");
@@ -61,12 +67,12 @@ impl Worker {
                 }
             };
             if jobs.is_empty() {
-                let next = self.store.next_outbound_due().await.ok().flatten();
+                let next = self.app.next_outbound_due().await.ok().flatten();
                 if next.is_some_and(|t| t <= now) {
                     tokio::task::yield_now().await;
                     continue;
                 }
-                let wake = next.map(|t| self.clock.sleep_until(t));
+                let wake = next.map(|t| self.app.clock.sleep_until(t));
                 tokio::select! {
                     _ = notify.notified() => {}
                     _ = async { match wake { Some(w) => w.await, None => std::future::pending().await } } => {}
@@ -81,10 +87,8 @@ impl Worker {
                     .entry(domain.clone())
                     .or_insert_with(|| Arc::new(Semaphore::new(self.config.per_destination)))
                     .clone();
-                let (app, store, clock, config, router, pool, tls, finished) = (
+                let (app, config, router, pool, tls, finished) = (
                     self.app.clone(),
-                    self.store.clone(),
-                    self.clock.clone(),
                     self.config.clone(),
                     self.router.clone(),
                     self.pool.clone(),
@@ -104,7 +108,7 @@ impl Worker {
                     // The connection is free for the next delivery while
                     // this one's results are committed.
                     drop(d);
-                    record(&*store, &*clock, &config, group, replies).await;
+                    record(&app, &config, group, replies).await;
                     drop(permit);
                     finished.notify_one();
                 });
