@@ -7,6 +7,15 @@
 //! fields, an event's data must fit its type), and where a use case becomes
 //! exactly one store transaction — so an event and the deliveries it causes
 //! are always committed together.
+//!
+//! Every outcome is decided here, whichever front end meets it: what an
+//! outbound SMTP reply means for a recipient ([`outcomes`]), what a message
+//! looks like on its way out (tracking, DKIM, VERP), what an inbound report
+//! or a tracking request records. The workers (webhook delivery, outbound
+//! mail) are front ends too: they lease and complete through [`work`] and
+//! the outbound use cases, and the I/O core does not own — resolving a
+//! webhook's host, making a webhook attempt — is reached through
+//! [`ports`], which the delivery crate implements.
 
 pub mod accounts;
 pub mod compose;
