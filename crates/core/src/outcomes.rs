@@ -143,6 +143,8 @@ impl OutcomeEvent {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision {
     pub status: RecipientStatus,
+    /// The reply as the recipient's state keeps it (`code text`).
+    pub response: String,
     pub event: OutcomeEvent,
     /// When to try again (for a deferral).
     pub retry_at: Option<Timestamp>,
@@ -166,8 +168,10 @@ pub fn decide(
     let first = history.first_attempt_at.unwrap_or(now);
     let remote_mta = reply.remote.map(str::to_string);
     let line = format!("{} {}", reply.code, reply.text);
+    let response = line.clone();
     let decision = |status, event| Decision {
         status,
+        response,
         event,
         retry_at: None,
         suppress: None,
@@ -261,7 +265,6 @@ pub fn outbound_result(
         first_attempt_at: job.first_attempt_at,
     };
     let d = decide(reply, history, now, max_age);
-    let response = format!("{} {}", reply.code, reply.text);
     let mut payload = recipient_payload(&job.message, &job.email, d.event.event_type());
     d.event.fill(&mut payload);
     let event = payload
@@ -273,7 +276,7 @@ pub fn outbound_result(
         email: job.email,
         status: d.status,
         retry_at: d.retry_at,
-        response,
+        response: d.response,
         event,
         suppress: d.suppress.map(|r| r.as_str().to_string()),
         soft_failure: d.soft_failure,

@@ -29,6 +29,7 @@ fn an_accepted_message_is_sent_with_the_reply_and_the_attempt() {
     let now = at("2026-01-01T00:00:00Z");
     let d = decide(reply(250, "2.0.0 ok queued"), fresh(), now, DAYS3);
     assert_eq!(d.status, RecipientStatus::Sent);
+    assert_eq!(d.response, "250 2.0.0 ok queued");
     assert_eq!(
         d.event,
         OutcomeEvent::Sent {
