@@ -345,7 +345,8 @@ impl Tidings {
             .await?;
         if before.iter().any(|e| {
             e.event_type == EventType::Unsubscribe
-                && e.data.get("email").and_then(|v| v.as_str()) == Some(t.email.as_str())
+                && e.data.get(Field::Email.as_str()).and_then(|v| v.as_str())
+                    == Some(t.email.as_str())
         }) {
             return Ok(true);
         }
