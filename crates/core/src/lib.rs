@@ -35,6 +35,7 @@ pub mod suppressions;
 pub mod tracking;
 pub mod tracking_hosts;
 pub mod tracking_settings;
+pub mod webhook_queue;
 pub mod webhook_test;
 pub mod webhooks;
 pub mod work;

@@ -41,7 +41,8 @@ use std::time::Duration;
 
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use tidings_core::work::{Hold, JobOutcome, LeasedJob, PauseReason, Store, Unlease};
+use tidings_core::work::{Hold, JobOutcome, LeasedJob, PauseReason, Unlease};
+use tidings_core::Tidings;
 use tidings_types::{Clock, Timestamp, Webhook, WebhookId};
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
@@ -109,7 +110,8 @@ impl Default for DispatcherConfig {
 }
 
 struct Inner {
-    store: Arc<dyn Store>,
+    /// The use cases the dispatcher reads, leases and commits through.
+    app: Tidings,
     clock: Arc<dyn Clock>,
     client: WebhookClient,
     config: DispatcherConfig,
@@ -162,9 +164,9 @@ pub struct Dispatcher {
 }
 
 impl Dispatcher {
+    /// Deliver the webhooks of `app`, on its clock, with `client`.
     pub fn new(
-        store: Arc<dyn Store>,
-        clock: Arc<dyn Clock>,
+        app: Tidings,
         client: WebhookClient,
         config: DispatcherConfig,
         metrics: Arc<Metrics>,
@@ -176,8 +178,8 @@ impl Dispatcher {
         };
         Self {
             inner: Arc::new(Inner {
-                store,
-                clock,
+                clock: app.clock.clone(),
+                app,
                 client,
                 config,
                 metrics,
@@ -199,7 +201,7 @@ impl Dispatcher {
     pub async fn run(self, shutdown: CancellationToken) {
         let inner = self.inner;
         if inner.config.release_leases_on_start {
-            match inner.store.release_leases(inner.clock.now()).await {
+            match inner.app.release_webhook_leases().await {
                 Ok(n) if n > 0 => tracing::info!(jobs = n, "released leases of a previous run"),
                 Ok(_) => {}
                 Err(e) => tracing::error!(error = %e, "cannot release old leases"),
@@ -209,7 +211,7 @@ impl Dispatcher {
         let completer = tokio::spawn(complete_loop(inner.clone(), done_rx));
         let sends = TaskTracker::new();
         let mut lanes: HashMap<WebhookId, Lane> = HashMap::new();
-        let notify = inner.store.jobs_notify();
+        let notify = inner.app.webhook_jobs_notify();
         // The next due job, as of the store's `changes` in `due_known`.
         let (mut next_due, mut due_known) = (None, None);
 
@@ -233,9 +235,9 @@ impl Dispatcher {
             let now = inner.clock.now();
             // The next due job changes only by a store change, by leasing,
             // or by becoming due; not by new events.
-            let changes = inner.store.changes();
+            let changes = inner.app.webhook_changes();
             if due_known != Some(changes) || next_due.is_some_and(|t| t <= now) {
-                next_due = match inner.store.next_due().await {
+                next_due = match inner.app.next_webhook_job_due().await {
                     Ok(next) => {
                         due_known = Some(changes);
                         next
@@ -276,7 +278,7 @@ impl Dispatcher {
                 let until = now
                     + chrono::Duration::from_std(inner.config.lease_duration).unwrap_or_default();
                 let limit = room.min(inner.config.lease_batch as usize) as u32;
-                match inner.store.lease_jobs(now, until, limit, &skip).await {
+                match inner.app.lease_webhook_jobs(now, until, limit, &skip).await {
                     Ok(jobs) => {
                         leased = jobs.len();
                         due_known = None;

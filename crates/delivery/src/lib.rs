@@ -28,13 +28,15 @@
 //! and webhook tests.
 //!
 //! None of them touches the database. The dispatcher ([`dispatch`]) owns
-//! the loop and reaches the store through the types `tidings-core`
-//! re-exports for its workers ([`tidings_core::work`]), and composes the pieces for each due delivery:
-//! [`Limiter::acquire`] → [`payload::build`] → sign with
+//! the loop, a front end of `tidings-core`: it reads the live streams,
+//! leases jobs and commits outcomes through the use cases
+//! ([`Tidings`](tidings_core::Tidings)), whose types it uses as the store
+//! made them ([`tidings_core::work`]), and composes the pieces for each
+//! due delivery: [`Limiter::acquire`] → [`payload::build`] → sign with
 //! [`Webhook::signing_secrets`] ([`OutgoingRequest::new`]) →
 //! [`WebhookClient::send`] → [`retry::classify`] →
-//! [`RetryPolicy::next_delay`], then records the attempt and the next due
-//! time in the store.
+//! [`RetryPolicy::next_delay`], then commits the attempt and the next due
+//! time.
 //!
 //! [`Webhook::signing_secrets`]: tidings_types::Webhook::signing_secrets
 

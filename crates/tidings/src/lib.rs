@@ -129,8 +129,7 @@ impl App {
             .with_webhook_attempts(Arc::new(client.clone()))
             .with_host_resolver(Arc::new(GuardedResolver::new(policy)));
         let dispatcher = Dispatcher::new(
-            store.clone() as Arc<dyn tidings_store::Store>,
-            clock.clone(),
+            app.clone(),
             client,
             DispatcherConfig {
                 max_held: config.webhooks.max_held,

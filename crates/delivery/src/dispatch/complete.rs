@@ -42,8 +42,8 @@ pub(super) async fn complete_loop(inner: Arc<Inner>, mut rx: mpsc::UnboundedRece
         let mut tries = 0;
         let committed = loop {
             match inner
-                .store
-                .complete_jobs(done.clone(), inner.config.pause_after)
+                .app
+                .complete_webhook_jobs(done.clone(), inner.config.pause_after)
                 .await
             {
                 Ok(summary) => {

@@ -36,7 +36,7 @@ pub(super) async fn route(
         None => true,
     };
     if stale {
-        let webhook = match inner.store.load_webhook(job.webhook_id).await {
+        let webhook = match inner.app.webhook_for_delivery(job.webhook_id).await {
             Ok(w) => Arc::new(w),
             Err(StoreError::NotFound) => {
                 // Deleted meanwhile; its jobs went with it.
@@ -49,7 +49,7 @@ pub(super) async fn route(
                 return;
             }
         };
-        let states = match inner.store.pause_states(job.webhook_id).await {
+        let states = match inner.app.webhook_pause_states(job.webhook_id).await {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!(error = %e, webhook = %job.webhook_id, "cannot load webhook");

@@ -66,7 +66,7 @@ pub(super) async fn read_streams(
     // costs a read of its own account's streams only, however many
     // webhooks there are.
     let seen = inner.streams.lock().expect("streams lock").log_seen;
-    let activity = inner.store.log_activity(seen.unwrap_or(i64::MAX)).await?;
+    let activity = inner.app.log_activity(seen.unwrap_or(i64::MAX)).await?;
     let mut order: Vec<(WebhookId, i64)> = {
         let mut streams = inner.streams.lock().expect("streams lock");
         let active: HashSet<AccountId> = activity.accounts.into_iter().collect();
@@ -97,7 +97,7 @@ pub(super) async fn read_streams(
         // The store's word on what to hold covers the holds it had when
         // it was read; one still on its way to it must not be overtaken.
         let committed = inner.gates.lock().committed(webhook);
-        let items = inner.store.stream(webhook, after, limit).await?;
+        let items = inner.app.read_stream(webhook, after, limit).await?;
         let n = items.len();
         let full = n == limit as usize;
         more |= full;
@@ -158,7 +158,7 @@ pub(super) async fn refresh_streams(inner: &Inner, changed: u64) -> Result<(), S
     if inner.streams.lock().expect("streams lock").read_at == Some(changed) {
         return Ok(());
     }
-    let heads = inner.store.stream_heads().await?;
+    let heads = inner.app.stream_heads().await?;
     let mut streams = inner.streams.lock().expect("streams lock");
     let live: HashSet<WebhookId> = heads.iter().map(|h| h.webhook_id).collect();
     streams.by_webhook.retain(|w, _| live.contains(w));
