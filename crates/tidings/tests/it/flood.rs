@@ -16,12 +16,12 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
+use tidings_testkit::mx::Mx;
 use tidings_testkit::{wait_until, InProcess, DEADLINE};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
 use crate::tracking::find_url;
-use tidings_testkit::mx::Mx;
 
 const HTTP_TOTAL: usize = 300;
 const HTTP_PER_IP: usize = 100;

@@ -3,9 +3,8 @@
 //! arrives at a webhook as the right event.
 
 use serde_json::{json, Value};
-use tidings_testkit::{wait_until, InProcess, Receiver, DEADLINE};
-
 use tidings_testkit::mx::Mx;
+use tidings_testkit::{wait_until, InProcess, Receiver, DEADLINE};
 
 #[tokio::test]
 async fn each_smtp_outcome_becomes_the_right_event() {

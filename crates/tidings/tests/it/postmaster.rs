@@ -4,10 +4,10 @@
 //! postmaster is matched to its message by the Message-ID it quotes.
 
 use serde_json::json;
+use tidings_testkit::mx::Mx;
 use tidings_testkit::{wait_until, DEADLINE};
 
 use crate::inbound::{dsn, smtp_send};
-use tidings_testkit::mx::Mx;
 
 #[tokio::test]
 async fn postmaster_is_accepted_and_a_bounce_sent_there_is_recorded() {

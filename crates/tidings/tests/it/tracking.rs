@@ -4,9 +4,8 @@
 //! nothing; a GET on the unsubscribe link unsubscribes nobody.
 
 use serde_json::{json, Value};
-use tidings_testkit::{wait_until, InProcess, Receiver, DEADLINE};
-
 use tidings_testkit::mx::Mx;
+use tidings_testkit::{wait_until, InProcess, Receiver, DEADLINE};
 
 pub(crate) fn find_url(msg: &str, base: &str, path: &str) -> String {
     // Undo quoted-printable soft breaks and =3D before searching.
