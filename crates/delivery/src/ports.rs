@@ -53,3 +53,29 @@ impl WebhookAttempts for WebhookClient {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::guard::{AddressClass, AddressPolicy};
+
+    /// The port answers as the resolver does, through the trait core calls.
+    #[tokio::test]
+    async fn the_host_port_reports_what_the_guarded_resolver_finds() {
+        let strict: &dyn HostResolver = &GuardedResolver::new(AddressPolicy::default());
+        match strict.lookup("localhost").await {
+            HostLookup::Blocked(first) => assert_eq!(first.class, AddressClass::Loopback),
+            other => panic!("{other:?}"),
+        }
+        let open: &dyn HostResolver = &GuardedResolver::new(AddressPolicy {
+            allow_loopback: true,
+            allow_private: false,
+        });
+        assert_eq!(open.lookup("localhost").await, HostLookup::Allowed);
+        // `.invalid` is reserved (RFC 2606) and never resolves.
+        assert_eq!(
+            strict.lookup("no-such-host.invalid").await,
+            HostLookup::Unresolved
+        );
+    }
+}
