@@ -3,7 +3,7 @@
 //! Three kinds of task cooperate, connected by channels:
 //!
 //! - the **leaser** (the `run` loop itself; the stream reads are in
-//!   [`read`]) reads each webhook's live stream (the new events of its account, straight from the log) and
+//!   `read`) reads each webhook's live stream (the new events of its account, straight from the log) and
 //!   leases due jobs (retries, released holds, backfill, replay, tests),
 //!   in batches, and routes each delivery to its webhook's lane. It sleeps
 //!   until the next job is due or the store says something new exists —

@@ -1,15 +1,15 @@
 //! The outbound worker: its configuration, and the parts one delivery
 //! goes through, a file for each phase:
 //!
-//! - [`lease`]: the loop that leases due recipients (through
+//! - `lease`: the loop that leases due recipients (through
 //!   `tidings-core`) and runs their deliveries within the overall and
 //!   per-domain limits;
-//! - [`prepare`]: which recipients share a mail transaction, and what is
+//! - `prepare`: which recipients share a mail transaction, and what is
 //!   sent to them (asked of `tidings-core`: return path, rewritten and
 //!   signed bytes);
-//! - [`transact`]: finding where to send, and speaking SMTP there on a
+//! - `transact`: finding where to send, and speaking SMTP there on a
 //!   pooled or fresh session;
-//! - [`record`]: handing each reply back to `tidings-core`, which decides
+//! - `record`: handing each reply back to `tidings-core`, which decides
 //!   what it means and commits it.
 
 use std::collections::HashMap;
