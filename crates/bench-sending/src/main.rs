@@ -27,11 +27,11 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use bytes::Bytes;
 use clap::{Args, Parser, Subcommand};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::Barrier;
 
-mod smtp_client;
-use smtp_client::Smtp;
+mod smtp;
 
 #[derive(Parser)]
 #[command(
@@ -155,7 +155,7 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     rt.block_on(async move {
         match cli.cmd {
-            Cmd::Smtp(a) => smtp(a).await,
+            Cmd::Smtp(a) => smtp::smtp(a).await,
             Cmd::Http(a) => http(a).await,
             _ => unreachable!(),
         }
@@ -312,65 +312,6 @@ fn report(kind: &str, c: &Common, sample_len: usize, elapsed: Duration, mut outs
         c.conns,
         label = c.label,
     );
-}
-
-// ---------------------------------------------------------------- SMTP
-
-async fn smtp(a: SmtpArgs) -> anyhow::Result<()> {
-    let corpus = Arc::new(Corpus::new(&a.common));
-    let sample = corpus.message(0).len();
-    let next = Arc::new(AtomicUsize::new(0));
-    let ready = Arc::new(Barrier::new(a.common.conns + 1));
-    let mut tasks = Vec::new();
-    for _ in 0..a.common.conns {
-        let (corpus, next, ready) = (corpus.clone(), next.clone(), ready.clone());
-        let (addr, starttls, auth, total) = (a.addr, a.starttls, a.auth.clone(), a.common.messages);
-        let pipelining = !a.no_pipelining;
-        tasks.push(tokio::spawn(async move {
-            let opened = Smtp::open(addr, starttls, auth.as_deref()).await;
-            ready.wait().await;
-            let mut s = opened?;
-            let mut out = Outcome {
-                ok: 0,
-                refused: 0,
-                latencies_us: Vec::with_capacity(total / 8),
-                last_refusal: None,
-            };
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= total {
-                    break;
-                }
-                let mut data = corpus.message(i);
-                data.extend_from_slice(b".\r\n");
-                let t = Instant::now();
-                match s
-                    .transaction(&corpus.from, &corpus.rcpt(i), &data, pipelining)
-                    .await?
-                {
-                    None => {
-                        out.ok += 1;
-                        out.latencies_us.push(t.elapsed().as_micros() as u32);
-                    }
-                    Some(why) => {
-                        out.refused += 1;
-                        out.last_refusal = Some(why);
-                    }
-                }
-            }
-            let _ = s.command("QUIT", 221).await;
-            anyhow::Ok(out)
-        }));
-    }
-    ready.wait().await;
-    let start = Instant::now();
-    let mut outs = Vec::new();
-    for t in tasks {
-        outs.push(t.await??);
-    }
-    let elapsed = start.elapsed();
-    report("smtp", &a.common, sample, elapsed, outs);
-    Ok(())
 }
 
 // ---------------------------------------------------------------- HTTP

@@ -10,13 +10,14 @@
 //! recipient of that message. Anything else is recorded for the operator,
 //! never turned into an event for some account.
 
+use crate::metrics::ReportKind;
 use serde::Serialize;
-use serde_json::json;
 use tidings_bounce::{BounceType, Report};
-use tidings_delivery::metrics::ReportKind;
 use tidings_store::{InboundEffects, MessageRecord, RecipientStatus, UnmatchedReport};
-use tidings_types::{AccountId, EventType, NewEvent};
+use tidings_types::payload::{self, BounceSource, SuppressionReason, UnsubscribeMethod};
+use tidings_types::{AccountId, EventType, Field};
 
+use crate::payloads::recipient_payload;
 use crate::{CoreError, Tidings};
 
 /// What one inbound message did.
@@ -119,7 +120,6 @@ impl Tidings {
                         .find(|r| r.email.eq_ignore_ascii_case(email))
                         .or(b.recipients.first());
                     let Some(r) = r else { continue };
-                    let mut data = m.event_data(email);
                     let diagnostic: String = r.diagnostic.chars().take(1000).collect();
                     if r.action == tidings_bounce::Action::Delayed {
                         // Not final: the remote MTA is still trying.
@@ -128,74 +128,70 @@ impl Tidings {
                         } else {
                             diagnostic
                         };
-                        data.insert("smtp_response".into(), json!(response));
-                        if let Some(mta) = &r.remote_mta {
-                            data.insert("remote_mta".into(), json!(mta));
-                        }
-                        let ev = NewEvent::new(m.account_id, EventType::Deferred, now, data)?;
+                        let ev = recipient_payload(m, email, EventType::Deferred)
+                            .with(Field::SmtpResponse, response)
+                            .with(Field::RemoteMta, r.remote_mta.clone())
+                            .event(m.account_id, now)?;
                         fx.events.push(ev);
                         continue;
                     }
                     let reason = r.reason.as_str();
-                    let ty = if let Some(block) = block_reason(reason) {
-                        data.insert("status".into(), json!(r.status.to_string()));
-                        data.insert("reason".into(), json!(block));
-                        data.insert("diagnostic".into(), json!(diagnostic));
-                        EventType::Block
+                    let data = if let Some(block) = block_reason(reason) {
+                        recipient_payload(m, email, EventType::Block)
+                            .with(Field::Status, r.status.to_string())
+                            .with(Field::Reason, block)
+                            .with(Field::Diagnostic, diagnostic)
                     } else {
                         let hard = r.bounce_type == BounceType::Hard;
-                        data.insert(
-                            "bounce_type".into(),
-                            json!(if hard { "hard" } else { "soft" }),
-                        );
-                        data.insert("status".into(), json!(r.status.to_string()));
-                        data.insert("reason".into(), json!(reason));
-                        data.insert("diagnostic".into(), json!(diagnostic));
-                        data.insert("source".into(), json!("dsn"));
                         if hard {
-                            fx.suppress
-                                .push((m.account_id, email.clone(), "hard_bounce".into()));
+                            fx.suppress.push((
+                                m.account_id,
+                                email.clone(),
+                                SuppressionReason::HardBounce.as_str().into(),
+                            ));
                         } else {
                             fx.soft.push((m.account_id, email.clone()));
                         }
-                        EventType::Bounce
+                        recipient_payload(m, email, EventType::Bounce)
+                            .with(
+                                Field::BounceType,
+                                if hard {
+                                    payload::BounceType::Hard
+                                } else {
+                                    payload::BounceType::Soft
+                                },
+                            )
+                            .with(Field::Status, r.status.to_string())
+                            .with(Field::Reason, reason)
+                            .with(Field::Diagnostic, diagnostic)
+                            .with(Field::Source, BounceSource::Dsn)
                     };
-                    if let Some(mta) = &r.remote_mta {
-                        data.insert("remote_mta".into(), json!(mta));
-                    }
+                    let data = data.with(Field::RemoteMta, r.remote_mta.clone());
+                    let ty = data.event_type();
                     let status = if ty == EventType::Block {
                         RecipientStatus::Blocked
                     } else {
                         RecipientStatus::Bounced
                     };
                     fx.statuses.push((m.id, email.clone(), status));
-                    fx.events.push(NewEvent::new(m.account_id, ty, now, data)?);
+                    fx.events.push(data.event(m.account_id, now)?);
                 }
             }
             Report::Complaint(c) => {
                 for (m, email) in &targets {
-                    let mut data = m.event_data(email);
-                    data.insert("feedback_type".into(), json!(c.feedback_type));
-                    if let Some(rep) = &c.reporter {
-                        data.insert("reporter".into(), json!(rep));
-                    }
-                    fx.events.push(NewEvent::new(
+                    let complaint = recipient_payload(m, email, EventType::Complaint)
+                        .with(Field::FeedbackType, c.feedback_type.clone())
+                        .with(Field::Reporter, c.reporter.clone());
+                    fx.events.push(complaint.event(m.account_id, now)?);
+                    fx.suppress.push((
                         m.account_id,
-                        EventType::Complaint,
-                        now,
-                        data,
-                    )?);
-                    fx.suppress
-                        .push((m.account_id, email.clone(), "complaint".into()));
+                        email.clone(),
+                        SuppressionReason::Complaint.as_str().into(),
+                    ));
                     if self.config.complaint_unsubscribes {
-                        let mut u = m.event_data(email);
-                        u.insert("method".into(), json!("complaint"));
-                        fx.events.push(NewEvent::new(
-                            m.account_id,
-                            EventType::Unsubscribe,
-                            now,
-                            u,
-                        )?);
+                        let u = recipient_payload(m, email, EventType::Unsubscribe)
+                            .with(Field::Method, UnsubscribeMethod::Complaint);
+                        fx.events.push(u.event(m.account_id, now)?);
                     }
                 }
             }

@@ -7,6 +7,15 @@
 //! fields, an event's data must fit its type), and where a use case becomes
 //! exactly one store transaction — so an event and the deliveries it causes
 //! are always committed together.
+//!
+//! Every outcome is decided here, whichever front end meets it: what an
+//! outbound SMTP reply means for a recipient ([`outcomes`]), what a message
+//! looks like on its way out (tracking, DKIM, VERP), what an inbound report
+//! or a tracking request records. The workers (webhook delivery, outbound
+//! mail) are front ends too: they lease and complete through [`work`] and
+//! the outbound use cases, and the I/O core does not own — resolving a
+//! webhook's host, making a webhook attempt — is reached through
+//! [`ports`], which the delivery crate implements.
 
 pub mod accounts;
 pub mod compose;
@@ -15,7 +24,13 @@ pub mod domains;
 mod error;
 pub mod idempotency;
 pub mod inbound;
+pub mod metrics;
 pub mod operations;
+pub mod outbound_queue;
+pub mod outcomes;
+pub mod payloads;
+pub mod ports;
+mod prepare;
 pub mod rules;
 pub mod samples;
 pub mod sending;
@@ -23,15 +38,18 @@ pub mod suppressions;
 pub mod tracking;
 pub mod tracking_hosts;
 pub mod tracking_settings;
+pub mod webhook_queue;
 pub mod webhook_test;
 pub mod webhooks;
+pub mod work;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use tidings_delivery::guard::AddressPolicy;
-use tidings_delivery::metrics::Metrics;
+use metrics::Metrics;
+use ports::{HostResolver, WebhookAttempts};
 use tidings_store::{MessageStore, Store};
+use tidings_types::address::AddressPolicy;
 use tidings_types::{AccountId, Clock, Event, EventData, EventType, NewEvent};
 
 pub use error::{CoreError, ErrorCode};
@@ -103,11 +121,13 @@ pub struct Tidings {
     verp: Option<Arc<tidings_mail::verp::VerpCodec>>,
     dkim: Arc<domains::DkimRegistry>,
     tracker: Option<Arc<tracking::Tracker>>,
-    webhook_client: Option<tidings_delivery::client::WebhookClient>,
     txt_resolver: Option<Arc<dyn domain_proof::TxtResolver>>,
     operator: Arc<std::sync::OnceLock<AccountId>>,
     pause_rule: Arc<dyn tidings_store::PauseRule>,
     soft_bounce_rule: Arc<dyn tidings_store::SoftBounceRule>,
+    signed: Arc<prepare::SignedOnce>,
+    webhook_attempts: Option<Arc<dyn WebhookAttempts>>,
+    host_resolver: Option<Arc<dyn HostResolver>>,
 }
 
 impl Tidings {
@@ -123,9 +143,11 @@ impl Tidings {
             verp: None,
             dkim: Arc::default(),
             tracker: None,
-            webhook_client: None,
             txt_resolver: None,
             operator: Arc::default(),
+            signed: Arc::default(),
+            webhook_attempts: None,
+            host_resolver: None,
         }
     }
 
@@ -135,10 +157,17 @@ impl Tidings {
         self
     }
 
-    /// Make webhook tests with this client: the one deliveries use, so a
-    /// test meets the same address policy and timeout.
-    pub fn with_webhook_client(mut self, client: tidings_delivery::client::WebhookClient) -> Self {
-        self.webhook_client = Some(client);
+    /// Make webhook tests through this port: the client deliveries use,
+    /// so a test meets the same address policy and timeout.
+    pub fn with_webhook_attempts(mut self, attempts: Arc<dyn WebhookAttempts>) -> Self {
+        self.webhook_attempts = Some(attempts);
+        self
+    }
+
+    /// Resolve a webhook's host name when it is saved, through this port,
+    /// so a name that resolves only to refused addresses is refused then.
+    pub fn with_host_resolver(mut self, resolver: Arc<dyn HostResolver>) -> Self {
+        self.host_resolver = Some(resolver);
         self
     }
 

@@ -6,12 +6,13 @@
 //! [`crate::domains`]); only the server's own notifications skip that.
 
 use serde::Serialize;
-use serde_json::json;
 use tidings_mail::{prepare, Address};
 use tidings_store::{MessageRecord, NewMessage, NewRecipient, RecipientStatus, Source};
-use tidings_types::{AccountId, Event, EventType, MessageId, NewEvent};
+use tidings_types::payload::DropReason;
+use tidings_types::{AccountId, Event, EventType, Field, MessageId};
 
 use crate::idempotency::Idempotency;
+use crate::payloads::recipient_payload;
 use crate::{CoreError, ErrorCode, Tidings};
 
 pub use crate::compose::{AddressInput, AddressList, AttachmentInput, SendRequest, TrackInput};
@@ -305,11 +306,12 @@ impl Tidings {
         let record = record_of(&message);
         let mut recipients = Vec::new();
         for e in &emails {
-            let mut data = record.event_data(e);
-            data.insert("reason".into(), json!("suppressed"));
+            let dropped = recipient_payload(&record, e, EventType::Dropped)
+                .with(Field::Reason, DropReason::Suppressed)
+                .event(account, now)?;
             recipients.push(NewRecipient {
                 email: e.clone(),
-                dropped: NewEvent::new(account, EventType::Dropped, now, data)?,
+                dropped,
             });
         }
         let id = message.id;

@@ -4,6 +4,7 @@
 
 use tidings_mail::Address;
 use tidings_store::Suppression;
+use tidings_types::payload::SuppressionReason;
 use tidings_types::AccountId;
 
 use crate::{CoreError, ErrorCode, Tidings};
@@ -44,7 +45,7 @@ impl Tidings {
         email: &str,
         reason: Option<String>,
     ) -> Result<Suppression, CoreError> {
-        let reason = reason.unwrap_or_else(|| "manual".into());
+        let reason = reason.unwrap_or_else(|| SuppressionReason::Manual.as_str().into());
         if reason.is_empty() || reason.len() > 100 {
             return Err(CoreError::invalid(
                 ErrorCode::InvalidRequest,

@@ -11,14 +11,15 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use http::Method;
-use serde_json::json;
 use tidings_store::{
     BuildEngagement, Engagement, InboundEffects, MessageRecord, RecipientRef, RecipientStatus,
 };
 use tidings_tracking::rewrite::{rewrite, RecipientTokens, RewriteOptions};
 use tidings_tracking::{classify_click, classify_open, Claims, RecentClick, TokenKeys, TokenKind};
-use tidings_types::{EventType, MessageId, NewEvent, Timestamp};
+use tidings_types::payload::{self, SuppressionReason};
+use tidings_types::{EventType, Field, MessageId, NewEvent, Payload, Timestamp};
 
+use crate::payloads::recipient_payload;
 use crate::tracking_hosts::{allows, CustomHosts};
 use crate::{CoreError, Tidings};
 
@@ -67,13 +68,8 @@ fn delivered(r: &RecipientRef) -> Option<Timestamp> {
 
 /// A tracking event; `None` (and a log line) if its fields do not match
 /// the catalogue, which would be a bug here.
-fn event(
-    account: tidings_types::AccountId,
-    ty: EventType,
-    at: Timestamp,
-    data: tidings_types::EventData,
-) -> Option<NewEvent> {
-    NewEvent::new(account, ty, at, data)
+fn event(account: tidings_types::AccountId, at: Timestamp, data: Payload) -> Option<NewEvent> {
+    data.event(account, at)
         .inspect_err(|e| tracing::error!(error = %e, "a tracking event does not fit the catalogue"))
         .ok()
 }
@@ -176,21 +172,17 @@ impl Tidings {
     async fn record(
         &self,
         m: &MessageRecord,
-        ty: EventType,
-        data: tidings_types::EventData,
-        suppress: Option<&str>,
+        email: &str,
+        data: Payload,
+        suppress: Option<SuppressionReason>,
     ) -> Result<(), CoreError> {
-        let email = data
-            .get("email")
-            .and_then(|v| v.as_str())
-            .unwrap_or_default()
-            .to_string();
         let mut fx = InboundEffects {
-            events: vec![NewEvent::new(m.account_id, ty, self.clock.now(), data)?],
+            events: vec![data.event(m.account_id, self.clock.now())?],
             ..Default::default()
         };
         if let Some(reason) = suppress {
-            fx.suppress.push((m.account_id, email, reason.to_string()));
+            fx.suppress
+                .push((m.account_id, email.to_string(), reason.as_str().into()));
         }
         self.messages()?
             .record_inbound(fx, self.soft_bounce_rule.clone())
@@ -202,18 +194,16 @@ impl Tidings {
     fn request_data(
         m: &MessageRecord,
         email: &str,
+        event_type: EventType,
         ip: IpAddr,
         user_agent: Option<&str>,
-    ) -> tidings_types::EventData {
-        let mut data = m.event_data(email);
-        data.insert("ip".into(), json!(ip.to_string()));
-        if let Some(ua) = user_agent {
-            data.insert(
-                "user_agent".into(),
-                json!(ua.chars().take(500).collect::<String>()),
-            );
-        }
-        data
+    ) -> Payload {
+        recipient_payload(m, email, event_type)
+            .with(Field::Ip, ip.to_string())
+            .with(
+                Field::UserAgent,
+                user_agent.map(|ua| ua.chars().take(500).collect::<String>()),
+            )
     }
 
     /// A pixel load. Returns whether the token was valid (the pixel is
@@ -233,10 +223,10 @@ impl Tidings {
                 return None;
             }
             let v = classify_open(&method, ip, ua.as_deref(), delivered(r), now);
-            let mut data = Self::request_data(&r.message, &r.email, ip, ua.as_deref());
-            data.insert("machine".into(), json!(v.machine));
-            data.insert("first".into(), json!(!history.opened));
-            event(r.message.account_id, EventType::Open, now, data)
+            let data = Self::request_data(&r.message, &r.email, EventType::Open, ip, ua.as_deref())
+                .with(Field::Machine, v.machine)
+                .with(Field::First, !history.opened);
+            event(r.message.account_id, now, data)
         });
         Ok(self
             .messages()?
@@ -281,12 +271,13 @@ impl Tidings {
                 .map(|&(at, link_index)| RecentClick { at, link_index })
                 .collect();
             let v = classify_click(&method, ip, ua.as_deref(), delivered(r), now, &recent);
-            let mut data = Self::request_data(&r.message, &r.email, ip, ua.as_deref());
-            data.insert("url".into(), json!(target.as_str()));
-            data.insert("link_index".into(), json!(link_index));
-            data.insert("first".into(), json!(history.clicks == 0));
-            data.insert("bot".into(), json!(v.bot));
-            event(r.message.account_id, EventType::Click, now, data)
+            let data =
+                Self::request_data(&r.message, &r.email, EventType::Click, ip, ua.as_deref())
+                    .with(Field::Url, target.as_str())
+                    .with(Field::LinkIndex, link_index)
+                    .with(Field::First, history.clicks == 0)
+                    .with(Field::Bot, v.bot);
+            event(r.message.account_id, now, data)
         });
         let recorded = self
             .messages()?
@@ -354,23 +345,30 @@ impl Tidings {
             .await?;
         if before.iter().any(|e| {
             e.event_type == EventType::Unsubscribe
-                && e.data.get("email").and_then(|v| v.as_str()) == Some(t.email.as_str())
+                && e.data.get(Field::Email.as_str()).and_then(|v| v.as_str())
+                    == Some(t.email.as_str())
         }) {
             return Ok(true);
         }
-        let mut data = Self::request_data(&t.message, &t.email, visit.ip, visit.user_agent);
-        data.insert(
-            "method".into(),
-            json!(match method {
-                UnsubscribeMethod::Link => "link",
-                UnsubscribeMethod::OneClick => "one_click",
-            }),
+        let data = Self::request_data(
+            &t.message,
+            &t.email,
+            EventType::Unsubscribe,
+            visit.ip,
+            visit.user_agent,
+        )
+        .with(
+            Field::Method,
+            match method {
+                UnsubscribeMethod::Link => payload::UnsubscribeMethod::Link,
+                UnsubscribeMethod::OneClick => payload::UnsubscribeMethod::OneClick,
+            },
         );
         self.record(
             &t.message,
-            EventType::Unsubscribe,
+            &t.email,
             data,
-            Some("unsubscribe"),
+            Some(SuppressionReason::Unsubscribe),
         )
         .await?;
         Ok(true)

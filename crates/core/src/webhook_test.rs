@@ -4,14 +4,11 @@
 //! The example event is built, signed and sent exactly as a delivery of
 //! that webhook would be — its format, field selection, custom headers and
 //! signing secrets, through the shared delivery client with its address
-//! policy and timeout — but outside the queue: it is never retried, it is
+//! policy and timeout (the [`WebhookAttempts`](crate::ports::WebhookAttempts) port) — but outside the queue: it is never retried, it is
 //! not part of the account's event log, and its outcome does not count
 //! toward pausing. It is recorded in the call log, as every attempt is, so
 //! the call log stays the full record of what tidings sent.
 
-use tidings_delivery::client::OutgoingRequest;
-use tidings_delivery::payload;
-use tidings_delivery::retry::Verdict;
 use tidings_store::{AttemptOutcome, AttemptRecord};
 use tidings_types::{AccountId, AttemptId, Event, EventType, NewEvent, WebhookId};
 
@@ -42,8 +39,8 @@ impl Tidings {
     ) -> Result<WebhookTest, CoreError> {
         let webhook = self.store.get_webhook(account, id).await?;
         let client = self
-            .webhook_client
-            .as_ref()
+            .webhook_attempts
+            .as_deref()
             .ok_or_else(|| CoreError::Internal("webhook delivery is not configured".into()))?;
         let started = self.clock.now();
         let new = NewEvent::new(
@@ -61,17 +58,10 @@ impl Tidings {
             data: new.data.clone(),
         };
         let settings = &webhook.settings;
-        let payload = payload::build(&[&event], settings)
+        let result = client
+            .attempt(&webhook, &event, &*self.clock)
+            .await
             .map_err(|e| CoreError::Internal(format!("building the test request: {e}")))?;
-        let request = OutgoingRequest::new(
-            payload,
-            &event.id.to_string(),
-            started.timestamp(),
-            &webhook.signing_secrets(started),
-            settings.headers.clone(),
-        );
-        let result = client.send(request).await;
-        let delivered = result.verdict(self.clock.now()) == Verdict::Delivered;
         let attempt = AttemptRecord {
             id: AttemptId::new(),
             webhook_id: id,
@@ -79,19 +69,15 @@ impl Tidings {
             event_type,
             at: started,
             url: settings.url.to_string(),
-            outcome: if delivered {
+            outcome: if result.delivered {
                 AttemptOutcome::Delivered
             } else {
                 AttemptOutcome::Failed
             },
             status_code: result.status,
-            error: result.error.map(|e| e.as_str().to_string()),
+            error: result.error,
             duration_ms: result.duration.as_millis().min(u128::from(u32::MAX)) as u32,
-            // As the call log keeps it: the body's start, or the error in words.
-            response: match (result.status, result.detail) {
-                (None, Some(detail)) => detail,
-                _ => result.response_snippet,
-            },
+            response: result.response,
             attempt: 1,
             next_attempt_at: None,
         };

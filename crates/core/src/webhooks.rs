@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::Deserialize;
-use tidings_delivery::guard::{AddressClass, UrlError};
 use tidings_store::{AttemptFilter, AttemptRecord, TypeState};
+use tidings_types::address::{check_url, AddressClass, UrlError};
 use tidings_types::{
     AccountId, BatchSettings, EventType, Field, Timestamp, Webhook, WebhookFormat, WebhookId,
     WebhookSecret, WebhookSettings,
@@ -103,8 +103,7 @@ fn invalid(code: ErrorCode, msg: impl Into<String>) -> CoreError {
 
 impl Tidings {
     fn validate(&self, s: &WebhookSettings) -> Result<(), CoreError> {
-        tidings_delivery::guard::check_url(&s.url, &self.config.address_policy)
-            .map_err(url_error)?;
+        check_url(&s.url, &self.config.address_policy).map_err(url_error)?;
         if s.event_types.is_empty() {
             return Err(invalid(
                 ErrorCode::InvalidEventType,
@@ -441,14 +440,14 @@ impl Tidings {
         let Some(url::Host::Domain(host)) = url.host() else {
             return Ok(());
         };
-        let resolver = tidings_delivery::guard::GuardedResolver::new(self.config.address_policy);
+        let Some(resolver) = &self.host_resolver else {
+            return Ok(());
+        };
         match tokio::time::timeout(SAVE_LOOKUP, resolver.lookup(host)).await {
-            Ok(Err(tidings_delivery::guard::ResolveError::Blocked { first, .. })) => {
-                Err(url_error(UrlError::BlockedHost {
-                    host: format!("{host} (resolves to {})", first.ip),
-                    class: first.class,
-                }))
-            }
+            Ok(crate::ports::HostLookup::Blocked(first)) => Err(url_error(UrlError::BlockedHost {
+                host: format!("{host} (resolves to {})", first.ip),
+                class: first.class,
+            })),
             _ => Ok(()),
         }
     }

@@ -2,8 +2,8 @@
 //!
 //! Three kinds of task cooperate, connected by channels:
 //!
-//! - the **leaser** (the `run` loop itself) reads each webhook's live
-//!   stream (the new events of its account, straight from the log) and
+//! - the **leaser** (the `run` loop itself; the stream reads are in
+//!   `read`) reads each webhook's live stream (the new events of its account, straight from the log) and
 //!   leases due jobs (retries, released holds, backfill, replay, tests),
 //!   in batches, and routes each delivery to its webhook's lane. It sleeps
 //!   until the next job is due or the store says something new exists —
@@ -31,30 +31,31 @@
 mod complete;
 mod gates;
 mod lanes;
+mod read;
 mod send;
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use tidings_store::{
-    Hold, JobOutcome, LeasedJob, PauseReason, PauseRule, Store, StoreError, Unlease,
-};
-use tidings_types::{AccountId, Clock, Timestamp, Webhook, WebhookId};
+use tidings_core::work::{Hold, JobOutcome, LeasedJob, PauseReason, Unlease};
+use tidings_core::Tidings;
+use tidings_types::{Clock, Timestamp, Webhook, WebhookId};
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::client::WebhookClient;
 use crate::limits::Limiter;
-use crate::metrics::Metrics;
 use crate::retry::RetryPolicy;
 use complete::complete_loop;
 use gates::Gates;
 use lanes::route;
+use read::{read_streams, refresh_streams, Streams};
+use tidings_core::metrics::Metrics;
 
 /// Tuning of the dispatcher.
 #[derive(Debug, Clone)]
@@ -109,10 +110,8 @@ impl Default for DispatcherConfig {
 }
 
 struct Inner {
-    store: Arc<dyn Store>,
-    /// Whether a failure pauses its type: the domain's rule, which the
-    /// store applies in the transaction that counts the failure.
-    pause_rule: Arc<dyn PauseRule>,
+    /// The use cases the dispatcher reads, leases and commits through.
+    app: Tidings,
     clock: Arc<dyn Clock>,
     client: WebhookClient,
     config: DispatcherConfig,
@@ -128,37 +127,6 @@ struct Inner {
     /// Which types may be sent to each webhook. Taken after `streams` when
     /// both are needed.
     gates: Gates,
-}
-
-/// The live streams, and the store's `changes` they were read at.
-#[derive(Default)]
-struct Streams {
-    by_webhook: HashMap<WebhookId, Stream>,
-    read_at: Option<u64>,
-    /// How far the log has been checked for accounts with new events.
-    log_seen: Option<i64>,
-}
-
-/// One webhook's live stream in memory.
-struct Stream {
-    account: AccountId,
-    /// It may have events not read yet: its account recorded some since
-    /// it was last read to the end (or it is new to this dispatcher).
-    behind: bool,
-    /// The last seq read: everything up to it is open, settled, or of a
-    /// type the webhook does not take.
-    read: i64,
-    /// Seqs read whose outcome (or hold) is not yet committed.
-    open: BTreeSet<i64>,
-    /// What the store has as settled.
-    settled: i64,
-}
-
-impl Stream {
-    /// How far the stream may be settled: up to its first open event.
-    fn settle_point(&self) -> i64 {
-        self.open.first().map_or(self.read, |first| first - 1)
-    }
 }
 
 /// What the completer receives.
@@ -196,10 +164,9 @@ pub struct Dispatcher {
 }
 
 impl Dispatcher {
+    /// Deliver the webhooks of `app`, on its clock, with `client`.
     pub fn new(
-        store: Arc<dyn Store>,
-        pause_rule: Arc<dyn PauseRule>,
-        clock: Arc<dyn Clock>,
+        app: Tidings,
         client: WebhookClient,
         config: DispatcherConfig,
         metrics: Arc<Metrics>,
@@ -211,9 +178,8 @@ impl Dispatcher {
         };
         Self {
             inner: Arc::new(Inner {
-                store,
-                pause_rule,
-                clock,
+                clock: app.clock.clone(),
+                app,
                 client,
                 config,
                 metrics,
@@ -235,7 +201,7 @@ impl Dispatcher {
     pub async fn run(self, shutdown: CancellationToken) {
         let inner = self.inner;
         if inner.config.release_leases_on_start {
-            match inner.store.release_leases(inner.clock.now()).await {
+            match inner.app.release_webhook_leases().await {
                 Ok(n) if n > 0 => tracing::info!(jobs = n, "released leases of a previous run"),
                 Ok(_) => {}
                 Err(e) => tracing::error!(error = %e, "cannot release old leases"),
@@ -245,7 +211,7 @@ impl Dispatcher {
         let completer = tokio::spawn(complete_loop(inner.clone(), done_rx));
         let sends = TaskTracker::new();
         let mut lanes: HashMap<WebhookId, Lane> = HashMap::new();
-        let notify = inner.store.jobs_notify();
+        let notify = inner.app.webhook_jobs_notify();
         // The next due job, as of the store's `changes` in `due_known`.
         let (mut next_due, mut due_known) = (None, None);
 
@@ -269,9 +235,9 @@ impl Dispatcher {
             let now = inner.clock.now();
             // The next due job changes only by a store change, by leasing,
             // or by becoming due; not by new events.
-            let changes = inner.store.changes();
+            let changes = inner.app.webhook_changes();
             if due_known != Some(changes) || next_due.is_some_and(|t| t <= now) {
-                next_due = match inner.store.next_due().await {
+                next_due = match inner.app.next_webhook_job_due().await {
                     Ok(next) => {
                         due_known = Some(changes);
                         next
@@ -312,7 +278,7 @@ impl Dispatcher {
                 let until = now
                     + chrono::Duration::from_std(inner.config.lease_duration).unwrap_or_default();
                 let limit = room.min(inner.config.lease_batch as usize) as u32;
-                match inner.store.lease_jobs(now, until, limit, &skip).await {
+                match inner.app.lease_webhook_jobs(now, until, limit, &skip).await {
                     Ok(jobs) => {
                         leased = jobs.len();
                         due_known = None;
@@ -365,133 +331,6 @@ impl Dispatcher {
         drop(done_tx);
         let _ = completer.await;
     }
-}
-
-/// Read the live streams of the webhooks not in `skip`, up to `room`
-/// events in all, and route them: deliveries to lanes, events to hold
-/// (see [`tidings_store::StreamItem::hold`]) to the completer. Returns how many events were read
-/// (including those of types a webhook does not take, which only move its
-/// stream on), and whether a stream may have more than it gave.
-async fn read_streams(
-    inner: &Arc<Inner>,
-    room: usize,
-    skip: &[WebhookId],
-    lanes: &mut HashMap<WebhookId, Lane>,
-    sends: &TaskTracker,
-    done: &mpsc::UnboundedSender<Done>,
-    shutdown: &CancellationToken,
-) -> Result<(usize, bool), StoreError> {
-    // One read finds which accounts recorded events, so that an event
-    // costs a read of its own account's streams only, however many
-    // webhooks there are.
-    let seen = inner.streams.lock().expect("streams lock").log_seen;
-    let activity = inner.store.log_activity(seen.unwrap_or(i64::MAX)).await?;
-    let mut order: Vec<(WebhookId, i64)> = {
-        let mut streams = inner.streams.lock().expect("streams lock");
-        let active: HashSet<AccountId> = activity.accounts.into_iter().collect();
-        for s in streams.by_webhook.values_mut() {
-            s.behind |= active.contains(&s.account);
-        }
-        streams.log_seen = Some(activity.head);
-        streams
-            .by_webhook
-            .iter()
-            .filter(|(w, s)| s.behind && !skip.contains(w))
-            .map(|(w, s)| (*w, s.read))
-            .collect()
-    };
-    // Fair among webhooks when room is short: a different one goes first
-    // each time.
-    if order.len() > 1 {
-        let turn = inner.held.load(Ordering::Relaxed) % order.len();
-        order.rotate_left(turn);
-    }
-    let (mut total, mut more) = (0, false);
-    for (webhook, after) in order {
-        let left = room.saturating_sub(total);
-        if left == 0 {
-            break;
-        }
-        let limit = left.min(inner.config.lease_batch as usize) as u32;
-        // The store's word on what to hold covers the holds it had when
-        // it was read; one still on its way to it must not be overtaken.
-        let committed = inner.gates.lock().committed(webhook);
-        let items = inner.store.stream(webhook, after, limit).await?;
-        let n = items.len();
-        let full = n == limit as usize;
-        more |= full;
-        total += n;
-        let mut deliver = Vec::new();
-        let mut holds = Vec::new();
-        {
-            let mut streams = inner.streams.lock().expect("streams lock");
-            let Some(stream) = streams.by_webhook.get_mut(&webhook) else {
-                continue; // deleted meanwhile
-            };
-            let mut gates = inner.gates.lock();
-            // A read that came back short reached the end of the log as it
-            // was at the activity check, or later; anything newer shows in
-            // the next check.
-            stream.behind = full;
-            for item in items {
-                stream.read = item.seq;
-                let Some(job) = item.job else { continue };
-                stream.open.insert(item.seq);
-                let t = job.event.event_type;
-                if item.hold || gates.hold_pending(webhook, t, &committed) {
-                    gates.hold_started(webhook, t);
-                    holds.push(Hold {
-                        webhook_id: webhook,
-                        event_seq: item.seq,
-                        event_type: job.event.event_type,
-                        at: job.event.timestamp,
-                    });
-                } else {
-                    deliver.push(job);
-                }
-            }
-        }
-        inner
-            .held
-            .fetch_add(deliver.len() + holds.len(), Ordering::AcqRel);
-        if n > 0 && deliver.is_empty() && holds.is_empty() {
-            let _ = done.send(Done::Read(webhook));
-        }
-        for h in holds {
-            if done.send(Done::Hold(h)).is_err() {
-                inner.gates.lock().hold_committed(webhook, h.event_type);
-                release_held(inner, 1);
-            }
-        }
-        for job in deliver {
-            route(inner, lanes, job, sends, done, shutdown).await;
-        }
-    }
-    Ok((total, more))
-}
-
-/// Read the stream heads again if a webhook changed since they were read:
-/// new webhooks start where the store has them settled, deleted ones go,
-/// and the others keep their place in memory.
-async fn refresh_streams(inner: &Inner, changed: u64) -> Result<(), StoreError> {
-    if inner.streams.lock().expect("streams lock").read_at == Some(changed) {
-        return Ok(());
-    }
-    let heads = inner.store.stream_heads().await?;
-    let mut streams = inner.streams.lock().expect("streams lock");
-    let live: HashSet<WebhookId> = heads.iter().map(|h| h.webhook_id).collect();
-    streams.by_webhook.retain(|w, _| live.contains(w));
-    for h in heads {
-        streams.by_webhook.entry(h.webhook_id).or_insert(Stream {
-            account: h.account_id,
-            behind: true,
-            read: h.settled,
-            open: BTreeSet::new(),
-            settled: h.settled,
-        });
-    }
-    streams.read_at = Some(changed);
-    Ok(())
 }
 
 fn release_held(inner: &Inner, n: usize) {

@@ -4,8 +4,9 @@
 //!
 //! Three checks, because each alone can be bypassed:
 //!
-//! 1. [`check_url`] when a webhook is created or changed, for a clear
-//!    error up front: scheme, credentials, literal IP hosts, `localhost`.
+//! 1. [`check_url`] (in [`tidings_types::address`]) when a webhook is
+//!    created or changed, for a clear error up front: scheme, credentials,
+//!    literal IP hosts, `localhost`.
 //! 2. [`GuardedResolver`], the HTTP client's DNS resolver, which drops
 //!    every address the policy refuses *at connect time*, so a name that
 //!    resolved to a public address at creation and to 127.0.0.1 later (DNS
@@ -18,84 +19,13 @@
 //! shared with outbound mail.
 
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
-use url::{Host, Url};
 
-pub use tidings_types::address::{classify_ip, AddressClass, AddressPolicy, BlockedAddress};
-
-/// Why a webhook URL is not accepted.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum UrlError {
-    #[error("the URL scheme must be http or https, not `{0}`")]
-    Scheme(String),
-    #[error("the URL has no host")]
-    NoHost,
-    #[error("the URL may not carry a user name or password; send credentials in a custom header such as Authorization")]
-    Credentials,
-    #[error(transparent)]
-    BlockedAddress(BlockedAddress),
-    #[error("`{host}` is a {class} host, which this server does not deliver to")]
-    BlockedHost { host: String, class: AddressClass },
-}
-
-impl UrlError {
-    /// A stable snake_case code for API errors.
-    pub fn code(&self) -> &'static str {
-        match self {
-            UrlError::Scheme(_) => "url_scheme",
-            UrlError::NoHost => "url_no_host",
-            UrlError::Credentials => "url_credentials",
-            UrlError::BlockedAddress(_) | UrlError::BlockedHost { .. } => "url_blocked",
-        }
-    }
-}
-
-/// Validate a webhook URL when it is created or changed: http or https, a
-/// host, no userinfo (it would be stored, shown and logged with the URL;
-/// custom headers are the place for credentials), and a host that is not
-/// refused on its face (a literal IP, `localhost`, `*.localhost`, the GCP
-/// metadata name). Names are resolved only at delivery, by
-/// [`GuardedResolver`].
-pub fn check_url(url: &Url, policy: &AddressPolicy) -> Result<(), UrlError> {
-    match url.scheme() {
-        "http" | "https" => {}
-        other => return Err(UrlError::Scheme(other.to_string())),
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(UrlError::Credentials);
-    }
-    let ip = match url.host() {
-        None => return Err(UrlError::NoHost),
-        Some(Host::Ipv4(v4)) => IpAddr::V4(v4),
-        Some(Host::Ipv6(v6)) => IpAddr::V6(v6),
-        Some(Host::Domain(name)) => {
-            let name = name.trim_end_matches('.').to_ascii_lowercase();
-            if name.is_empty() {
-                return Err(UrlError::NoHost);
-            }
-            match name.parse::<IpAddr>() {
-                Ok(ip) => ip,
-                Err(_) => {
-                    let class = if name == "localhost" || name.ends_with(".localhost") {
-                        AddressClass::Loopback
-                    } else if name == "metadata.google.internal" {
-                        AddressClass::Metadata
-                    } else {
-                        return Ok(());
-                    };
-                    return if policy.allows(class) {
-                        Ok(())
-                    } else {
-                        Err(UrlError::BlockedHost { host: name, class })
-                    };
-                }
-            }
-        }
-    };
-    policy.check_ip(ip).map_err(UrlError::BlockedAddress)
-}
+pub use tidings_types::address::{
+    check_url, classify_ip, AddressClass, AddressPolicy, BlockedAddress, UrlError,
+};
 
 /// Why [`GuardedResolver`] returned no address.
 #[derive(Debug, thiserror::Error)]

@@ -1,4 +1,5 @@
 use super::*;
+use std::net::IpAddr;
 use AddressClass::*;
 
 fn class(s: &str) -> AddressClass {

@@ -23,13 +23,20 @@
 //!   - [`limits`]: per-webhook in-flight and per-second limits, on tokio's
 //!     clock.
 //!
+//! The guarded resolver and the client also implement the ports of
+//! `tidings-core` ([`tidings_core::ports`]) for the save-time host check
+//! and webhook tests.
+//!
 //! None of them touches the database. The dispatcher ([`dispatch`]) owns
-//! the loop and the store, and composes the pieces for each due delivery:
-//! [`Limiter::acquire`] → [`payload::build`] → sign with
+//! the loop, a front end of `tidings-core`: it reads the live streams,
+//! leases jobs and commits outcomes through the use cases
+//! ([`Tidings`](tidings_core::Tidings)), whose types it uses as the store
+//! made them ([`tidings_core::work`]), and composes the pieces for each
+//! due delivery: [`Limiter::acquire`] → [`payload::build`] → sign with
 //! [`Webhook::signing_secrets`] ([`OutgoingRequest::new`]) →
 //! [`WebhookClient::send`] → [`retry::classify`] →
-//! [`RetryPolicy::next_delay`], then records the attempt and the next due
-//! time in the store.
+//! [`RetryPolicy::next_delay`], then commits the attempt and the next due
+//! time.
 //!
 //! [`Webhook::signing_secrets`]: tidings_types::Webhook::signing_secrets
 
@@ -37,8 +44,8 @@ pub mod client;
 pub mod dispatch;
 pub mod guard;
 pub mod limits;
-pub mod metrics;
 pub mod payload;
+mod ports;
 pub mod retry;
 pub mod sign;
 

@@ -11,12 +11,11 @@
 //! recipient with each reply recorded, MAIL, RCPTs and DATA in one write
 //! where the server offers PIPELINING, and sessions kept open for the
 //! next message (no RSET after one sent).
-//! A message that goes out unchanged to several recipients, each in a
-//! transaction of its own (VERP), is DKIM-signed once.
-//! Replies are classified by `tidings_mail::reply` into sent, deferred,
-//! bounce or block; each outcome and its event commit together. Deferred
-//! recipients are retried with backoff for up to three days, then bounce
-//! softly with reason `expired`.
+//! The worker is a front end of `tidings-core`: what goes out (the VERP
+//! return path, the bytes rewritten for tracking and DKIM-signed) and what
+//! each reply means (event, recipient state, suppression, retry; see
+//! `tidings_core::outcomes`) are decided there, and each outcome and its
+//! event commit together.
 
 pub mod client;
 pub mod connect;

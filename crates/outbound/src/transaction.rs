@@ -1,13 +1,10 @@
 //! One mail transaction on an open session: MAIL, one RCPT per recipient,
-//! DATA, with PIPELINING when the server offers it, and the bytes sent —
-//! rewritten per recipient, DKIM-signed once for a message sent unchanged.
-
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+//! DATA, with PIPELINING when the server offers it. The return path and
+//! the bytes sent are `tidings-core`'s (rewritten per recipient,
+//! DKIM-signed), asked for only once a recipient was accepted.
 
 use bytes::Bytes;
-use tidings_store::OutboundJob;
-use tidings_types::MessageId;
+use tidings_core::work::OutboundJob;
 
 use crate::client::{Reply, Session};
 use crate::worker::Conn;
@@ -29,12 +26,7 @@ pub(crate) async fn mail_transaction(
     conn: Conn<'_>,
     jobs: &[OutboundJob],
 ) -> Result<Transaction, String> {
-    let config = conn.config;
-    let msg = &jobs[0].message;
-    let return_path = match &config.verp {
-        Some(codec) => codec.encode(msg.id, jobs[0].recipient_id),
-        None => msg.mail_from.clone(),
-    };
+    let return_path = conn.app.return_path(jobs);
     let utf8 = !return_path.is_ascii() || jobs.iter().any(|j| !j.email.is_ascii());
     let params = if utf8 && s.has("SMTPUTF8") {
         " SMTPUTF8"
@@ -69,7 +61,7 @@ pub(crate) async fn mail_transaction(
             });
         }
         let data = match s.command("DATA").await {
-            Ok(r) if r.code == 354 => s.message(&payload(conn, jobs)).await,
+            Ok(r) if r.code == 354 => s.message(&conn.app.outbound_bytes(jobs)).await,
             Ok(r) => {
                 for ok in replies.iter_mut().filter(|r| r.is_ok()) {
                     *ok = r.clone();
@@ -141,7 +133,7 @@ pub(crate) async fn mail_transaction(
     // gets an empty message, which it must refuse (RFC 2920, 3.1).
     let any = replies.iter().any(Reply::is_ok);
     let body = if any {
-        payload(conn, jobs)
+        conn.app.outbound_bytes(jobs)
     } else {
         Bytes::new()
     };
@@ -167,93 +159,4 @@ pub(crate) async fn mail_transaction(
         replies,
         closed: true,
     })
-}
-
-/// The bytes to send: rewritten for the recipient (tracking) when there is
-/// one, then DKIM-signed.
-fn payload(conn: Conn<'_>, jobs: &[OutboundJob]) -> Bytes {
-    let config = conn.config;
-    let msg = &jobs[0].message;
-    let rewritten = match (&config.rewriter, jobs) {
-        (Some(r), [one]) => r.rewrite(one),
-        _ => None,
-    };
-    let Some(dkim) = &config.dkim else {
-        return rewritten.map_or_else(|| jobs[0].raw.clone(), Bytes::from);
-    };
-    let sign = |body: &[u8]| {
-        let domain = msg.from.rsplit_once('@')?.1.to_ascii_lowercase();
-        dkim.sign(msg.account_id, &domain, body).map(Bytes::from)
-    };
-    match rewritten {
-        Some(r) => sign(&r).unwrap_or_else(|| Bytes::from(r)),
-        // The same bytes for every recipient: signed once, even though
-        // VERP gives each recipient a transaction of its own.
-        None => conn
-            .signed
-            .get_or_sign(msg.id, || sign(&jobs[0].raw))
-            .unwrap_or_else(|| jobs[0].raw.clone()),
-    }
-}
-
-/// Signed copies of the messages lately sent unchanged, for the other
-/// recipients of the same message: an RSA signature costs more than the
-/// rest of a delivery. A few, for a few minutes (`t=` stays recent).
-#[derive(Default)]
-pub(crate) struct SignedOnce {
-    recent: Mutex<std::collections::VecDeque<(MessageId, Instant, Bytes)>>,
-}
-
-impl SignedOnce {
-    const KEEP: usize = 32;
-    const FRESH: Duration = Duration::from_secs(300);
-
-    fn get_or_sign(&self, id: MessageId, sign: impl FnOnce() -> Option<Bytes>) -> Option<Bytes> {
-        {
-            let recent = self.recent.lock().expect("signed lock");
-            if let Some((_, _, b)) = recent
-                .iter()
-                .find(|(m, at, _)| *m == id && at.elapsed() < Self::FRESH)
-            {
-                return Some(b.clone());
-            }
-        }
-        // Signed outside the lock; two recipients of one message may both
-        // sign at the same moment, which costs time, not correctness.
-        let signed = sign()?;
-        let mut recent = self.recent.lock().expect("signed lock");
-        recent.retain(|(m, at, _)| *m != id && at.elapsed() < Self::FRESH);
-        if recent.len() >= Self::KEEP {
-            recent.pop_front();
-        }
-        recent.push_back((id, Instant::now(), signed.clone()));
-        Some(signed)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::cell::Cell;
-
-    #[test]
-    fn a_message_sent_unchanged_is_signed_once() {
-        let signed = SignedOnce::default();
-        let (a, b) = (MessageId::new(), MessageId::new());
-        let calls = Cell::new(0);
-        let sign = |tag: &'static [u8]| {
-            calls.set(calls.get() + 1);
-            Some(Bytes::from_static(tag))
-        };
-        assert_eq!(signed.get_or_sign(a, || sign(b"a")).unwrap(), "a");
-        assert_eq!(signed.get_or_sign(a, || sign(b"again")).unwrap(), "a");
-        assert_eq!(signed.get_or_sign(b, || sign(b"b")).unwrap(), "b");
-        assert_eq!(calls.get(), 2);
-        // A message that could not be signed is tried again.
-        assert!(signed.get_or_sign(MessageId::new(), || None).is_none());
-        for _ in 0..SignedOnce::KEEP {
-            signed.get_or_sign(MessageId::new(), || sign(b"x"));
-        }
-        assert_eq!(signed.get_or_sign(a, || sign(b"a2")).unwrap(), "a2");
-    }
 }

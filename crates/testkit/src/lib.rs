@@ -9,6 +9,8 @@
 //!   clock, for tests that move time instead of waiting for it.
 //! - [`Api`]: a small client for the JSON API.
 //! - [`dns::FakeDns`]: a DNS server on loopback answering from a table.
+//! - [`mx::Mx`]: a recipient SMTP server for outbound mail, and the app
+//!   wired to it ([`mx::Mx::app`]).
 //! - [`python`]: the interpreter of the Python peers (aiosmtpd, dkimpy), in
 //!   an environment the tests make for themselves under `target/`. It is
 //!   the one part without the `app` feature, so crates below the binary
@@ -25,6 +27,8 @@ mod api;
 mod binary;
 #[cfg(feature = "app")]
 pub mod dns;
+#[cfg(feature = "app")]
+pub mod mx;
 #[cfg(feature = "app")]
 mod receiver;
 

@@ -31,7 +31,7 @@ use axum::extract::ConnectInfo;
 use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use tidings_delivery::metrics::{Endpoint, Metrics, RefusalReason};
+use tidings_core::metrics::{Endpoint, Metrics, RefusalReason};
 use tidings_smtp::{ConnectionLimiter, ConnectionPermit, Refusal};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};

@@ -11,8 +11,8 @@
 //! `unrecognised` report and logged with its sender, never kept: tidings
 //! is not a mailbox.
 
+use tidings_core::metrics::{Endpoint, Listener};
 use tidings_core::Tidings;
-use tidings_delivery::metrics::{Endpoint, Listener};
 use tidings_smtp::{Common, InboundHandler, InboundMessage, Refusal, Reply};
 
 pub struct Handler {

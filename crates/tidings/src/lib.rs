@@ -28,13 +28,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use tidings_core::metrics::Metrics;
 use tidings_core::{CoreConfig, Tidings};
 use tidings_delivery::client::{ClientConfig, WebhookClient};
 use tidings_delivery::dispatch::{Dispatcher, DispatcherConfig};
-use tidings_delivery::guard::AddressPolicy;
-use tidings_delivery::metrics::Metrics;
+use tidings_delivery::guard::GuardedResolver;
 use tidings_delivery::retry::RetryPolicy;
 use tidings_store::sqlite::{SqliteOptions, SqliteStore};
+use tidings_types::address::AddressPolicy;
 use tidings_types::{Clock, SystemClock};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -126,12 +127,13 @@ impl App {
             ..ClientConfig::default()
         })
         .context("building the webhook HTTP client")?;
-        // Tests of a webhook go through the same client as its deliveries.
-        app = app.with_webhook_client(client.clone());
+        // Tests of a webhook go through the same client as its deliveries,
+        // and a saved host name is resolved under the same policy.
+        app = app
+            .with_webhook_attempts(Arc::new(client.clone()))
+            .with_host_resolver(Arc::new(GuardedResolver::new(policy)));
         let dispatcher = Dispatcher::new(
-            store.clone() as Arc<dyn tidings_store::Store>,
-            app.pause_rule(),
-            clock.clone(),
+            app.clone(),
             client,
             DispatcherConfig {
                 max_held: config.webhooks.max_held,
@@ -170,7 +172,7 @@ impl App {
             shutdown.clone(),
         )));
         tasks.push(tokio::spawn(dispatcher.run(shutdown.clone())));
-        let outbound = outbound_worker(config, store.clone(), clock.clone(), verp.clone(), &app)?;
+        let outbound = outbound_worker(config, &app)?;
         tasks.push(tokio::spawn(outbound.run(shutdown.clone())));
 
         let smtp = tidings_smtp::SmtpServer::new(
@@ -308,13 +310,7 @@ pub fn core_config(config: &Config) -> CoreConfig {
     }
 }
 
-fn outbound_worker(
-    config: &Config,
-    store: Arc<SqliteStore>,
-    clock: Arc<dyn Clock>,
-    verp: Option<Arc<tidings_mail::verp::VerpCodec>>,
-    app: &Tidings,
-) -> anyhow::Result<tidings_outbound::Worker> {
+fn outbound_worker(config: &Config, app: &Tidings) -> anyhow::Result<tidings_outbound::Worker> {
     let o = &config.outbound;
     let cfg = tidings_outbound::OutboundConfig {
         helo: config.hostname.clone(),
@@ -339,42 +335,13 @@ fn outbound_worker(
         per_destination: o.per_destination.max(1),
         timeout: Duration::from_secs(o.timeout_secs.max(1)),
         max_age: Duration::from_secs(u64::from(o.max_age_hours) * 3600),
-        verp,
         release_leases_on_start: true,
-        rewriter: Some(Arc::new(Tracking { app: app.clone() })),
-        dkim: Some(Arc::new(Dkim {
-            registry: app.dkim_registry(),
-            clock: clock.clone(),
-        })),
         ..Default::default()
     };
-    tidings_outbound::Worker::new(store, app.soft_bounce_rule(), clock, cfg)
-        .context("starting outbound delivery")
-}
-
-/// DKIM signing for outbound mail, from the keys of the account's domains.
-struct Dkim {
-    registry: Arc<tidings_core::domains::DkimRegistry>,
-    clock: Arc<dyn Clock>,
-}
-
-impl std::fmt::Debug for Dkim {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.registry.fmt(f)
-    }
-}
-
-impl tidings_outbound::worker::DkimSigners for Dkim {
-    fn sign(&self, account: tidings_types::AccountId, domain: &str, raw: &[u8]) -> Option<Vec<u8>> {
-        let signer = self.registry.signer(account, domain)?;
-        match signer.sign(raw, self.clock.now().timestamp()) {
-            Ok(signed) => Some(signed),
-            Err(e) => {
-                tracing::warn!(error = %e, domain, "DKIM signing failed; sending unsigned");
-                None
-            }
-        }
-    }
+    // The worker leases through the use cases, asks them for what it
+    // sends (VERP return path, tracking rewrite, DKIM), and hands each
+    // reply back to them to decide and record.
+    tidings_outbound::Worker::new(app.clone(), cfg).context("starting outbound delivery")
 }
 
 /// Email the account when one of its webhooks pauses.
@@ -383,24 +350,6 @@ fn pause_hook(app: Tidings) -> tidings_delivery::dispatch::PauseHook {
         let app = app.clone();
         tokio::spawn(async move { app.notify_pause(webhook, event_type, reason).await });
     }))
-}
-
-/// Tracking rewrites for outbound mail.
-struct Tracking {
-    app: Tidings,
-}
-
-impl std::fmt::Debug for Tracking {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Tracking")
-    }
-}
-
-impl tidings_outbound::worker::Rewriter for Tracking {
-    fn rewrite(&self, job: &tidings_core::OutboundJob) -> Option<Vec<u8>> {
-        self.app
-            .rewrite_for(&job.message, job.recipient_id, &job.raw)
-    }
 }
 
 /// A 32-byte secret kept in the data directory (private), made on first

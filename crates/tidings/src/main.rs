@@ -173,6 +173,7 @@ fn admin(cfg: &Config) -> anyhow::Result<Tidings> {
 
 async fn serve(cfg: Config) -> anyhow::Result<()> {
     init_logging(&cfg);
+    let signal = shutdown_signal();
     let running = App::start(&cfg).await?;
     if let Some((account, key)) = running
         .app
@@ -197,24 +198,29 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
 
     let token = running.token();
     tokio::select! {
-        _ = shutdown_signal() => tracing::info!("shutting down"),
+        _ = signal => tracing::info!("shutting down"),
         _ = token.cancelled() => {}
     }
     running.shutdown().await;
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Resolves on SIGTERM (or Ctrl-C). The SIGTERM handler is installed when
+/// this is called, not when it is first awaited, so a signal that comes
+/// right after "listening on" is printed stops tidings gracefully instead
+/// of killing it.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("installing the SIGTERM handler");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing the SIGTERM handler");
+    async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}
         }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
     }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
 }

@@ -3,9 +3,9 @@
 //! the account id), and every message goes through the same accept path as
 //! `POST /v1/messages`.
 
+use tidings_core::metrics::{Endpoint, Listener};
 use tidings_core::Source;
 use tidings_core::{CoreError, ErrorCode, Tidings};
-use tidings_delivery::metrics::{Endpoint, Listener};
 use tidings_smtp::{Refusal, Reply, Submission, SubmissionHandler};
 use tidings_types::AccountId;
 

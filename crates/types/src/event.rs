@@ -166,7 +166,9 @@ impl Variant {
                     .get(Field::BounceType.as_str())
                     .and_then(|v| v.as_str())
                 {
-                    Some("hard") => Variant::HardBounce,
+                    Some(t) if t == crate::payload::BounceType::Hard.as_str() => {
+                        Variant::HardBounce
+                    }
                     _ => Variant::SoftBounce,
                 }
             }

@@ -24,8 +24,8 @@ mod webhooks;
 use std::sync::Arc;
 
 use axum::Router;
+use tidings_core::metrics::Metrics;
 use tidings_core::Tidings;
-use tidings_delivery::metrics::Metrics;
 use utoipa_axum::router::OpenApiRouter;
 
 /// Largest request body the API reads.

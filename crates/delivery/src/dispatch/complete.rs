@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tidings_store::{Completion, StoreError};
+use tidings_core::work::{Completion, StoreError};
 use tidings_types::{EventType, WebhookId};
 use tokio::sync::mpsc;
 
@@ -42,8 +42,8 @@ pub(super) async fn complete_loop(inner: Arc<Inner>, mut rx: mpsc::UnboundedRece
         let mut tries = 0;
         let committed = loop {
             match inner
-                .store
-                .complete_jobs(done.clone(), inner.pause_rule.clone())
+                .app
+                .complete_webhook_jobs(done.clone(), inner.config.pause_after)
                 .await
             {
                 Ok(summary) => {

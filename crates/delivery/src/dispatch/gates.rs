@@ -27,7 +27,7 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
-use tidings_store::PauseState;
+use tidings_core::work::PauseState;
 use tidings_types::{EventType, WebhookId};
 
 /// Every gate of a dispatcher.

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use tidings_store::{Hold, JobKind, LeasedJob, StoreError, Unlease};
+use tidings_core::work::{Hold, JobKind, LeasedJob, StoreError, Unlease};
 use tidings_types::WebhookId;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -36,7 +36,7 @@ pub(super) async fn route(
         None => true,
     };
     if stale {
-        let webhook = match inner.store.load_webhook(job.webhook_id).await {
+        let webhook = match inner.app.webhook_for_delivery(job.webhook_id).await {
             Ok(w) => Arc::new(w),
             Err(StoreError::NotFound) => {
                 // Deleted meanwhile; its jobs went with it.
@@ -49,7 +49,7 @@ pub(super) async fn route(
                 return;
             }
         };
-        let states = match inner.store.pause_states(job.webhook_id).await {
+        let states = match inner.app.webhook_pause_states(job.webhook_id).await {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!(error = %e, webhook = %job.webhook_id, "cannot load webhook");

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tidings_store::{AttemptOutcome, AttemptRecord, JobKind, JobOutcome, LeasedJob, Next};
+use tidings_core::work::{AttemptOutcome, AttemptRecord, JobKind, JobOutcome, LeasedJob, Next};
 use tidings_types::{AttemptId, Webhook};
 use tokio::sync::mpsc;
 

@@ -113,9 +113,9 @@ async fn kill_9_while_recording_opens_loses_no_answered_open() {
     use std::collections::HashMap;
     use std::sync::{Arc, Mutex};
 
-    let mx = crate::outbound::Mx::start();
+    let mx = tidings_testkit::mx::Mx::start();
     let dir = tempfile::tempdir().unwrap();
-    let mut bin = mx.binary(dir.path(), &[]);
+    let mut bin = mx.binary(env!("CARGO_BIN_EXE_tidings"), dir.path(), &[]);
     let api = bin.api();
     api.add_domain("sender.test").await;
     const N: usize = 40;

@@ -16,11 +16,11 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
+use tidings_testkit::mx::Mx;
 use tidings_testkit::{wait_until, InProcess, DEADLINE};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
-use crate::outbound::Mx;
 use crate::tracking::find_url;
 
 const HTTP_TOTAL: usize = 300;
@@ -127,14 +127,7 @@ async fn refusal(from: &str, to: SocketAddr) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_from_one_address_leaves_every_listener_to_the_others() {
     let mx = Mx::start();
-    let port = mx.port;
-    let t = InProcess::start(move |c| {
-        limited(c);
-        c.outbound
-            .transports
-            .insert("example.test".into(), format!("127.0.0.1:{port}"));
-    })
-    .await;
+    let t = mx.app(limited).await;
     let running = t.running.as_ref().unwrap();
     let (http_addr, smtp, inbound) = (
         running.addr,

@@ -4,9 +4,8 @@
 //! the message itself does not suppress the address.
 
 use serde_json::{json, Value};
+use tidings_testkit::mx::Mx;
 use tidings_testkit::{wait_until, InProcess, Receiver, DEADLINE};
-
-use crate::outbound::Mx;
 
 async fn with_mx() -> (InProcess, Mx) {
     let mx = Mx::start();

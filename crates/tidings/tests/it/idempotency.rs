@@ -3,9 +3,8 @@
 //! retries race each other or the server was killed in between.
 
 use serde_json::{json, Value};
+use tidings_testkit::mx::Mx;
 use tidings_testkit::{wait_until, Api, Binary, DEADLINE};
-
-use crate::outbound::Mx;
 
 /// POST `body` to `path` with `key`: status, `Idempotent-Replayed`, body.
 async fn post_with_key(api: &Api, path: &str, key: &str, body: &Value) -> (u16, bool, Value) {

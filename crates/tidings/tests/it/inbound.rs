@@ -4,9 +4,8 @@
 //! kept for the operator when it matches nothing.
 
 use serde_json::{json, Value};
+use tidings_testkit::mx::Mx;
 use tidings_testkit::{wait_until, InProcess, Receiver, DEADLINE};
-
-use crate::outbound::Mx;
 
 pub(crate) fn dsn(rcpt: &str, message_id: &str) -> String {
     dsn_with(

@@ -11,10 +11,10 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::{json, Value};
+use tidings_testkit::mx::Mx;
 use tidings_testkit::{wait_until, InProcess, DEADLINE};
 
 use crate::inbound::{arf, dsn, smtp_send};
-use crate::outbound::Mx;
 use crate::tracking::find_url;
 
 /// Samples of a scrape, keyed by series as printed (`name{labels}`).

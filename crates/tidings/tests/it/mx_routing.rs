@@ -3,9 +3,8 @@
 //! and the address policy its mail hosts must pass.
 
 use serde_json::{json, Value};
+use tidings_testkit::mx::Mx;
 use tidings_testkit::{InProcess, Receiver, DEADLINE};
-
-use crate::outbound::Mx;
 
 /// tidings resolving mail hosts from `zones` (its MX hosts listen where
 /// `mx` does), sending from `sender.test`, with a receiver of its

@@ -2,89 +2,9 @@
 //! accepts, defers, rejects and blocks recipients by script; each outcome
 //! arrives at a webhook as the right event.
 
-use std::io::BufRead;
-use std::process::{Child, Command, Stdio};
-
 use serde_json::{json, Value};
-use tidings_testkit::{wait_until, Binary, InProcess, Receiver, DEADLINE};
-
-pub struct Mx {
-    child: Child,
-    pub port: u16,
-    dir: tempfile::TempDir,
-}
-
-impl Mx {
-    /// An MX that offers PIPELINING.
-    pub fn start() -> Mx {
-        Self::start_with(true)
-    }
-
-    pub fn start_with(pipelining: bool) -> Mx {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let dir = tempfile::tempdir().unwrap();
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/mx.py");
-        let mut child = Command::new(tidings_testkit::python::interpreter_for("aiosmtpd"))
-            .args([script, &port.to_string(), dir.path().to_str().unwrap()])
-            .args((!pipelining).then_some("--no-pipelining"))
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("the peers' python");
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert_eq!(line.trim(), "READY", "the test MX did not start");
-        Mx { child, port, dir }
-    }
-
-    /// tidings in this process, routing mail for `example.test` here, with
-    /// the configuration tweaked further by `tweak`.
-    pub async fn app(&self, tweak: impl FnOnce(&mut tidings::Config)) -> InProcess {
-        let port = self.port;
-        InProcess::start(move |c| {
-            c.outbound
-                .transports
-                .insert("example.test".into(), format!("127.0.0.1:{port}"));
-            tweak(c);
-        })
-        .await
-    }
-
-    /// The real `tidings serve` on `data_dir`, relaying all its mail here,
-    /// with extra `TIDINGS_*` variables.
-    pub fn binary(&self, data_dir: &std::path::Path, env: &[(&str, &str)]) -> Binary {
-        let smarthost = format!("127.0.0.1:{}", self.port);
-        let mut all = vec![("TIDINGS_OUTBOUND__SMARTHOST", smarthost.as_str())];
-        all.extend_from_slice(env);
-        Binary::start(env!("CARGO_BIN_EXE_tidings"), data_dir, &all)
-    }
-
-    pub fn messages(&self) -> Vec<String> {
-        let mut files: Vec<_> = std::fs::read_dir(self.dir.path())
-            .unwrap()
-            .filter_map(|e| e.ok())
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "eml"))
-            .collect();
-        files.sort();
-        files
-            .iter()
-            .map(|p| std::fs::read_to_string(p).unwrap())
-            .collect()
-    }
-}
-
-impl Drop for Mx {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use tidings_testkit::mx::Mx;
+use tidings_testkit::{wait_until, InProcess, Receiver, DEADLINE};
 
 #[tokio::test]
 async fn each_smtp_outcome_becomes_the_right_event() {
@@ -285,7 +205,7 @@ async fn kill_9_during_smtp_submissions_loses_no_accepted_message() {
     use std::collections::HashSet;
     let mx = Mx::start();
     let dir = tempfile::tempdir().unwrap();
-    let mut bin = mx.binary(dir.path(), &[]);
+    let mut bin = mx.binary(env!("CARGO_BIN_EXE_tidings"), dir.path(), &[]);
     bin.api().add_domain("sender.test").await;
     let smtp = bin.smtp_addr.expect("smtp listener");
     let accepted = dir.path().join("accepted.txt");

@@ -175,14 +175,8 @@ async fn gone_pauses_at_once() {
 
 #[tokio::test]
 async fn the_account_contact_is_emailed_when_a_type_pauses() {
-    let mx = crate::outbound::Mx::start();
-    let port = mx.port;
-    let t = InProcess::start(move |c| {
-        c.outbound
-            .transports
-            .insert("example.test".into(), format!("127.0.0.1:{port}"));
-    })
-    .await;
+    let mx = tidings_testkit::mx::Mx::start();
+    let t = mx.app(|_| {}).await;
     let acc = t
         .app()
         .create_account("ops", Some("ops@example.test".into()))

@@ -4,21 +4,15 @@
 //! postmaster is matched to its message by the Message-ID it quotes.
 
 use serde_json::json;
-use tidings_testkit::{wait_until, InProcess, DEADLINE};
+use tidings_testkit::mx::Mx;
+use tidings_testkit::{wait_until, DEADLINE};
 
 use crate::inbound::{dsn, smtp_send};
-use crate::outbound::Mx;
 
 #[tokio::test]
 async fn postmaster_is_accepted_and_a_bounce_sent_there_is_recorded() {
     let mx = Mx::start();
-    let port = mx.port;
-    let t = InProcess::start(move |c| {
-        c.outbound
-            .transports
-            .insert("example.test".into(), format!("127.0.0.1:{port}"));
-    })
-    .await;
+    let t = mx.app(|_| {}).await;
     let inbound = t.running.as_ref().unwrap().inbound_addr.unwrap().port();
 
     let out = tokio::process::Command::new(tidings_testkit::python::interpreter())

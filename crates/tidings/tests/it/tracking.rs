@@ -4,9 +4,8 @@
 //! nothing; a GET on the unsubscribe link unsubscribes nobody.
 
 use serde_json::{json, Value};
+use tidings_testkit::mx::Mx;
 use tidings_testkit::{wait_until, InProcess, Receiver, DEADLINE};
-
-use crate::outbound::Mx;
 
 pub(crate) fn find_url(msg: &str, base: &str, path: &str) -> String {
     // Undo quoted-printable soft breaks and =3D before searching.
@@ -94,14 +93,7 @@ impl Links {
 #[tokio::test]
 async fn opens_clicks_and_unsubscribes_become_events() {
     let mx = Mx::start();
-    let port = mx.port;
-    let t = InProcess::start(move |c| {
-        c.outbound
-            .transports
-            .insert("example.test".into(), format!("127.0.0.1:{port}"));
-        c.tracking.unsubscribe = true;
-    })
-    .await;
+    let t = mx.app(|c| c.tracking.unsubscribe = true).await;
     t.api.add_domain("sender.test").await;
     let rx = Receiver::start().await;
     t.api
@@ -262,14 +254,7 @@ fn unfold(msg: &str) -> String {
 /// An app whose mail for `example.test` goes to a test MX.
 async fn with_mx(unsubscribe: bool) -> (InProcess, Mx) {
     let mx = Mx::start();
-    let port = mx.port;
-    let t = InProcess::start(move |c| {
-        c.outbound
-            .transports
-            .insert("example.test".into(), format!("127.0.0.1:{port}"));
-        c.tracking.unsubscribe = unsubscribe;
-    })
-    .await;
+    let t = mx.app(|c| c.tracking.unsubscribe = unsubscribe).await;
     t.api.add_domain("sender.test").await;
     (t, mx)
 }
@@ -576,7 +561,11 @@ print(html[start:html.index('"', start)])
 async fn tracked_mail_through_the_real_binary() {
     let mx = Mx::start();
     let dir = tempfile::tempdir().unwrap();
-    let mut bin = mx.binary(dir.path(), &[("TIDINGS_TRACKING__UNSUBSCRIBE", "true")]);
+    let mut bin = mx.binary(
+        env!("CARGO_BIN_EXE_tidings"),
+        dir.path(),
+        &[("TIDINGS_TRACKING__UNSUBSCRIBE", "true")],
+    );
     let api = bin.api();
     let base = format!("http://{}", bin.addr);
     let domain = api

@@ -5,6 +5,7 @@
 //! instead of panicking. Against a real TLS SMTP server on loopback.
 
 use serde_json::{json, Value};
+use tidings_testkit::mx::route;
 use tidings_testkit::{wait_until, InProcess, DEADLINE};
 
 use crate::smtp_peer::{self_signed, Options, SmtpPeer};
@@ -138,9 +139,7 @@ async fn an_mx_gets_opportunistic_tls_and_no_credentials() {
     .await;
     let port = peer.port;
     let t = InProcess::start(move |c| {
-        c.outbound
-            .transports
-            .insert("example.test".into(), format!("127.0.0.1:{port}"));
+        route(c, port);
         // Credentials are the smarthost's, for no other host.
         c.outbound.smarthost_user = Some("relay-user".into());
         c.outbound.smarthost_password = Some("relay-secret".into());
@@ -165,12 +164,7 @@ async fn a_reply_that_is_not_smtp_defers_the_delivery() {
     })
     .await;
     let port = peer.port;
-    let t = InProcess::start(move |c| {
-        c.outbound
-            .transports
-            .insert("example.test".into(), format!("127.0.0.1:{port}"));
-    })
-    .await;
+    let t = InProcess::start(move |c| route(c, port)).await;
     let e = outcome(&t, "someone@example.test").await;
     assert_eq!(e["type"], "deferred", "{e}");
     let why = e["data"]["smtp_response"].as_str().unwrap();

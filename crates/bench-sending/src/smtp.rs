@@ -1,29 +1,24 @@
-//! The SMTP client side of `sending-load`: one session (EHLO, optional
-//! STARTTLS with a verifier that accepts any certificate, AUTH PLAIN) and
-//! its pipelined transactions, reading multi-line replies.
+//! The `smtp` load generator: sessions that connect, EHLO, optionally
+//! STARTTLS (trusting any certificate: the benchmark talks to 127.0.0.1
+//! with self-signed ones) and AUTH PLAIN once, then send their share of
+//! the messages, MAIL, RCPT and DATA pipelined in one write.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
-
-use anyhow::{bail, Context};
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
-
+use super::*;
 trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 
-pub(crate) struct Smtp {
+struct Smtp {
     io: BufReader<Box<dyn Stream>>,
     line: String,
 }
 
-pub(crate) struct Reply {
-    pub(crate) code: u16,
-    pub(crate) text: String,
+struct Reply {
+    code: u16,
+    text: String,
 }
 
 impl Smtp {
-    pub(crate) async fn reply(&mut self) -> anyhow::Result<Reply> {
+    async fn reply(&mut self) -> anyhow::Result<Reply> {
         let mut text = String::new();
         loop {
             self.line.clear();
@@ -44,14 +39,14 @@ impl Smtp {
         }
     }
 
-    pub(crate) async fn send(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
+    async fn send(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
         let w = self.io.get_mut();
         w.write_all(bytes).await?;
         w.flush().await?;
         Ok(())
     }
 
-    pub(crate) async fn command(&mut self, line: &str, expect: u16) -> anyhow::Result<Reply> {
+    async fn command(&mut self, line: &str, expect: u16) -> anyhow::Result<Reply> {
         self.send(format!("{line}\r\n").as_bytes()).await?;
         let r = self.reply().await?;
         if r.code != expect {
@@ -60,11 +55,7 @@ impl Smtp {
         Ok(r)
     }
 
-    pub(crate) async fn open(
-        addr: SocketAddr,
-        starttls: bool,
-        auth: Option<&str>,
-    ) -> anyhow::Result<Smtp> {
+    async fn open(addr: SocketAddr, starttls: bool, auth: Option<&str>) -> anyhow::Result<Smtp> {
         let tcp = TcpStream::connect(addr).await.context("connecting")?;
         tcp.set_nodelay(true)?;
         let mut s = Smtp {
@@ -98,7 +89,7 @@ impl Smtp {
     }
 
     /// One message; `Ok(None)` when accepted, `Ok(Some(reply))` when refused.
-    pub(crate) async fn transaction(
+    async fn transaction(
         &mut self,
         from: &str,
         rcpt: &str,
@@ -195,4 +186,61 @@ impl rustls::client::danger::ServerCertVerifier for NoVerify {
             .signature_verification_algorithms
             .supported_schemes()
     }
+}
+
+pub(crate) async fn smtp(a: SmtpArgs) -> anyhow::Result<()> {
+    let corpus = Arc::new(Corpus::new(&a.common));
+    let sample = corpus.message(0).len();
+    let next = Arc::new(AtomicUsize::new(0));
+    let ready = Arc::new(Barrier::new(a.common.conns + 1));
+    let mut tasks = Vec::new();
+    for _ in 0..a.common.conns {
+        let (corpus, next, ready) = (corpus.clone(), next.clone(), ready.clone());
+        let (addr, starttls, auth, total) = (a.addr, a.starttls, a.auth.clone(), a.common.messages);
+        let pipelining = !a.no_pipelining;
+        tasks.push(tokio::spawn(async move {
+            let opened = Smtp::open(addr, starttls, auth.as_deref()).await;
+            ready.wait().await;
+            let mut s = opened?;
+            let mut out = Outcome {
+                ok: 0,
+                refused: 0,
+                latencies_us: Vec::with_capacity(total / 8),
+                last_refusal: None,
+            };
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= total {
+                    break;
+                }
+                let mut data = corpus.message(i);
+                data.extend_from_slice(b".\r\n");
+                let t = Instant::now();
+                match s
+                    .transaction(&corpus.from, &corpus.rcpt(i), &data, pipelining)
+                    .await?
+                {
+                    None => {
+                        out.ok += 1;
+                        out.latencies_us.push(t.elapsed().as_micros() as u32);
+                    }
+                    Some(why) => {
+                        out.refused += 1;
+                        out.last_refusal = Some(why);
+                    }
+                }
+            }
+            let _ = s.command("QUIT", 221).await;
+            anyhow::Ok(out)
+        }));
+    }
+    ready.wait().await;
+    let start = Instant::now();
+    let mut outs = Vec::new();
+    for t in tasks {
+        outs.push(t.await??);
+    }
+    let elapsed = start.elapsed();
+    report("smtp", &a.common, sample, elapsed, outs);
+    Ok(())
 }
