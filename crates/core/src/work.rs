@@ -6,6 +6,6 @@
 //! leased job reaches the dispatcher exactly as the store made it.
 
 pub use tidings_store::{
-    AttemptOutcome, AttemptRecord, Completion, Hold, JobKind, JobOutcome, LeasedJob, Next,
-    OutboundJob, PauseReason, PauseState, StoreError, StreamItem, Unlease,
+    AttemptOutcome, AttemptRecord, Completion, FailureFacts, Hold, JobKind, JobOutcome, LeasedJob,
+    Next, OutboundJob, PauseReason, PauseState, StoreError, StreamItem, Unlease,
 };

@@ -27,7 +27,7 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
-use tidings_core::work::PauseState;
+use tidings_core::work::{FailureFacts, PauseState};
 use tidings_types::{EventType, WebhookId};
 
 /// Every gate of a dispatcher.
@@ -133,8 +133,8 @@ impl GateMap {
         !g.closed && g.epoch == epoch
     }
 
-    /// Count one attempt's outcome as the store will; `gone` pauses at
-    /// once.
+    /// Count one attempt's outcome as the store will, and close the gate
+    /// when the domain's pause rule says the store will pause the type.
     pub(super) fn record(&mut self, webhook: WebhookId, t: EventType, delivered: bool, gone: bool) {
         let pause_after = self.pause_after;
         let g = self.gate(webhook, t);
@@ -146,7 +146,11 @@ impl GateMap {
             return;
         }
         g.failures = g.failures.saturating_add(1);
-        if (gone || g.failures >= pause_after) && !g.closed {
+        let facts = FailureFacts {
+            consecutive_failures: g.failures,
+            gone,
+        };
+        if tidings_core::rules::pause(facts, pause_after).is_some() && !g.closed {
             g.closed = true;
             g.epoch += 1;
         }
