@@ -283,6 +283,19 @@ struct Outcome {
     last_refusal: Option<String>,
 }
 
+impl Outcome {
+    /// Nothing sent yet, room for the latencies of a session's share of
+    /// `total` messages.
+    fn new(total: usize) -> Self {
+        Self {
+            ok: 0,
+            refused: 0,
+            latencies_us: Vec::with_capacity(total / 8),
+            last_refusal: None,
+        }
+    }
+}
+
 fn report(kind: &str, c: &Common, sample_len: usize, elapsed: Duration, mut outs: Vec<Outcome>) {
     let ok: usize = outs.iter().map(|o| o.ok).sum();
     let refused: usize = outs.iter().map(|o| o.refused).sum();
@@ -342,12 +355,7 @@ async fn http(a: HttpArgs) -> anyhow::Result<()> {
             .await;
             ready.wait().await;
             let mut sender = opened?;
-            let mut out = Outcome {
-                ok: 0,
-                refused: 0,
-                latencies_us: Vec::with_capacity(total / 8),
-                last_refusal: None,
-            };
+            let mut out = Outcome::new(total);
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 if i >= total {

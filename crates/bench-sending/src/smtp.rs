@@ -202,12 +202,7 @@ pub(crate) async fn smtp(a: SmtpArgs) -> anyhow::Result<()> {
             let opened = Smtp::open(addr, starttls, auth.as_deref()).await;
             ready.wait().await;
             let mut s = opened?;
-            let mut out = Outcome {
-                ok: 0,
-                refused: 0,
-                latencies_us: Vec::with_capacity(total / 8),
-                last_refusal: None,
-            };
+            let mut out = Outcome::new(total);
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 if i >= total {

@@ -11,6 +11,8 @@
 
 mod delivery;
 mod log;
+
+pub(crate) use log::message;
 mod sending;
 
 use std::sync::{Arc, Mutex};

@@ -2,12 +2,13 @@
 //! settled, and what becomes a job. Each check reopens the store where it
 //! matters, since what is settled must survive a restart.
 
+use crate::contract::outcome;
 use std::sync::Arc;
 
 use chrono::{Duration, Utc};
 use tidings_types::{
-    AccountId, AttemptId, EventType, NewEvent, Timestamp, Webhook, WebhookFormat, WebhookId,
-    WebhookSecret, WebhookSettings,
+    AccountId, EventType, NewEvent, Timestamp, Webhook, WebhookFormat, WebhookId, WebhookSecret,
+    WebhookSettings,
 };
 
 use super::{SqliteOptions, SqliteStore};
@@ -46,35 +47,6 @@ async fn record(s: &SqliteStore, account: AccountId, types: &[EventType], at: Ti
         .map(|t| NewEvent::new(account, *t, at, Default::default()).unwrap())
         .collect();
     s.record_events(events).await.unwrap();
-}
-
-fn outcome(job: &LeasedJob, next: Next, at: Timestamp) -> JobOutcome {
-    JobOutcome {
-        job_id: job.job_id,
-        event_seq: job.event.seq,
-        account_id: job.event.account_id,
-        counts: true,
-        next,
-        attempt: AttemptRecord {
-            id: AttemptId::new(),
-            webhook_id: job.webhook_id,
-            event_id: job.event.id,
-            event_type: job.event.event_type,
-            at,
-            url: "http://127.0.0.1:9/h".into(),
-            outcome: if next == Next::Done {
-                AttemptOutcome::Delivered
-            } else {
-                AttemptOutcome::Failed
-            },
-            status_code: Some(if next == Next::Done { 200 } else { 500 }),
-            error: None,
-            duration_ms: 1,
-            response: String::new(),
-            attempt: job.attempts + 1,
-            next_attempt_at: None,
-        },
-    }
 }
 
 /// Commit a batch as the dispatcher's completer does: outcomes, holds,
