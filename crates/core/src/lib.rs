@@ -193,20 +193,6 @@ impl Tidings {
             .ok_or_else(|| CoreError::Internal("sending is not configured".into()))
     }
 
-    /// When a failed webhook delivery pauses its event type, under the
-    /// operator's `pause_after`: for the dispatcher to hand the store with
-    /// each batch of outcomes.
-    pub fn pause_rule(&self) -> Arc<dyn tidings_store::PauseRule> {
-        self.pause_rule.clone()
-    }
-
-    /// When soft bounces suppress an address, under the operator's
-    /// `soft_bounce_limit`: for the outbound worker to hand the store with
-    /// each batch of outcomes.
-    pub fn soft_bounce_rule(&self) -> Arc<dyn tidings_store::SoftBounceRule> {
-        self.soft_bounce_rule.clone()
-    }
-
     /// Count what the use cases do (accepted messages, inbound reports)
     /// in these metrics. Events are counted by the store, where they
     /// commit (see [`tidings_store::EventObserver`]).

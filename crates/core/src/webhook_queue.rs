@@ -83,20 +83,12 @@ impl Tidings {
     }
 
     /// Commit a batch of attempts, holds and settled streams, pausing an
-    /// event type after `pause_after` consecutive failures (the number the
-    /// dispatcher's gates close at). Shared, so that the same batch can be
+    /// event type as [`crate::rules::pause`] says (the rule the
+    /// dispatcher's gates close on). Shared, so that the same batch can be
     /// tried again after an error.
-    pub async fn complete_webhook_jobs(
-        &self,
-        done: Arc<Completion>,
-        pause_after: u32,
-    ) -> Result<CompletionSummary> {
-        // The dispatcher's own figure: its gates close on the same count.
-        let rule: Arc<dyn tidings_store::PauseRule> = if pause_after == self.config.pause_after {
-            self.pause_rule.clone()
-        } else {
-            Arc::new(crate::rules::PauseAfter(pause_after))
-        };
-        self.store.complete_jobs(done, rule).await
+    pub async fn complete_webhook_jobs(&self, done: Arc<Completion>) -> Result<CompletionSummary> {
+        self.store
+            .complete_jobs(done, self.pause_rule.clone())
+            .await
     }
 }

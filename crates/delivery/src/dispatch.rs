@@ -68,8 +68,6 @@ pub struct DispatcherConfig {
     pub lane_capacity: usize,
     /// How long a lease lasts; must exceed the request timeout comfortably.
     pub lease_duration: Duration,
-    /// Consecutive failures of one type on one webhook that pause it.
-    pub pause_after: u32,
     pub retry: RetryPolicy,
     /// Make every leased job due again at start. Only correct when this
     /// process is the store's only user (embedded SQLite).
@@ -100,7 +98,6 @@ impl Default for DispatcherConfig {
             max_held: 8192,
             lane_capacity: 2048,
             lease_duration: Duration::from_secs(120),
-            pause_after: 100,
             retry: RetryPolicy::default(),
             release_leases_on_start: false,
             seed: None,
@@ -171,7 +168,8 @@ impl Dispatcher {
         config: DispatcherConfig,
         metrics: Arc<Metrics>,
     ) -> Self {
-        let gates = Gates::new(config.pause_after);
+        // The gates close on the count the store pauses at: core's.
+        let gates = Gates::new(app.config.pause_after);
         let rng = match config.seed {
             Some(s) => StdRng::seed_from_u64(s),
             None => StdRng::from_entropy(),

@@ -137,7 +137,6 @@ impl App {
             client,
             DispatcherConfig {
                 max_held: config.webhooks.max_held,
-                pause_after: config.webhooks.pause_after,
                 lease_duration: config.webhook_timeout() * 4 + Duration::from_secs(60),
                 retry: RetryPolicy {
                     max_retry_after: Duration::from_secs(config.webhooks.max_retry_after_secs),

@@ -41,11 +41,7 @@ pub(super) async fn complete_loop(inner: Arc<Inner>, mut rx: mpsc::UnboundedRece
         let done = Arc::new(done);
         let mut tries = 0;
         let committed = loop {
-            match inner
-                .app
-                .complete_webhook_jobs(done.clone(), inner.config.pause_after)
-                .await
-            {
+            match inner.app.complete_webhook_jobs(done.clone()).await {
                 Ok(summary) => {
                     let mut gates = inner.gates.lock();
                     for (webhook, state) in &summary.active {
