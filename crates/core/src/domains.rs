@@ -150,7 +150,6 @@ fn view(
     verified_at: Option<Timestamp>,
     usable: bool,
 ) -> DomainView {
-    let dns = k.dns_record();
     DomainView {
         status: DomainStatus::of(verified_at),
         verified_at: verified_at.map(tidings_types::time::rfc3339),
@@ -159,11 +158,17 @@ fn view(
         selector: k.selector.clone(),
         algorithm: k.algorithm,
         created_at: tidings_types::time::rfc3339(created_at),
-        dns: DnsView {
-            name: dns.name,
-            kind: "TXT",
-            value: dns.value,
-        },
+        dns: dns_view(k),
+    }
+}
+
+/// The TXT record that publishes `k`'s public key.
+fn dns_view(k: &DkimKey) -> DnsView {
+    let dns = k.dns_record();
+    DnsView {
+        name: dns.name,
+        kind: "TXT",
+        value: dns.value,
     }
 }
 
@@ -259,7 +264,7 @@ impl Tidings {
             .into_iter()
             .find(|k| k.domain == domain)
             .ok_or(CoreError::NotFound)?;
-        let record = view(&key_of(&stored)?, stored.created_at, None, false).dns;
+        let record = dns_view(&key_of(&stored)?);
         let (result, found) = domain_proof::look(self, &record, domain_proof::check_dkim).await?;
         let mut verified_at = stored.verified_at;
         if result == domain_proof::CheckResult::Verified && verified_at.is_none() {
